@@ -1,0 +1,53 @@
+"""The ``lmodp`` command line: one module per subcommand, each exposing ``register``.
+
+A subcommand module defines ``register(subparsers)``, which adds its parser and sets
+``func`` (called with the parsed namespace, returning an exit code). Bad arguments, and
+``ValueError`` raised by the library for bad values, end in a one-line error and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import NoReturn, Sequence
+
+SUBCOMMANDS = ("epsilon",)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are a single line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> OneLineErrorParser:
+    """The full parser, with every subcommand in :data:`SUBCOMMANDS` registered."""
+    parser = OneLineErrorParser(
+        prog="lmodp",
+        description="Sound privacy accounting and noise design for DP fine-tuning (LMO-DP).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
+    subparsers.required = True
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"lmodp.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lmodp`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as err:
+        print(f"lmodp {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

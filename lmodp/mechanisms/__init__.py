@@ -1,0 +1,27 @@
+"""Noise mechanisms: Gaussian, Laplace and the LMO Laplace scale mixture."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from lmodp.mechanisms.base import Mechanism
+from lmodp.mechanisms.gaussian import Gaussian
+from lmodp.mechanisms.laplace import Laplace
+from lmodp.mechanisms.lmo import LMO
+from lmodp.mechanisms.mixture import LaplaceScaleMixture
+
+_FAMILIES = {"gaussian": Gaussian, "laplace": Laplace, "lmo": LMO}
+
+
+def mechanism_from_dict(data: Mapping[str, Any]) -> Mechanism:
+    """Rebuild a mechanism from :meth:`Mechanism.to_dict` output."""
+    family = data.get("family")
+    if family not in _FAMILIES:
+        raise ValueError(f"family must be one of {sorted(_FAMILIES)}, got {family!r}")
+    if family == "lmo":
+        return LMO.from_dict(data)
+    kwargs = {k: v for k, v in data.items() if k != "family"}
+    return _FAMILIES[family](**kwargs)
+
+
+__all__ = ["Gaussian", "LMO", "Laplace", "LaplaceScaleMixture", "Mechanism", "mechanism_from_dict"]

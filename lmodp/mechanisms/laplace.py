@@ -1,0 +1,45 @@
+"""The Laplace mechanism Laplace(0, b): the point-mass case omega = 1/b of the LMO family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lmodp._validation import require_positive
+from lmodp.mechanisms.mixture import LaplaceScaleMixture
+
+
+class Laplace(LaplaceScaleMixture):
+    """Additive Laplace noise with scale ``scale`` (density e^{-|y|/b} / 2b).
+
+    E|Y| = b, Var Y = 2b^2, Fisher information 1/b^2, P(|Y| <= g) = 1 - e^{-g/b}.
+    """
+
+    family = "laplace"
+
+    def __init__(self, scale: float) -> None:
+        self.scale = require_positive("scale", scale)
+        rate = 1.0 / self.scale
+        self.params = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, rate, rate])
+
+    def sample_omega(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        return np.full(size, 1.0 / self.scale)
+
+    def sample(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        return rng.laplace(0.0, self.scale, size)
+
+    def mean_abs(self) -> float:
+        return self.scale
+
+    def variance(self) -> float:
+        return 2.0 * self.scale**2
+
+    def fisher_information(self) -> float:
+        return 1.0 / self.scale**2
+
+    def scaled(self, factor: float) -> "Laplace":
+        return Laplace(self.scale * require_positive("factor", factor))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "scale": self.scale}
