@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import NoReturn, Sequence
 
-SUBCOMMANDS = ("epsilon",)
+SUBCOMMANDS = ("epsilon", "plot", "demo", "search")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -1,0 +1,254 @@
+r"""Numba kernels for privacy-loss distributions of symmetric additive noise.
+
+For a noise density f (symmetric, log f(y) = g(|y|) with g monotone and convex or concave) and a
+shift Δ > 0, the base privacy loss is ℓ(y) = log f(y) − log f(y − Δ). It is monotone on each of
+the three pieces (−R, 0], [0, Δ], [Δ, Δ + R) (on [0, Δ] because g decreases; on the outer pieces
+because g(s) − g(s + Δ) is monotone in s when g is convex — Laplace scale mixtures, whose density
+is completely monotone in |y| — or concave — the Gaussian). For a threshold t the level sets
+{ℓ > t} and {ℓ < t} are therefore unions of at most three intervals whose endpoints are roots of
+ℓ(y) = t, and their probabilities under f and under f(· − Δ) are differences of the closed-form
+survival function: no quadrature is involved. Every probability comes with a rounding bound
+(a few ulp of the survival values it is a difference of).
+
+Mechanism kinds: ``GAUSSIAN`` with ``p = [sigma]``; ``MIXTURE`` with the packed Laplace scale
+mixture vector of :mod:`lmodp.mechanisms._mixture_kernels`; ``DISCRETE`` (ω taking finitely
+many values ω_i with weights w_i) with ``p = [ω_1, …, ω_m, w_1, …, w_m]``, where
+f(y) = Σ w_i (ω_i/2) e^{−ω_i|y|} and P(Y > y) = ½ Σ w_i e^{−ω_i y} for y ≥ 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from lmodp.mechanisms._mixture_kernels import log_tail, logpdf_scalar
+
+GAUSSIAN = 0
+MIXTURE = 1
+DISCRETE = 2
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT2 = math.sqrt(2.0)
+# Rounding bound of one survival value (relative): erfc / exp(log_tail) are accurate to a few ulp.
+_ROUND = 8.0 * 2.0**-52
+_MAX_ROOT_ITER = 200
+
+
+@njit(cache=True)
+def noise_logpdf(y: float, kind: int, p: np.ndarray) -> float:
+    """log f(y)."""
+    if kind == GAUSSIAN:
+        z = y / p[0]
+        return -0.5 * z * z - math.log(p[0]) - _LOG_SQRT_2PI
+    if kind == DISCRETE:
+        return _discrete_log_sum(abs(y), p, True)
+    return logpdf_scalar(y, p)
+
+
+@njit(cache=True)
+def _discrete_log_sum(s: float, p: np.ndarray, density: bool) -> float:
+    """log Σ w_i c_i e^{−ω_i s} with c_i = ω_i/2 (density) or 1/2 (tail), largest term factored out."""
+    m = p.shape[0] // 2
+    top = -math.inf
+    for i in range(m):
+        v = math.log(p[m + i]) - p[i] * s + (math.log(p[i]) if density else 0.0)
+        top = max(top, v)
+    acc = 0.0
+    for i in range(m):
+        v = math.log(p[m + i]) - p[i] * s + (math.log(p[i]) if density else 0.0)
+        acc += math.exp(v - top)
+    return top + math.log(acc) + math.log(0.5)
+
+
+@njit(cache=True)
+def noise_survival(y: float, kind: int, p: np.ndarray) -> float:
+    """P(Y > y)."""
+    if kind == GAUSSIAN:
+        return 0.5 * math.erfc(y / (p[0] * _SQRT2))
+    if kind == DISCRETE:
+        tail = math.exp(_discrete_log_sum(abs(y), p, False))
+        return tail if y >= 0.0 else 1.0 - tail
+    if y >= 0.0:
+        return 0.5 * math.exp(log_tail(y, p))
+    return 1.0 - 0.5 * math.exp(log_tail(-y, p))
+
+
+@njit(cache=True)
+def interval_mass(a: float, b: float, kind: int, p: np.ndarray) -> tuple[float, float]:
+    """(P(a < Y < b), rounding bound), each tail taken on the side where it is small."""
+    if b <= a:
+        return 0.0, 0.0
+    if a >= 0.0:
+        u = noise_survival(a, kind, p)
+        v = noise_survival(b, kind, p)
+        return max(u - v, 0.0), _ROUND * (u + v)
+    if b <= 0.0:
+        u = noise_survival(-b, kind, p)
+        v = noise_survival(-a, kind, p)
+        return max(u - v, 0.0), _ROUND * (u + v)
+    u = noise_survival(-a, kind, p)
+    v = noise_survival(b, kind, p)
+    return max(1.0 - u - v, 0.0), _ROUND * (1.0 + u + v)
+
+
+@njit(cache=True)
+def base_loss(y: float, kind: int, p: np.ndarray, shift: float) -> float:
+    """ℓ(y) = log f(y) − log f(y − shift)."""
+    if kind == GAUSSIAN:
+        return shift * (shift - 2.0 * y) / (2.0 * p[0] * p[0])
+    return noise_logpdf(y, kind, p) - noise_logpdf(y - shift, kind, p)
+
+
+@njit(cache=True)
+def _root(a: float, b: float, ga: float, gb: float, t: float, kind: int, p: np.ndarray, shift: float) -> float:
+    """A root of ℓ(y) = t in [a, b] where ℓ(a) − t and ℓ(b) − t differ in sign (Illinois method
+    in the coordinate u = asinh(y), so that bracket ends far apart in magnitude converge fast;
+    closed form for the Gaussian, whose loss is linear)."""
+    if kind == GAUSSIAN:
+        return min(max(0.5 * shift - p[0] * p[0] * t / shift, a), b)
+    ua = math.asinh(a)
+    ub = math.asinh(b)
+    fa = ga - t
+    fb = gb - t
+    side = 0
+    for _ in range(_MAX_ROOT_ITER):
+        if ub - ua <= 4e-16 * max(1.0, abs(ua), abs(ub)):
+            break
+        uc = (ua * fb - ub * fa) / (fb - fa)
+        if not (ua < uc < ub):
+            uc = 0.5 * (ua + ub)
+        fc = base_loss(math.sinh(uc), kind, p, shift) - t
+        if fc == 0.0:
+            return math.sinh(uc)
+        if (fc > 0.0) == (fa > 0.0):
+            ua, fa = uc, fc
+            if side == -1:
+                fb *= 0.5
+            side = -1
+        else:
+            ub, fb = uc, fc
+            if side == 1:
+                fa *= 0.5
+            side = 1
+    return math.sinh(0.5 * (ua + ub))
+
+
+@njit(cache=True)
+def level_set_masses(
+    thresholds: np.ndarray, kind: int, p: np.ndarray, shift: float, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of the level sets of ℓ on the window (−radius, shift + radius).
+
+    Returns ``(mass, err)`` of shape (n, 4): columns are f{ℓ > t}, f_Δ{ℓ > t}, f{ℓ < t},
+    f_Δ{ℓ < t} with f_Δ = f(· − Δ) (so f_Δ(I) = f(I − Δ)), and their rounding bounds. Mass
+    outside the window is not included (the caller bounds it by the tails).
+    """
+    ends = np.array([-radius, 0.0, shift, shift + radius])
+    vals = np.empty(4)
+    for j in range(4):
+        vals[j] = base_loss(ends[j], kind, p, shift)
+    n = thresholds.shape[0]
+    mass = np.zeros((n, 4))
+    err = np.zeros((n, 4))
+    for i in range(n):
+        t = thresholds[i]
+        for piece in range(3):
+            a = ends[piece]
+            b = ends[piece + 1]
+            la = vals[piece]
+            lb = vals[piece + 1]
+            # above = (lo, hi) where ℓ > t; below = where ℓ < t
+            if la > t and lb > t:
+                a_hi, b_hi, a_lo, b_lo = a, b, 0.0, 0.0
+            elif la < t and lb < t:
+                a_hi, b_hi, a_lo, b_lo = 0.0, 0.0, a, b
+            elif la == t and lb == t:
+                continue
+            else:
+                if la == t:
+                    r = a
+                elif lb == t:
+                    r = b
+                else:
+                    r = _root(a, b, la, lb, t, kind, p, shift)
+                if la > t or lb < t:
+                    a_hi, b_hi, a_lo, b_lo = a, r, r, b
+                else:
+                    a_hi, b_hi, a_lo, b_lo = r, b, a, r
+            for col in range(4):
+                lo_end, hi_end = (a_hi, b_hi) if col < 2 else (a_lo, b_lo)
+                moved = shift if col % 2 == 1 else 0.0
+                m, e = interval_mass(lo_end - moved, hi_end - moved, kind, p)
+                mass[i, col] += m
+                err[i, col] += e
+    return mass, err
+
+
+@njit(cache=True)
+def lower_convex_hull(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Indices of the vertices of the lower convex hull of the points (x_i, v_i), x increasing
+    (Andrew's monotone chain; collinear middle points are dropped)."""
+    n = x.shape[0]
+    hull = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        while m >= 2:
+            i0 = hull[m - 2]
+            i1 = hull[m - 1]
+            cross = (x[i1] - x[i0]) * (v[i] - v[i0]) - (v[i1] - v[i0]) * (x[i] - x[i0])
+            if cross <= 0.0:
+                m -= 1
+            else:
+                break
+        hull[m] = i
+        m += 1
+    return hull[:m].copy()
+
+
+@njit(cache=True)
+def log_mgf_grid(log_probs: np.ndarray, lambdas: np.ndarray) -> np.ndarray:
+    """K(λ) = log Σ_j p_j e^{λ j} for each λ (index units), from log p_j (−inf for empty
+    cells), with the largest exponent factored out."""
+    out = np.empty(lambdas.shape[0])
+    n = log_probs.shape[0]
+    for i in range(lambdas.shape[0]):
+        lam = lambdas[i]
+        top = -math.inf
+        for j in range(n):
+            top = max(top, log_probs[j] + lam * j)
+        acc = 0.0
+        for j in range(n):
+            acc += math.exp(log_probs[j] + lam * j - top)
+        out[i] = top + math.log(acc)
+    return out
+
+
+@njit(cache=True)
+def tilt_for_mean(log_probs: np.ndarray, target: float) -> float:
+    """λ ≥ 0 such that the law ∝ p_j e^{λ j} has mean ``target`` (index units; bisection,
+    capped at λ = 1e3 when the target lies at or beyond the top of the support)."""
+
+    def mean(lam: float) -> float:
+        top = -math.inf
+        for j in range(log_probs.shape[0]):
+            top = max(top, log_probs[j] + lam * j)
+        num = 0.0
+        den = 0.0
+        for j in range(log_probs.shape[0]):
+            w = math.exp(log_probs[j] + lam * j - top)
+            num += w * j
+            den += w
+        return num / den
+
+    lo, hi = 0.0, 1e-6
+    while mean(hi) < target and hi < 1e3:
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if mean(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return hi

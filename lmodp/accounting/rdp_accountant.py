@@ -1,0 +1,181 @@
+r"""An RDP accountant for heterogeneous sequences of Poisson-subsampled noise mechanisms.
+
+*What happened* is a list of :class:`MechanismEvent` records (mechanism parameters, sampling
+rate, number of steps, sensitivity, geometry); *how it is accounted* is the RDP curve: by the
+composition theorem of RDP (Mironov 2017, "Rényi Differential Privacy", Prop. 1), the RDP
+bounds of adaptively composed mechanisms add order by order, so the curve is
+Σ_events steps · ε_event(α), with ε_event from
+:func:`lmodp.accounting.subsampling.poisson_subsampled_rdp`. The conversion to (ε, δ) is
+:mod:`lmodp.accounting.conversion`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from lmodp._validation import require_geometry, require_positive, require_sample_rate, require_steps
+from lmodp.accounting.conversion import rdp_to_delta, rdp_to_epsilon
+from lmodp.accounting.orders import DEFAULT_ORDERS, validate_orders
+from lmodp.accounting.subsampling import poisson_subsampled_rdp
+from lmodp.mechanisms import Mechanism, mechanism_from_dict
+
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MechanismEvent:
+    """``steps`` releases of ``mechanism`` (its ``to_dict()``), each on a Poisson sample of rate
+    ``sample_rate``, for a query of the given ``sensitivity`` and ``geometry``."""
+
+    mechanism: Mapping[str, Any]
+    sample_rate: float
+    steps: int
+    sensitivity: float
+    geometry: str
+
+    @classmethod
+    def validated(
+        cls, mechanism: Mechanism, *, sample_rate: float, steps: int, sensitivity: float, geometry: str
+    ) -> "MechanismEvent":
+        """The event for these arguments, each checked (``ValueError`` naming the bad one)."""
+        if not isinstance(mechanism, Mechanism):
+            raise ValueError(f"mechanism must be an lmodp Mechanism, got {type(mechanism).__name__}")
+        return cls(
+            mechanism=mechanism.to_dict(),
+            sample_rate=require_sample_rate("sample_rate", sample_rate),
+            steps=require_steps("steps", steps),
+            sensitivity=require_positive("sensitivity", sensitivity),
+            geometry=require_geometry(geometry),
+        )
+
+    def key(self) -> str:
+        """Identifies the per-step RDP curve (everything but ``steps``)."""
+        return json.dumps([dict(self.mechanism), self.sample_rate, self.sensitivity, self.geometry], sort_keys=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = asdict(self)
+        d["mechanism"] = dict(self.mechanism)
+        return d
+
+
+def _encode_curve(curve: np.ndarray) -> list[float | None]:
+    return [None if math.isinf(v) else float(v) for v in curve]
+
+
+def _decode_curve(values: list[float | None]) -> np.ndarray:
+    return np.array([math.inf if v is None else float(v) for v in values])
+
+
+class RDPAccountant:
+    """Accumulates the RDP curve of a training run on a fixed grid of orders.
+
+    Example::
+
+        acc = RDPAccountant()
+        acc.step(mechanism=Gaussian(1.0), sample_rate=0.01, steps=1000, geometry="l2")
+        acc.get_epsilon(1e-5)
+    """
+
+    def __init__(self, orders: ArrayLike = DEFAULT_ORDERS) -> None:
+        self._reset(orders)
+
+    def _reset(self, orders: ArrayLike) -> None:
+        self.orders = validate_orders(orders).copy()
+        self.orders.setflags(write=False)
+        self._rdp = np.zeros_like(self.orders)
+        self._events: list[MechanismEvent] = []
+        self._curves: dict[str, np.ndarray] = {}
+
+    # --- what happened -----------------------------------------------------------------
+    def step(
+        self,
+        *,
+        mechanism: Mechanism,
+        sample_rate: float,
+        steps: int = 1,
+        sensitivity: float = 1.0,
+        geometry: str,
+    ) -> None:
+        """Record ``steps`` Poisson-subsampled releases of ``mechanism`` and add their RDP."""
+        event = MechanismEvent.validated(
+            mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry
+        )
+        self._record(event, mechanism)
+
+    def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
+        key = event.key()
+        if key not in self._curves:
+            mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
+            self._curves[key] = poisson_subsampled_rdp(
+                mech, self.orders, sample_rate=event.sample_rate, sensitivity=event.sensitivity, geometry=event.geometry
+            )
+        if event.steps:
+            self._rdp = self._rdp + event.steps * self._curves[key]
+        self._events.append(event)
+
+    @property
+    def history(self) -> list[MechanismEvent]:
+        """The recorded events, oldest first."""
+        return list(self._events)
+
+    @property
+    def steps_taken(self) -> int:
+        """Total number of steps over all events."""
+        return sum(e.steps for e in self._events)
+
+    # --- how it is accounted ------------------------------------------------------------
+    @property
+    def rdp(self) -> np.ndarray:
+        """The composed RDP curve on :attr:`orders` (+inf where no bound is claimed)."""
+        return self._rdp.copy()
+
+    def get_epsilon_and_order(self, delta: float) -> tuple[float, float]:
+        """(ε, optimal order) such that the whole history is (ε, δ)-DP; (0, nan) before any step."""
+        if self.steps_taken == 0:
+            return 0.0, math.nan
+        return rdp_to_epsilon(self.orders, self._rdp, delta=delta)
+
+    def get_epsilon(self, delta: float) -> float:
+        """ε such that the whole history is (ε, δ)-DP (an upper bound)."""
+        return self.get_epsilon_and_order(delta)[0]
+
+    def get_delta(self, epsilon: float) -> float:
+        """δ such that the whole history is (ε, δ)-DP (an upper bound, at most 1)."""
+        if self.steps_taken == 0:
+            return 0.0
+        return rdp_to_delta(self.orders, self._rdp, epsilon=epsilon)[0]
+
+    # --- persistence ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state: orders, history and the composed curve (+inf as ``null``)."""
+        return {
+            "accountant": "rdp",
+            "version": _STATE_VERSION,
+            "orders": [float(a) for a in self.orders],
+            "history": [e.to_dict() for e in self._events],
+            "rdp": _encode_curve(self._rdp),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore from :meth:`state_dict` output: the curve is restored exactly when present,
+        otherwise recomputed from the history."""
+        if state.get("accountant") != "rdp" or state.get("version") != _STATE_VERSION:
+            raise ValueError(f"state must come from RDPAccountant.state_dict (version {_STATE_VERSION})")
+        self._reset(state["orders"])
+        events = [MechanismEvent(**e) for e in state["history"]]
+        if state.get("rdp") is None:
+            for event in events:
+                self._record(event)
+            return
+        rdp = _decode_curve(state["rdp"])
+        if rdp.shape != self.orders.shape:
+            raise ValueError("state rdp and orders differ in length")
+        self._events = events
+        self._rdp = rdp

@@ -1,0 +1,159 @@
+"""``lmodp epsilon``: a sound (ε, δ) bound for a Poisson-subsampled noise mechanism run T times."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from lmodp.accounting.api import ACCOUNTANTS, account
+from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism, mechanism_from_dict
+from lmodp.paper_params import paper_budgets, paper_mechanism
+
+#: The built-in example: the LMO-DP paper's task1 ε=0.3 parameter set (E_lambda read as a
+#: rate), RoBERTa on SST-2 as in the paper: q = 2048/67350, T = 192, δ = 1e-10, L2 clipping C = 1.
+EXAMPLE_PAPER_SET = 0.3
+EXAMPLE_SAMPLE_RATE = 2048 / 67350
+EXAMPLE_STEPS = 192
+EXAMPLE_DELTA = 1e-10
+
+_LMO_FLAGS = (
+    "gamma_weight",
+    "gamma_shape",
+    "gamma_scale",
+    "exponential_weight",
+    "exponential_rate",
+    "uniform_weight",
+    "uniform_low",
+    "uniform_high",
+)
+
+_EPILOG = f"""\
+With no mechanism arguments it runs the built-in example: the LMO-DP paper's task1 eps=0.3
+parameter set with E_lambda read as a rate, on SST-2 (sample rate 2048/67350, {EXAMPLE_STEPS} steps,
+delta {EXAMPLE_DELTA:g}), L2 geometry with clip norm (sensitivity) 1, as in DP-SGD.
+Examples:
+  lmodp epsilon
+  lmodp epsilon --mechanism gaussian --sigma 1.0 --sample-rate 0.01 --steps 1000 --delta 1e-5
+  lmodp epsilon --mechanism laplace --scale 2 --geometry scalar --steps 100
+  lmodp epsilon --paper-set 2 --paper-exponential scale --json
+  lmodp epsilon --params my_lmo.json      (an lmodp LMO.to_dict() file, or a paper file with
+                                           --paper-exponential)
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``epsilon`` subcommand."""
+    p = subparsers.add_parser(
+        "epsilon",
+        help="(epsilon, delta) of a Poisson-subsampled Gaussian, Laplace or LMO mechanism",
+        description="Compute a sound upper bound on epsilon for T Poisson-subsampled releases of a noise mechanism.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mech = p.add_argument_group("mechanism (default: the built-in example)")
+    mech.add_argument("--mechanism", choices=("gaussian", "laplace", "lmo"), help="noise family")
+    mech.add_argument("--sigma", type=float, help="Gaussian standard deviation")
+    mech.add_argument("--scale", type=float, help="Laplace scale b")
+    mech.add_argument("--params", type=Path, metavar="FILE.json", help="LMO parameters: lmodp to_dict JSON or a paper file")
+    mech.add_argument("--paper-set", type=float, metavar="EPS", help=f"a shipped task1 paper set, EPS in {paper_budgets('task1')}")
+    mech.add_argument(
+        "--paper-exponential",
+        choices=("rate", "scale"),
+        help="how to read a paper file's E_lambda (required with paper files and --paper-set)",
+    )
+    for name in _LMO_FLAGS:
+        mech.add_argument(f"--{name.replace('_', '-')}", type=float, help=f"LMO {name.replace('_', ' ')}")
+    run_group = p.add_argument_group("training run")
+    run_group.add_argument("--sample-rate", type=float, help=f"Poisson sampling rate q (example: {EXAMPLE_SAMPLE_RATE:.6g})")
+    run_group.add_argument("--steps", type=int, help=f"number of steps T (example: {EXAMPLE_STEPS})")
+    run_group.add_argument("--delta", type=float, help=f"target delta (example: {EXAMPLE_DELTA:g})")
+    run_group.add_argument("--geometry", choices=("scalar", "l2"), default="l2", help="sensitivity geometry (default: l2)")
+    run_group.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity / clip norm (default: 1)")
+    p.add_argument("--accountant", choices=sorted(ACCOUNTANTS), default="rdp", help="accountant (default: rdp)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _paper_file_mechanism(data: dict[str, Any], exponential: str | None) -> LMO:
+    if exponential is None:
+        raise ValueError("--paper-exponential {rate,scale} is required for the paper's parameter files")
+    return LMO.from_paper_json(data, exponential=exponential)  # type: ignore[arg-type]
+
+
+def _mechanism(args: argparse.Namespace) -> tuple[Mechanism, bool]:
+    """The mechanism, and whether it is the built-in example."""
+    lmo_flags = {k: getattr(args, k) for k in _LMO_FLAGS if getattr(args, k) is not None}
+    sources = [args.params is not None, args.paper_set is not None, args.mechanism is not None]
+    if sum(sources) > 1:
+        raise ValueError("give only one of --mechanism, --params, --paper-set")
+    if args.paper_set is not None:
+        if args.paper_exponential is None:
+            raise ValueError("--paper-set requires --paper-exponential {rate,scale}")
+        return paper_mechanism(args.paper_set, "task1", exponential=args.paper_exponential), False
+    if args.params is not None:
+        try:
+            data = json.loads(args.params.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"--params: cannot read {args.params}: {err}") from None
+        if not isinstance(data, dict):
+            raise ValueError("--params must hold a JSON object")
+        return (mechanism_from_dict(data) if "family" in data else _paper_file_mechanism(data, args.paper_exponential)), False
+    if args.mechanism == "gaussian":
+        if args.sigma is None:
+            raise ValueError("--mechanism gaussian requires --sigma")
+        return Gaussian(args.sigma), False
+    if args.mechanism == "laplace":
+        if args.scale is None:
+            raise ValueError("--mechanism laplace requires --scale")
+        return Laplace(args.scale), False
+    if args.mechanism == "lmo":
+        return LMO(**lmo_flags), False
+    if lmo_flags or args.sigma is not None or args.scale is not None:
+        raise ValueError("--sigma, --scale and the LMO flags need --mechanism")
+    return paper_mechanism(EXAMPLE_PAPER_SET, "task1", exponential="rate"), True
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute and print ε (text or ``--json``); returns the exit code."""
+    mechanism, example = _mechanism(args)
+    sample_rate = EXAMPLE_SAMPLE_RATE if args.sample_rate is None else args.sample_rate
+    steps = EXAMPLE_STEPS if args.steps is None else args.steps
+    delta = EXAMPLE_DELTA if args.delta is None else args.delta
+    acc = account(
+        mechanism,
+        sample_rate=sample_rate,
+        steps=steps,
+        geometry=args.geometry,
+        sensitivity=args.sensitivity,
+        accountant=args.accountant,
+    )
+    if hasattr(acc, "get_epsilon_and_order"):
+        eps, order = acc.get_epsilon_and_order(delta)
+    else:
+        eps, order = acc.get_epsilon(delta), math.nan
+    result = {
+        "epsilon": eps,
+        "delta": delta,
+        "optimal_order": None if math.isnan(order) else order,
+        "accountant": args.accountant,
+        "mechanism": mechanism.to_dict(),
+        "sample_rate": sample_rate,
+        "steps": steps,
+        "geometry": args.geometry,
+        "sensitivity": args.sensitivity,
+        "builtin_example": example,
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    if example:
+        print("built-in example: LMO-DP paper task1 eps=0.3 set (E_lambda as a rate), SST-2 run")
+    print(f"mechanism:     {mechanism!r}")
+    print(f"run:           sample_rate={sample_rate:.6g}, steps={steps}, geometry={args.geometry}, sensitivity={args.sensitivity:g}")
+    print(f"epsilon:       {eps:.6g}  (delta={delta:g})")
+    print(f"optimal order: {'n/a' if result['optimal_order'] is None else format(order, 'g')}")
+    print(f"accountant:    {args.accountant}")
+    return 0

@@ -1,0 +1,111 @@
+"""``lmodp epsilon`` run in-process through the dispatcher."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import lmodp
+from lmodp import Gaussian
+from lmodp.cli import main
+from lmodp.paper_params import paper_mechanism, paper_parameters
+
+
+def _run_json(capsys, argv):
+    assert main(["epsilon", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_help_exits_zero(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["epsilon", "--help"])
+    assert exc.value.code == 0
+    assert "built-in example" in capsys.readouterr().out
+
+
+def test_gaussian_json_matches_library(capsys):
+    out = _run_json(capsys, ["--mechanism", "gaussian", "--sigma", "1.0", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-5"])
+    expected = lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2")
+    assert out["epsilon"] == expected
+    assert out["accountant"] == "rdp"
+    assert out["optimal_order"] > 1
+    assert out["mechanism"] == {"family": "gaussian", "sigma": 1.0}
+
+
+def test_text_output(capsys):
+    assert main(["epsilon", "--mechanism", "gaussian", "--sigma", "2", "--steps", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "epsilon:" in out and "optimal order:" in out and "accountant:    rdp" in out
+
+
+def test_params_file_in_lmodp_format(capsys, tmp_path):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(Gaussian(1.5).to_dict()))
+    out = _run_json(capsys, ["--params", str(path), "--steps", "50", "--sample-rate", "0.1", "--delta", "1e-6"])
+    assert out["epsilon"] == lmodp.epsilon(Gaussian(1.5), sample_rate=0.1, steps=50, delta=1e-6, geometry="l2")
+
+
+def test_builtin_example(capsys):
+    out = _run_json(capsys, [])
+    assert out["builtin_example"] is True
+    assert out["mechanism"] == paper_mechanism(0.3, "task1", exponential="rate").to_dict()
+    expected = lmodp.epsilon(paper_mechanism(0.3, "task1", exponential="rate"), sample_rate=2048 / 67350, steps=192, delta=1e-10, geometry="l2")
+    assert out["epsilon"] == expected
+    assert math.isfinite(out["epsilon"]) and out["epsilon"] > 0
+
+
+def test_laplace_scalar(capsys):
+    out = _run_json(capsys, ["--mechanism", "laplace", "--scale", "2", "--geometry", "scalar", "--steps", "100", "--sample-rate", "0.05"])
+    assert out["epsilon"] == lmodp.epsilon(lmodp.Laplace(2.0), sample_rate=0.05, steps=100, delta=1e-10, geometry="scalar")
+
+
+@pytest.mark.filterwarnings("ignore::lmodp.accounting.OrderGridEdgeWarning")
+def test_paper_file_and_flags(capsys, tmp_path):
+    path = tmp_path / "paper.json"
+    path.write_text(json.dumps(paper_parameters(2, "task1")))
+    from_file = _run_json(capsys, ["--params", str(path), "--paper-exponential", "rate", "--geometry", "scalar", "--steps", "5"])
+    flags = _run_json(
+        capsys,
+        ["--mechanism", "lmo", "--gamma-weight", "0.1", "--gamma-shape", "2", "--gamma-scale", "1", "--exponential-weight", "0.1",
+         "--exponential-rate", "5", "--uniform-weight", "0.2", "--uniform-low", "7", "--uniform-high", "8", "--geometry", "scalar", "--steps", "5"],
+    )
+    assert from_file["epsilon"] == flags["epsilon"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--delta", "2", "--mechanism", "gaussian", "--sigma", "1"],
+        ["--mechanism", "gaussian", "--sigma", "1", "--sample-rate", "0"],
+        ["--mechanism", "gaussian", "--sigma", "1", "--steps", "-3"],
+        ["--mechanism", "gaussian", "--sigma", "-1"],
+        ["--mechanism", "gaussian"],
+        ["--mechanism", "laplace"],
+        ["--sigma", "1"],
+        ["--paper-set", "0.3"],
+        ["--paper-set", "0.4", "--paper-exponential", "rate"],
+        ["--params", "/nonexistent/file.json"],
+        ["--mechanism", "gaussian", "--sigma", "1", "--paper-set", "0.3"],
+        ["--mechanism", "gaussian", "--sigma", "1", "--geometry", "l1"],
+        ["--mechanism", "gaussian", "--sigma", "x"],
+        ["--bogus"],
+    ],
+)
+def test_bad_arguments_one_line_exit_2(capsys, argv):
+    try:
+        code = main(["epsilon", *argv])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "error" in err
+
+
+def test_paper_file_requires_convention(capsys, tmp_path):
+    path = tmp_path / "paper.json"
+    path.write_text(json.dumps(paper_parameters(0.3, "task1")))
+    assert main(["epsilon", "--params", str(path)]) == 2
+    assert "--paper-exponential" in capsys.readouterr().err

@@ -1,0 +1,192 @@
+"""Poisson-subsampling bounds against independent references (mpmath quadrature, dp-accounting PLD)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+from lmodp import Gaussian, Laplace
+from lmodp.paper_params import paper_mechanism
+from lmodp.accounting import rdp_to_epsilon, sampled_gaussian_rdp
+from lmodp.accounting.subsampling import (
+    binomial_remove_rdp,
+    general_subsampled_rdp,
+    poisson_subsampled_rdp,
+    zhu_wang_general_rdp,
+)
+
+
+
+def laplace_rdp(alpha: np.ndarray, scale: float, shift: float = 1.0) -> np.ndarray:
+    """Mironov (2017), Prop. 6: D_α of Laplace(Δ, b) from Laplace(0, b), λ = Δ/b (written here)."""
+    lam = shift / scale
+    alpha = np.asarray(alpha, dtype=float)
+    return np.log(alpha / (2 * alpha - 1) * np.exp((alpha - 1) * lam) + (alpha - 1) / (2 * alpha - 1) * np.exp(-alpha * lam)) / (alpha - 1)
+
+
+def laplace_table(max_order: int, scale: float) -> np.ndarray:
+    table = np.zeros(max_order + 1)
+    table[2:] = laplace_rdp(np.arange(2, max_order + 1), scale)
+    return table
+
+
+def _mp_directions(alpha: int, q: float, b: float) -> tuple[float, float]:
+    """Both directions of the subsampled Laplace divergence by mpmath quadrature."""
+    p = lambda y: mp.exp(-abs(y - 1) / b) / (2 * b)  # noqa: E731
+    qd = lambda y: mp.exp(-abs(y) / b) / (2 * b)  # noqa: E731
+    mix = lambda y: (1 - q) * qd(y) + q * p(y)  # noqa: E731
+    pts = [-mp.inf, 0, 1, mp.inf]
+    remove = mp.quad(lambda y: qd(y) * (mix(y) / qd(y)) ** alpha, pts)
+    add = mp.quad(lambda y: mix(y) * (qd(y) / mix(y)) ** alpha, pts)
+    return float(mp.log(remove) / (alpha - 1)), float(mp.log(add) / (alpha - 1))
+
+
+@pytest.mark.parametrize("q,b", [(0.1, 1.0), (0.01, 0.5), (0.5, 2.0)])
+def test_binomial_remove_is_exact_and_zhu_wang_bounds_both(q, b):
+    orders = np.arange(2, 9)
+    table = laplace_table(8, b)
+    remove = binomial_remove_rdp(orders, table, sample_rate=q)
+    both = zhu_wang_general_rdp(orders, table, sample_rate=q)
+    reported = general_subsampled_rdp(orders, table, sample_rate=q)
+    with mp.workdps(30):
+        ref = np.array([_mp_directions(int(a), q, b) for a in orders])
+    np.testing.assert_allclose(remove, ref[:, 0], rtol=1e-10)
+    assert np.all(both >= ref.max(axis=1) * (1 - 1e-12))
+    assert np.all(reported >= ref.max(axis=1) * (1 - 1e-12))
+    assert np.all(both >= remove)
+
+
+def test_binomial_remove_reduces_to_sampled_gaussian():
+    """With the Gaussian's exact ε(j) = j/(2σ²), the binomial expansion is MTZ's integer formula."""
+    sigma, q = 1.3, 0.05
+    orders = np.arange(2, 65)
+    table = np.arange(65) / (2 * sigma**2)
+    np.testing.assert_allclose(
+        binomial_remove_rdp(orders, table, sample_rate=q), sampled_gaussian_rdp(orders, noise_multiplier=sigma, sample_rate=q), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("q", [0.001, 0.03, 0.3, 0.9])
+def test_subsampling_never_increases_rdp(q):
+    orders = np.arange(2, 200)
+    table = laplace_table(199, 0.7)
+    assert np.all(general_subsampled_rdp(orders, table, sample_rate=q) <= table[2:] * (1 + 1e-12))
+    assert np.all(binomial_remove_rdp(orders, table, sample_rate=q) <= table[2:] * (1 + 1e-12))
+    fractional = np.array([1.1, 1.5, 2.5, 7.3, 50.0])
+    plain = fractional / (2 * 1.7**2)
+    assert np.all(sampled_gaussian_rdp(fractional, noise_multiplier=1.7, sample_rate=q) <= plain * (1 + 1e-12))
+
+
+def _compare_with_pld(label: str, orders: np.ndarray, per_step_rdp: np.ndarray, q: float, b: float, steps: int, capsys) -> tuple[float, float]:
+    """(RDP-based ε, dp-accounting PLD ε) for T steps of the Poisson-subsampled Laplace, printed."""
+    dp_accounting = pytest.importorskip("dp_accounting")
+    from dp_accounting.pld import PLDAccountant
+
+    delta = 1e-5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, _ = rdp_to_epsilon(orders, per_step_rdp * steps, delta=delta)
+    acc = PLDAccountant(value_discretization_interval=1e-4)
+    acc.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.LaplaceDpEvent(b)), steps)
+    pld = acc.get_epsilon(delta)
+    with capsys.disabled():
+        print(f"\n[{label} q={q} b={b} T={steps}] RDP eps={ours:.4f}, PLD eps={pld:.4f}, ratio {ours / pld:.3f}")
+    return ours, pld
+
+
+@pytest.mark.parametrize("q,b,steps", [(0.05, 1.0, 100), (0.01, 0.5, 1000), (0.2, 2.0, 50)])
+def test_general_bound_epsilon_not_below_pld(q, b, steps, capsys):
+    orders = np.arange(2, 257)
+    rdp = general_subsampled_rdp(orders, laplace_table(256, b), sample_rate=q)
+    ours, pld = _compare_with_pld("general bound", orders, rdp, q, b, steps, capsys)
+    assert pld <= ours <= 3.0 * pld
+
+
+@pytest.mark.parametrize("q,b,steps", [(0.05, 1.0, 100), (0.2, 2.0, 50)])
+def test_scalar_pipeline_epsilon_not_below_pld(q, b, steps, capsys):
+    """The soundness check of the issue: the scalar Laplace pipeline (both directions by
+    quadrature in lmodp.accounting.divergence) gives an ε at least dp-accounting's PLD ε."""
+    orders = np.arange(2, 129)
+    rdp = poisson_subsampled_rdp(Laplace(b), orders, sample_rate=q, sensitivity=1.0, geometry="scalar")
+    ours, pld = _compare_with_pld("scalar pipeline", orders, rdp, q, b, steps, capsys)
+    assert ours >= pld
+
+
+@pytest.mark.parametrize("mechanism", [Laplace(1.0), paper_mechanism(0.3, "task1", exponential="rate")], ids=["laplace", "lmo"])
+def test_l2_bound_covers_the_one_coordinate_shift(mechanism):
+    """A shift of norm C along one coordinate is one of the L2 neighbours: the l2 result must be
+    at least the scalar (exact, both directions) subsampled RDP."""
+    orders = np.arange(2, 33, dtype=float)
+    l2 = poisson_subsampled_rdp(mechanism, orders, sample_rate=0.05, sensitivity=1.0, geometry="l2")
+    scalar = poisson_subsampled_rdp(mechanism, orders, sample_rate=0.05, sensitivity=1.0, geometry="scalar")
+    assert np.all(l2 >= scalar * (1 - 1e-9))
+
+
+def test_l2_laplace_integer_orders_only():
+    orders = np.array([1.5, 2.0, 3.0, 2.5, 10.0])
+    rdp = poisson_subsampled_rdp(Laplace(1.0), orders, sample_rate=0.1, sensitivity=1.0, geometry="l2")
+    assert np.all(np.isinf(rdp[[0, 3]]))
+    assert np.all(np.isfinite(rdp[[1, 2, 4]]))
+
+
+def test_gaussian_dispatch_uses_noise_multiplier_for_both_geometries():
+    orders = np.array([1.5, 2.0, 16.0])
+    expected = sampled_gaussian_rdp(orders, noise_multiplier=2.0, sample_rate=0.1)
+    for geometry in ("scalar", "l2"):
+        got = poisson_subsampled_rdp(Gaussian(4.0), orders, sample_rate=0.1, sensitivity=2.0, geometry=geometry)
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(sample_rate=0.0), "sample_rate"),
+        (dict(sample_rate=1.5), "sample_rate"),
+        (dict(sensitivity=-1.0), "sensitivity"),
+        (dict(sensitivity=math.nan), "sensitivity"),
+        (dict(geometry="l1"), "geometry"),
+    ],
+)
+def test_invalid_arguments(kwargs, match):
+    args = dict(sample_rate=0.1, sensitivity=1.0, geometry="l2") | kwargs
+    with pytest.raises(ValueError, match=match):
+        poisson_subsampled_rdp(Gaussian(1.0), [2.0], **args)
+
+
+def test_binomial_bounds_reject_fractional_orders_and_short_tables():
+    with pytest.raises(ValueError, match="integers"):
+        zhu_wang_general_rdp([2.5], laplace_table(4, 1.0), sample_rate=0.1)
+    with pytest.raises(ValueError, match="base_rdp"):
+        binomial_remove_rdp([8], laplace_table(4, 1.0), sample_rate=0.1)
+    with pytest.raises(ValueError, match="orders"):
+        sampled_gaussian_rdp([1.0], noise_multiplier=1.0, sample_rate=0.1)
+
+
+def test_l2_path_evaluates_the_bound_once_and_fills_by_monotonicity(monkeypatch):
+    """Plumbing of the l2 path with a stand-in L2 bound (Mironov's Laplace curve): one call, at
+    2..256 and the requested integers above, other integers take the next evaluated order's value."""
+    import types
+
+    from lmodp.accounting import DEFAULT_ORDERS
+    from lmodp.accounting import subsampling as module
+
+    calls = []
+
+    def fake_l2_bound(mechanism, orders, *, l2_sensitivity):
+        calls.append(np.asarray(orders))
+        return laplace_rdp(orders, mechanism.scale, l2_sensitivity)
+
+    monkeypatch.setattr(module, "divergence", types.SimpleNamespace(l2_renyi_bound=fake_l2_bound))
+    got = poisson_subsampled_rdp(Laplace(2.0), DEFAULT_ORDERS, sample_rate=0.02, sensitivity=1.0, geometry="l2")
+    assert len(calls) == 1
+    np.testing.assert_array_equal(calls[0], np.concatenate([np.arange(2, 257), [320, 384, 512, 768, 1024]]))
+    table = np.zeros(1025)
+    j = np.arange(2, 1025)
+    table[2:] = laplace_rdp(np.where(j <= 256, j, np.array([320, 384, 512, 768, 1024])[np.searchsorted([320, 384, 512, 768, 1024], j)]), 2.0)
+    integers = DEFAULT_ORDERS == np.floor(DEFAULT_ORDERS)
+    np.testing.assert_array_equal(got[integers], general_subsampled_rdp(DEFAULT_ORDERS[integers], table, sample_rate=0.02))
+    assert np.all(np.isinf(got[~integers]))
