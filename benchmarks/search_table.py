@@ -1,0 +1,213 @@
+"""Generate docs/search-results.md: least-noise LMO vs Laplace vs Gaussian on the paper's budgets.
+
+Setting: SST-2 as in the LMO-DP paper (q = 2048/67350, T = 192, δ = 1e-10), sensitivity 1, the
+four budgets 0.3, 0.7, 2, 3 taken as the sound ε of the whole run, in the "scalar" and "l2"
+geometries, objective E|Y|. Then the authors' released task1 parameter sets judged by the sound
+accountant beside the numbers their own pipeline reports (lmodp.accounting.paper).
+
+    python benchmarks/search_table.py [--out docs/search-results.md] [--maxiter 4] [--popsize 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import lmodp
+import numpy as np
+
+from lmodp.accounting.api import epsilon_and_order
+from lmodp.accounting.conversion import rdp_to_epsilon
+from lmodp.accounting.divergence import l2_renyi_bound
+from lmodp.accounting.subsampling import binomial_remove_rdp
+from lmodp.accounting.paper import PAPER_BATCH_SIZE, PAPER_DATASETS, PAPER_DELTA, paper_numbers
+from lmodp.paper_params import paper_budgets, paper_mechanism
+from lmodp.search import search
+
+SIZE, STEPS = PAPER_DATASETS["SST-2"]
+SAMPLE_RATE = PAPER_BATCH_SIZE / SIZE
+BUDGETS = (0.3, 0.7, 2.0, 3.0)
+GEOMETRIES = ("scalar", "l2")
+
+
+def _lmo_params(m: lmodp.Mechanism) -> str:
+    if m.family != "lmo":
+        return f"Laplace, scale {m.scale:.6g} (no LMO shape beat it)" if m.family == "laplace" else repr(m)
+    d = m.to_dict()
+    if d["gamma_weight"] == d["exponential_weight"] == 0 and d["uniform_low"] == d["uniform_high"]:
+        return f"point mass ω ≡ {d['uniform_weight'] * d['uniform_low']:.6g} (Laplace, scale {1 / (d['uniform_weight'] * d['uniform_low']):.6g})"
+    parts = []
+    if d["gamma_weight"] > 0:
+        parts.append(f"{d['gamma_weight']:.4g}·Γ(k={d['gamma_shape']:.3g}, θ={d['gamma_scale']:.3g})")
+    if d["exponential_weight"] > 0:
+        parts.append(f"{d['exponential_weight']:.4g}·Exp(λ={d['exponential_rate']:.3g})")
+    if d["uniform_weight"] > 0:
+        parts.append(f"{d['uniform_weight']:.4g}·U[{d['uniform_low']:.3g}, {d['uniform_high']:.3g}]")
+    return "ω = " + " + ".join(parts)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def remove_direction_epsilon(mechanism: lmodp.Mechanism) -> float:
+    """DIAGNOSTIC, not a guarantee: the l2 ε with the remove direction only (exact binomial
+    expansion on the dimension-free per-step bound, integer orders 2..256): what the l2 numbers
+    would be if the add direction cost no more than the remove direction (true for the Gaussian)."""
+    orders = np.arange(2, 257, dtype=float)
+    table = np.concatenate([[0.0, 0.0], l2_renyi_bound(mechanism, orders, l2_sensitivity=1.0)])
+    rdp = STEPS * binomial_remove_rdp(orders, table, sample_rate=SAMPLE_RATE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return rdp_to_epsilon(orders, rdp, delta=PAPER_DELTA)[0]
+
+
+def search_rows(maxiter: int, popsize: int) -> list[str]:
+    lines = [
+        "| geometry | target ε | best LMO found | LMO E\\|Y\\| | LMO Var | Laplace E\\|Y\\| | Laplace Var "
+        "| Gaussian E\\|Y\\| | Gaussian Var | LMO/Gauss E\\|Y\\| | Laplace/Gauss E\\|Y\\| | ε(LMO) | α* Laplace | Laplace ε, remove only | evals | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for geometry in GEOMETRIES:
+        for eps in BUDGETS:
+            r = search(
+                eps, PAPER_DELTA, sample_rate=SAMPLE_RATE, steps=STEPS, geometry=geometry,
+                objective="mean_abs", family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
+            )
+            m, lap, g = r.mechanism, r.laplace, r.baseline
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _, order = epsilon_and_order(lap, sample_rate=SAMPLE_RATE, steps=STEPS, delta=PAPER_DELTA, geometry=geometry)
+            removal = f"{remove_direction_epsilon(lap):.4g}" if geometry == "l2" else "n/a"
+            lines.append(
+                f"| {geometry} | {eps:g} | {_lmo_params(m)} | {_fmt(m.mean_abs())} | {_fmt(m.variance())} "
+                f"| {_fmt(lap.mean_abs())} | {_fmt(lap.variance())} | {_fmt(g.mean_abs())} | {_fmt(g.variance())} "
+                f"| {_fmt(r.noise_ratio)} | {_fmt(lap.mean_abs() / g.mean_abs())} | {r.epsilon:.5f} "
+                f"| {order:g} | {removal} | {r.evaluations} | {r.wall_time_s:.0f} |"
+            )
+            print(lines[-1], flush=True)
+    return lines
+
+
+def usefulness_rows(maxiter: int, popsize: int) -> list[str]:
+    lines = [
+        "| target ε | best LMO found | LMO P(\\|Y\\| ≤ 0.9) | Laplace | Gaussian | ε(LMO) | evals | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for eps in BUDGETS:
+        r = search(
+            eps, PAPER_DELTA, sample_rate=SAMPLE_RATE, steps=STEPS, geometry="scalar", objective="usefulness",
+            gamma=0.9, family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
+        )
+        lines.append(
+            f"| {eps:g} | {_lmo_params(r.mechanism)} | {r.objective_value:.4f} | {r.laplace_objective_value:.4f} "
+            f"| {r.baseline_objective_value:.4f} | {r.epsilon:.5f} | {r.evaluations} | {r.wall_time_s:.0f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def paper_rows() -> list[str]:
+    lines = [
+        "| file ε (per step) | paper's per-step ε | paper's \"overall ε\" | sound ε, scalar | sound ε, l2 "
+        "| E\\|Y\\| | P(\\|Y\\| ≤ 0.9) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for eps in paper_budgets("task1"):
+        m = paper_mechanism(eps, exponential="rate")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            paper = paper_numbers(eps)
+        sound = [
+            lmodp.epsilon(m, sample_rate=SAMPLE_RATE, steps=STEPS, delta=PAPER_DELTA, geometry=g) for g in GEOMETRIES
+        ]
+        lines.append(
+            f"| {eps:g} | {paper['step_epsilon']:.4f} | {paper['overall_epsilon']:.4f} | {sound[0]:.4g} "
+            f"| {sound[1]:.4g} | {_fmt(m.mean_abs())} | {m.usefulness(0.9):.4f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "search-results.md")
+    parser.add_argument("--maxiter", type=int, default=4)
+    parser.add_argument("--popsize", type=int, default=3)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    searched = search_rows(args.maxiter, args.popsize)
+    useful = usefulness_rows(args.maxiter, args.popsize)
+    released = paper_rows()
+    text = TEMPLATE.format(
+        q=SAMPLE_RATE, steps=STEPS, delta=PAPER_DELTA, maxiter=args.maxiter, popsize=args.popsize,
+        search_table="\n".join(searched), usefulness_table="\n".join(useful), paper_table="\n".join(released),
+        machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        minutes=(time.perf_counter() - started) / 60,
+    )
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+
+
+TEMPLATE = """\
+# Search results: least noise for the paper's budgets (generated)
+
+Generated by `python benchmarks/search_table.py` (do not edit by hand); {minutes:.1f} minutes on
+{machine}.
+
+Setting: SST-2 as in the LMO-DP paper: Poisson sampling rate q = 2048/67350 = {q:.6f},
+T = {steps} steps, δ = {delta:g}, sensitivity (clip norm) 1. The target ε is the sound ε of the
+WHOLE run (all {steps} steps), by lmodp's RDP accountant. Objective: E|Y| (lower is better).
+Search: `lmodp.search.search(..., family="lmo", method="optimize", maxiter={maxiter},
+popsize={popsize}, seed=0)`; the Laplace and Gaussian columns are calibrated to the same
+budget by the same accountant and geometry. "ε(LMO)" is the winner's ε recomputed by
+`lmodp.epsilon`. Var is the variance (inf: infinite). "α* Laplace" is the optimal Rényi order
+of the calibrated Laplace mechanism: where it is 1024, the largest order of lmodp's default
+grid, a wider grid could give a smaller ε, so the Laplace and LMO columns of that row are
+pessimistic (the Gaussian's optimum is interior).
+
+**Read the l2 rows with care.** "Laplace ε, remove only" (a diagnostic, NOT a guarantee) is the
+ε of the calibrated Laplace in the l2 rows if only the remove direction of Poisson subsampling
+were counted (exact binomial expansion on the same per-step l2 bound). Its per-step l2 bound is
+within 0.3% of that of a Gaussian with σ = b (same Fisher information, 1/b²), and with the
+remove direction alone it would come out near the Gaussian's ε for σ = b. Almost all of the gap
+between the Laplace/LMO and Gaussian columns in l2 comes from the add direction, which lmodp
+bounds for non-Gaussian noise in l2 by the general bound of Zhu & Wang (2019, Thm. 5; a factor 3
+on every term of order >= 3), whereas the Gaussian's exact sampled RDP needs no such factor. A
+tighter add-direction bound for Laplace mixtures in l2 would shrink that gap; the Fisher
+information argument alone predicts a gap of E|Y| ratio about 1.25 (Laplace b against Gaussian
+σ = b: E|Y| = b against 0.80 b), not 2 to 5.
+
+* **scalar**: a one-dimensional query with sensitivity 1.
+* **l2**: a d-dimensional query (a clipped gradient) with L2 sensitivity 1 and i.i.d. noise per
+  coordinate, accounted with the dimension-free bound C²·sup_t h_α(t)/t² (docs/accounting.md).
+  Its small-shift limit is governed by the noise's Fisher information, and among all noises of
+  a given variance the Gaussian has the least Fisher information, so the Gaussian is expected
+  to win there.
+
+{search_table}
+
+## The paper's criterion: usefulness P(|Y| ≤ 0.9), scalar geometry
+
+Same budgets and search, objective `"usefulness"` with γ = 0.9 (higher is better).
+
+{usefulness_table}
+
+## The authors' released task1 parameter sets, judged soundly
+
+The file's ε is the per-step ε the authors targeted (q = 1, T = 1). "paper's per-step ε" and
+"paper's overall ε" are what the released pipeline computes (`lmodp.accounting.paper`; NOT
+privacy guarantees: the overall ε is a Gaussian's ε attached to the LMO run). The sound columns
+are lmodp's RDP accountant for the LMO noise itself (λ read as a rate, as in the authors'
+accountant) over the same SST-2 run.
+
+{paper_table}
+"""
+
+
+if __name__ == "__main__":
+    main()

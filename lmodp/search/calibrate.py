@@ -1,0 +1,207 @@
+r"""One-sided scale calibration: the least noise of a given shape that meets a privacy budget.
+
+For a mechanism Y and a factor c > 0, ``Y.scaled(c)`` is the law of cY; its ε is non-increasing
+in c (more noise, more privacy). :func:`smallest_feasible_factor` brackets the boundary
+c* = inf{c : ε(c) <= target} and then shrinks the bracket [c_lo, c_hi] (ε(c_lo) > target >=
+ε(c_hi)) by secant steps on log ε against log c (with bisection as the safeguard) until
+c_hi / c_lo <= 1 + tolerance. It returns c_hi, a factor whose ε was
+*evaluated* and found <= target: the answer is one-sided whatever the accountant's numerical
+behaviour, and within a factor (1 + tolerance) of c* wherever ε is monotone in c.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from lmodp._validation import (
+    require_delta,
+    require_geometry,
+    require_positive,
+    require_sample_rate,
+    require_steps,
+)
+from lmodp.mechanisms import Gaussian, Mechanism
+from lmodp.search.oracle import EpsilonOracle, accountant_epsilon
+
+#: Default relative tolerance of a calibrated scale: c_hi / c_lo <= 1 + DEFAULT_TOLERANCE.
+DEFAULT_TOLERANCE = 1e-4
+
+# The bracket search gives up beyond these factors (relative to the initial guess).
+_MAX_LOG_RANGE = math.log(1e30)
+# Largest single step of the bracket search in log c (a factor e^3 = 20).
+_MAX_STEP = 3.0
+_MAX_ITERATIONS = 200
+
+
+def smallest_feasible_factor(
+    epsilon_at: Callable[[float], float], target: float, *, initial: float = 1.0, tolerance: float = DEFAULT_TOLERANCE
+) -> tuple[float, float]:
+    """(c_hi, ε(c_hi)) with ε(c_hi) <= target and, for ε non-increasing in c, c_hi <= (1 + tolerance)·c*.
+
+    ``epsilon_at(c)`` is the budget spent at scale factor c (``math.inf`` is allowed and counts
+    as infeasible). Raises ``ValueError`` if no factor within 1e30 of ``initial`` meets the target.
+    """
+    target = require_positive("target_epsilon", target)
+    tolerance = require_positive("tolerance", tolerance)
+    log_target = math.log(target)
+    width_goal = math.log1p(tolerance)
+    spent: dict[float, float] = {}
+
+    def g(x: float) -> float:
+        e = float(epsilon_at(math.exp(x)))
+        if math.isnan(e):
+            raise ValueError(f"the accountant returned NaN at scale factor {math.exp(x)!r}")
+        spent[x] = e
+        return math.log(e) - log_target if e > 0.0 else -math.inf
+
+    hi = _feasible_end(g, math.log(require_positive("initial", initial)), width_goal)
+    return math.exp(hi), spent[hi]
+
+
+def _feasible_end(g: Callable[[float], float], x0: float, width_goal: float) -> float:
+    """The feasible end hi of a bracket [lo, hi] (g(lo) > 0 >= g(hi)) no wider than ``width_goal``.
+
+    Each step is a secant step through the two latest points (slope -1 until there are two),
+    overshooting by 10% while no bracket exists and, once one does, aimed 0.4·width_goal past
+    the root estimate away from the end that moved last, so that both ends close in; bisection
+    whenever the estimate leaves the bracket or the bracket did not halve in two steps.
+    """
+    lo = hi = None
+    x, gx = x0, g(x0)
+    previous: tuple[float, float] | None = None
+    moved = 0  # the end that moved last: +1 hi, -1 lo
+    widths: list[float] = []
+    for _ in range(_MAX_ITERATIONS):
+        if gx <= 0.0:
+            hi, moved = x, 1
+        else:
+            lo, moved = x, -1
+        if lo is not None and hi is not None:
+            widths.append(hi - lo)
+            if hi - lo <= width_goal:
+                return hi
+        elif abs(x - x0) > _MAX_LOG_RANGE:
+            break
+        slope = -1.0
+        if previous is not None and math.isfinite(gx) and math.isfinite(previous[1]) and previous[1] != gx:
+            slope = min((gx - previous[1]) / (x - previous[0]), -1e-3)
+        root = x - gx / slope if math.isfinite(gx) else math.nan
+        if lo is None or hi is None:
+            if math.isnan(root):
+                step = _MAX_STEP if gx > 0.0 else -_MAX_STEP
+            else:
+                step = min(max(1.1 * (root - x), -_MAX_STEP), _MAX_STEP)
+                step = step if abs(step) > width_goal else math.copysign(width_goal, step)
+            x_new = x + step
+        else:
+            width = hi - lo
+            x_new = root + (0.4 if moved < 0 else -0.4) * width_goal
+            slow = len(widths) >= 3 and width > 0.5 * widths[-3]
+            if math.isnan(root) or slow or not lo < x_new < hi:
+                x_new = 0.5 * (lo + hi)
+        previous = (x, gx)
+        x, gx = x_new, g(x_new)
+    raise ValueError(f"no scale factor within a factor 1e30 of {math.exp(x0)!r} meets the target epsilon")
+
+
+def calibrate_with_oracle(
+    oracle: Callable[[Mechanism], float],
+    mechanism: Mechanism,
+    target_epsilon: float,
+    *,
+    initial: float = 1.0,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[Mechanism, float, float]:
+    """(mechanism.scaled(c), its ε, c) for the smallest feasible factor c found by :func:`smallest_feasible_factor`."""
+    factor, eps = smallest_feasible_factor(
+        lambda c: oracle(mechanism.scaled(c)), target_epsilon, initial=initial, tolerance=tolerance
+    )
+    return mechanism.scaled(factor), eps, factor
+
+
+def accounting_settings(
+    target_epsilon: float,
+    delta: float,
+    *,
+    sample_rate: float,
+    steps: int,
+    geometry: str,
+    accountant: str,
+    sensitivity: float,
+) -> dict[str, Any]:
+    """The validated keyword arguments of :func:`lmodp.epsilon` for a calibration to ``target_epsilon``."""
+    require_positive("target_epsilon", target_epsilon)
+    if require_steps("steps", steps) < 1:
+        raise ValueError("steps must be >= 1 to calibrate a noise scale (no step spends no budget)")
+    return dict(
+        delta=require_delta("delta", delta),
+        sample_rate=require_sample_rate("sample_rate", sample_rate),
+        steps=int(steps),
+        geometry=require_geometry(geometry),
+        sensitivity=require_positive("sensitivity", sensitivity),
+        accountant=accountant,
+    )
+
+
+def calibrate_scale(
+    mechanism: Mechanism,
+    target_epsilon: float,
+    delta: float,
+    *,
+    sample_rate: float,
+    steps: int,
+    geometry: str,
+    accountant: str = "rdp",
+    sensitivity: float = 1.0,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Mechanism:
+    """``mechanism.scaled(c)`` for the smallest factor c (to relative ``tolerance``) whose ε <= target.
+
+    One-sided: the returned mechanism's ε under :func:`lmodp.epsilon` with these settings was
+    evaluated and is <= ``target_epsilon``; no factor below c / (1 + tolerance) meets the target
+    (where ε is monotone in the scale).
+    """
+    accounting = accounting_settings(
+        target_epsilon,
+        delta,
+        sample_rate=sample_rate,
+        steps=steps,
+        geometry=geometry,
+        accountant=accountant,
+        sensitivity=sensitivity,
+    )
+    oracle = EpsilonOracle(accountant_epsilon(**accounting))
+    return calibrate_with_oracle(oracle, mechanism, target_epsilon, tolerance=tolerance)[0]
+
+
+def calibrate_gaussian(
+    target_epsilon: float,
+    delta: float,
+    *,
+    sample_rate: float,
+    steps: int,
+    geometry: str,
+    accountant: str = "rdp",
+    sensitivity: float = 1.0,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> float:
+    """The noise multiplier σ of the Gaussian mechanism calibrated to (target_epsilon, delta).
+
+    σ is the standard deviation of the noise for a query of the given ``sensitivity`` (with
+    ``sensitivity=1`` it is the usual noise multiplier). One-sided: ε(σ) <= target_epsilon was
+    evaluated with the sound accountant, and σ <= (1 + tolerance)·σ* where σ* is the least σ
+    meeting the target.
+    """
+    calibrated = calibrate_scale(
+        Gaussian(1.0),
+        target_epsilon,
+        delta,
+        sample_rate=sample_rate,
+        steps=steps,
+        geometry=geometry,
+        accountant=accountant,
+        sensitivity=sensitivity,
+        tolerance=tolerance,
+    )
+    return calibrated.sigma

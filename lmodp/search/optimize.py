@@ -1,0 +1,145 @@
+"""The shape search: global optimisation over the LMO shape box, each shape calibrated to the budget.
+
+For a shape x (:func:`lmodp.search.families.lmo_from_shape`, E[ω] = 1) the loss is the
+objective of ``lmo_from_shape(x).scaled(c*(x))``, where c*(x) is the smallest scale factor
+meeting the budget (:func:`lmodp.search.calibrate.smallest_feasible_factor`). Because every
+objective is monotone in the scale, this is the best that shape can do, and the search is a
+4-dimensional box-constrained problem: scipy's ``differential_evolution`` (seeded, with the
+Laplace point in its initial population) followed by a bounded Nelder–Mead polish of its best
+point. Candidates the objective rejects (infinite value, e.g. infinite variance) get a loss of
+:data:`REJECTED` before any accountant call, so they are never ranked.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy import optimize
+
+from lmodp.mechanisms import Mechanism
+from lmodp.search.calibrate import smallest_feasible_factor
+from lmodp.search.families import LAPLACE_SHAPE, SHAPE_BOUNDS, lmo_from_shape
+from lmodp.search.objectives import Objective
+
+logger = logging.getLogger(__name__)
+
+#: Loss of a rejected candidate: finite (so that the optimiser's statistics stay finite) and
+#: larger than any real noise magnitude.
+REJECTED = 1e300
+
+
+@dataclass
+class Candidate:
+    """A calibrated shape: its coordinates, the mechanism at the feasible scale, ε and loss."""
+
+    shape: np.ndarray
+    mechanism: Mechanism
+    epsilon: float
+    loss: float
+
+
+class ShapeProblem:
+    """The loss over the shape box for one budget, remembering the best calibrated candidate.
+
+    ``oracle`` maps a mechanism to its ε (a sound upper bound); ``initial_factor`` is the first
+    scale tried for every shape (e.g. the calibrated Laplace scale, since every shape has E[ω] = 1).
+    """
+
+    def __init__(
+        self,
+        oracle: Callable[[Mechanism], float],
+        objective: Objective,
+        target_epsilon: float,
+        *,
+        initial_factor: float,
+        tolerance: float,
+    ) -> None:
+        self.oracle = oracle
+        self.objective = objective
+        self.target_epsilon = target_epsilon
+        self.initial_factor = initial_factor
+        self.tolerance = tolerance
+        self.best: Candidate | None = None
+        self.shapes_evaluated = 0
+
+    def calibrate(self, x: np.ndarray) -> Candidate | None:
+        """The shape at its smallest feasible scale, or None if the objective rejects it."""
+        shape_mechanism = lmo_from_shape(x)
+        if not math.isfinite(self.objective.loss(shape_mechanism)):
+            return None
+        factor, eps = smallest_feasible_factor(
+            lambda c: self.oracle(shape_mechanism.scaled(c)),
+            self.target_epsilon,
+            initial=self.initial_factor,
+            tolerance=self.tolerance,
+        )
+        mechanism = shape_mechanism.scaled(factor)
+        return Candidate(np.array(x, dtype=float), mechanism, eps, self.objective.loss(mechanism))
+
+    def __call__(self, x: np.ndarray) -> float:
+        self.shapes_evaluated += 1
+        candidate = self.calibrate(x)
+        if candidate is None or not math.isfinite(candidate.loss):
+            return REJECTED
+        if self.best is None or candidate.loss < self.best.loss:
+            self.best = candidate
+            logger.info("shape %d: new best loss %.6g at %s", self.shapes_evaluated, candidate.loss, candidate.mechanism)
+        return candidate.loss
+
+
+def optimize_shape(
+    problem: ShapeProblem,
+    *,
+    seed: int,
+    maxiter: int,
+    popsize: int,
+    polish_evaluations: int,
+    on_generation: Callable[[], None] | None = None,
+) -> Candidate:
+    """Differential evolution over the shape box, then a bounded Nelder–Mead polish; the best candidate seen."""
+    problem(LAPLACE_SHAPE)
+
+    def callback(*_args, **_kwargs) -> bool:
+        if on_generation is not None:
+            on_generation()
+        return False
+
+    if maxiter > 0:
+        optimize.differential_evolution(
+            problem,
+            SHAPE_BOUNDS,
+            seed=seed,
+            maxiter=maxiter,
+            popsize=popsize,
+            init="latinhypercube",
+            x0=LAPLACE_SHAPE,
+            polish=False,
+            tol=0.0,
+            updating="immediate",
+            callback=callback,
+        )
+    if polish_evaluations > 0 and problem.best is not None:
+        optimize.minimize(
+            problem,
+            problem.best.shape,
+            method="Nelder-Mead",
+            bounds=SHAPE_BOUNDS,
+            options={"maxfev": polish_evaluations, "xatol": 1e-3, "fatol": 0.0, "initial_simplex": _simplex(problem.best.shape)},
+        )
+    if problem.best is None:
+        raise ValueError("every candidate shape was rejected by the objective")
+    return problem.best
+
+
+def _simplex(x: np.ndarray, step: float = 0.1) -> np.ndarray:
+    """A Nelder–Mead start simplex around x that stays inside the unit box."""
+    vertices = [np.array(x, dtype=float)]
+    for i in range(len(x)):
+        v = np.array(x, dtype=float)
+        v[i] = v[i] - step if v[i] + step > 1.0 else v[i] + step
+        vertices.append(v)
+    return np.array(vertices)
