@@ -1,1 +1,28 @@
-"""lmodp.train."""
+"""lmodp.train: DP-SGD fine-tuning with any lmodp noise mechanism (needs the ``train`` extra).
+
+* :func:`make_private` — wrap (model, optimizer, data) into a DP-SGD trio.
+* :func:`finetune` — a complete private (or non-private) fine-tuning loop with checkpoints.
+* Building blocks: per-sample gradients (:mod:`~lmodp.train.per_sample`), clipping
+  (:mod:`~lmodp.train.clipping`), torch noise samplers (:mod:`~lmodp.train.noise`), Poisson
+  sampling (:mod:`~lmodp.train.sampling`), the privacy ledger (:mod:`~lmodp.train.budget`).
+"""
+
+from lmodp.train.budget import PrivacyBudgetExhausted, PrivacyLedger
+from lmodp.train.finetune import TrainingHistory, finetune
+from lmodp.train.noise import register_torch_sampler, torch_sampler
+from lmodp.train.optimizer import DPOptimizer, StepOutput
+from lmodp.train.privacy_engine import make_private
+from lmodp.train.sampling import DPDataLoader
+
+__all__ = [
+    "DPDataLoader",
+    "DPOptimizer",
+    "PrivacyBudgetExhausted",
+    "PrivacyLedger",
+    "StepOutput",
+    "TrainingHistory",
+    "finetune",
+    "make_private",
+    "register_torch_sampler",
+    "torch_sampler",
+]

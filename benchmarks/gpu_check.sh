@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One prepared GPU check of lmodp.train, for a machine with a CUDA device (budget: about 8 minutes).
+#
+#   bash benchmarks/gpu_check.sh            # writes into $OUT (the device tool's folder) or ./gpu-check/
+#
+# 1. the CUDA tests (pytest -m cuda): per-sample gradients on CUDA against a one-example autograd
+#    loop, the law of LMO/Gaussian noise drawn on the device (KS test), a bf16-autocast finetune;
+# 2. benchmarks/train_throughput.py at full shapes (RoBERTa-base/-large, GPT-2-small, seq 128):
+#    DP/non-DP step time and peak memory, and LMO noise sampling against torch.randn.
+# Needs a CUDA build of torch and transformers in the active Python; installs nothing (the project's
+# .venv holds the CPU wheel torch==2.13.0+cpu: do not carry it to a GPU machine).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-gpu-check}"
+mkdir -p "$out"
+if ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "no CUDA device visible to torch: $(python -c 'import torch; print(torch.__version__)')" | tee "$out/error.txt"
+    exit 1
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+python -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$out/gpu.txt"
+
+timeout 150 python -m pytest -q -m cuda -p no:cacheprovider \
+    tests/test_train_per_sample.py tests/test_train_noise_and_clipping.py tests/test_train_finetune.py \
+    2>&1 | tee "$out/cuda_tests.txt"
+tests_rc=${PIPESTATUS[0]}
+
+timeout 330 python benchmarks/train_throughput.py --shapes full --device cuda --json "$out/train_throughput.json" \
+    2>&1 | grep -v "Model config" | tee "$out/train_throughput.txt"
+bench_rc=${PIPESTATUS[0]}
+
+echo "cuda tests rc=$tests_rc, benchmark rc=$bench_rc" | tee "$out/summary.txt"
+exit $(( tests_rc != 0 || bench_rc != 0 ))

@@ -1,0 +1,96 @@
+"""Poisson sampling of logical batches (the sampling the subsampled accountants assume).
+
+At every step each of the N examples joins the batch independently with probability q, so the
+batch size is Binomial(N, q): variable, and sometimes 0. An empty batch is still a step (it gets
+noise and is accounted); skipping it would change the privacy analysis. Physical micro-batches
+are cut later by :class:`lmodp.train.per_sample.PerSampleGradients`.
+
+Datasets are either a mapping of column tensors with a common first dimension (``{"input_ids":
+[N, L], "labels": [N]}``) or a sequence (e.g. a ``torch.utils.data.Dataset``) of per-example
+mappings, which are stacked column by column.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+
+from lmodp._validation import require_sample_rate, require_steps
+
+Data = Mapping[str, torch.Tensor] | Sequence[Mapping[str, Any]]
+
+
+def dataset_length(data: Data) -> int:
+    """Number of examples N."""
+    if isinstance(data, Mapping):
+        sizes = {int(v.shape[0]) for v in data.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"dataset columns must share their first dimension, got sizes {sorted(sizes)}")
+        return sizes.pop()
+    return len(data)
+
+
+def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack a non-empty list of per-example mappings into column tensors."""
+    return {key: torch.stack([torch.as_tensor(item[key]) for item in items]) for key in items[0]}
+
+
+def gather(data: Data, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The examples at ``indices`` as a batch of column tensors (0 rows when ``indices`` is empty)."""
+    if isinstance(data, Mapping):
+        return {key: column[indices] for key, column in data.items()}
+    if indices.numel() == 0:
+        return {key: column[:0] for key, column in collate([data[0]]).items()}
+    return collate([data[i] for i in indices.tolist()])
+
+
+class PoissonSampler:
+    """Index tensors of ``steps`` Poisson-sampled logical batches: i ∈ batch iff U_i < q."""
+
+    def __init__(self, num_examples: int, *, sample_rate: float, steps: int, generator: torch.Generator) -> None:
+        if require_steps("num_examples", num_examples) < 1:
+            raise ValueError("num_examples must be >= 1")
+        self.num_examples = int(num_examples)
+        self.sample_rate = require_sample_rate("sample_rate", sample_rate)
+        self.steps = require_steps("steps", steps)
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for _ in range(self.steps):
+            u = torch.rand(self.num_examples, generator=self.generator, dtype=torch.float64)
+            yield torch.nonzero(u < self.sample_rate).flatten()
+
+
+class DPDataLoader:
+    """Yields ``steps`` Poisson-sampled logical batches of ``data`` (possibly empty).
+
+    ``expected_batch_size`` = q·N is the denominator DP-SGD divides the noisy gradient sum by.
+    """
+
+    def __init__(self, data: Data, *, sample_rate: float, steps: int, generator: torch.Generator) -> None:
+        self.data = data
+        self.num_examples = dataset_length(data)
+        self.sampler = PoissonSampler(self.num_examples, sample_rate=sample_rate, steps=steps, generator=generator)
+
+    @property
+    def sample_rate(self) -> float:
+        return self.sampler.sample_rate
+
+    @property
+    def steps(self) -> int:
+        return self.sampler.steps
+
+    @property
+    def expected_batch_size(self) -> float:
+        return self.sample_rate * self.num_examples
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for indices in self.sampler:
+            yield gather(self.data, indices)
