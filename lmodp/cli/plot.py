@@ -1,0 +1,164 @@
+"""``lmodp plot KIND``: draw one of lmodp's figures to a PNG/SVG/PDF file.
+
+Mechanisms are given with ``-m/--mechanism SPEC`` (repeatable), where SPEC is one of
+``gaussian:SIGMA``, ``laplace:SCALE``, ``paper:EPS`` (the authors' released task1 set for
+per-step ε = EPS, with E_lambda read as a RATE, as the paper's accountant reads it;
+``paper:EPS:GROUP`` picks another group), or the path of a JSON file holding a mechanism
+(``Mechanism.to_dict()`` output) or a search result (its ``"mechanism"`` entry). The
+accounting defaults are the paper's SST-2 setting (q = 2048/67350, T = 192, δ = 1e-10).
+
+matplotlib (the ``plots`` extra) is imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lmodp.mechanisms import Gaussian, Laplace, Mechanism, mechanism_from_dict
+
+SST2_SAMPLE_RATE = 2048 / 67350
+SST2_STEPS = 192
+SST2_DELTA = 1e-10
+KINDS = ("density", "rdp", "epsilon", "compare", "training")
+SPEC_HELP = """\
+SPEC: gaussian:SIGMA | laplace:SCALE | paper:EPS[:GROUP] (the authors' released set, E_lambda
+read as a rate) | FILE.json (a Mechanism.to_dict() object or a search result).
+Accounting defaults: the paper's SST-2 run, q = 2048/67350, T = 192, delta = 1e-10."""
+
+
+def parse_mechanism(spec: str) -> Mechanism:
+    """A mechanism from a command-line SPEC (see the module docstring)."""
+    family, _, rest = spec.partition(":")
+    try:
+        if family == "gaussian":
+            return Gaussian(float(rest))
+        if family == "laplace":
+            return Laplace(float(rest))
+        if family == "paper":
+            from lmodp.paper_params import paper_mechanism
+
+            eps, _, group = rest.partition(":")
+            return paper_mechanism(float(eps), group or "task1", exponential="rate")
+    except ValueError as err:
+        raise ValueError(f"--mechanism {spec!r}: {err}") from None
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--mechanism must be gaussian:SIGMA, laplace:SCALE, paper:EPS[:GROUP] or a JSON file, got {spec!r}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--mechanism {spec!r} is not valid JSON: {err}") from None
+    if isinstance(data, dict) and isinstance(data.get("mechanism"), dict):
+        data = data["mechanism"]
+    if not isinstance(data, dict):
+        raise ValueError(f"--mechanism {spec!r} must hold a JSON object")
+    return mechanism_from_dict(data)
+
+
+def _add_output(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument("-o", "--out", type=Path, default=Path(f"lmodp-{kind}.png"), help="output file: .png, .svg or .pdf (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print {kind, path} as JSON instead of the path")
+
+
+def _add_mechanisms(p: argparse.ArgumentParser, *, default: list[str] | None, single: bool = False) -> None:
+    p.epilog = SPEC_HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    if single:
+        p.add_argument("-m", "--mechanism", default=default[0] if default else None, required=default is None, metavar="SPEC", help="the mechanism (default: %(default)s)")
+    else:
+        p.add_argument("-m", "--mechanism", action="append", metavar="SPEC", help=f"a mechanism; repeat for several (default: {' '.join(default or [])})")
+        p.set_defaults(default_mechanisms=default)
+
+
+def _add_accounting(p: argparse.ArgumentParser, *, steps: bool = True) -> None:
+    p.add_argument("--sample-rate", type=float, default=SST2_SAMPLE_RATE, help="Poisson sampling rate q (default: 2048/67350)")
+    if steps:
+        p.add_argument("--steps", type=int, default=SST2_STEPS, help="number of steps T (default: %(default)s)")
+    p.add_argument("--delta", type=float, default=SST2_DELTA, help="δ (default: %(default)g)")
+    p.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity Δ or L2 clip norm C (default: %(default)s)")
+    p.add_argument("--geometry", nargs="+", choices=("scalar", "l2"), default=["scalar", "l2"], help="geometries to draw (default: both)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plot", help="draw a figure (density, rdp, epsilon, compare, training)", description=__doc__.split("\n\n")[0])
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND")
+    kinds.required = True
+
+    p = kinds.add_parser("density", help="noise densities (log scale), sample histograms, and ω's density")
+    _add_mechanisms(p, default=["paper:0.7", "gaussian:2", "laplace:1.5"])
+    p.add_argument("--samples", type=int, default=200_000, help="draws per mechanism for the histograms (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    _add_output(p, "density")
+
+    p = kinds.add_parser("rdp", help="per-step RDP against the order α: exact vs the paper's MGF bound")
+    _add_mechanisms(p, default=["paper:0.7"], single=True)
+    p.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity Δ or L2 clip norm C (default: %(default)s)")
+    _add_output(p, "rdp")
+
+    p = kinds.add_parser("epsilon", help="ε against training steps or epochs")
+    _add_mechanisms(p, default=["paper:0.7", "gaussian:10"])
+    _add_accounting(p)
+    p.add_argument("--pld", action="store_true", help="add PLD values (scalar) and the l2 interval (slower)")
+    p.add_argument("--x", choices=("steps", "epochs"), default="steps", help="x axis (default: %(default)s)")
+    _add_output(p, "epsilon")
+
+    p = kinds.add_parser("compare", help="noise magnitude against target ε at equal budget")
+    _add_mechanisms(p, default=None)
+    p.add_argument("--targets", type=float, nargs="+", default=[0.3, 0.7, 2.0, 3.0], help="target ε values (default: %(default)s)")
+    _add_accounting(p)
+    p.add_argument("--magnitude", choices=("mean_abs", "std"), default="mean_abs", help="noise magnitude shown (default: %(default)s)")
+    p.add_argument("--accountant", default="rdp", help="accountant name, e.g. rdp or pld (default: %(default)s)")
+    _add_output(p, "compare")
+
+    p = kinds.add_parser("training", help="loss / metric against ε from a fine-tune history (JSON file)")
+    p.add_argument("history", type=Path, help="JSON file: a finetune history (columns or a list of per-step records)")
+    p.add_argument("--x", choices=("epsilon", "step"), default="epsilon", help="x axis (default: %(default)s)")
+    _add_output(p, "training")
+
+    parser.set_defaults(func=run)
+
+
+def _mechanisms(args: argparse.Namespace) -> list[Mechanism]:
+    specs = args.mechanism or args.default_mechanisms
+    return [parse_mechanism(s) for s in specs]
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from lmodp import plots
+    except ImportError as err:
+        raise SystemExit(f"lmodp plot: error: {err}") from None
+
+    kind, out = args.kind, args.out
+    if kind == "density":
+        if args.samples < 100:
+            raise ValueError(f"--samples must be >= 100, got {args.samples}")
+        plots.noise_density(_mechanisms(args), samples=args.samples, seed=args.seed, path=out)
+    elif kind == "rdp":
+        plots.rdp_curve(parse_mechanism(args.mechanism), sensitivity=args.sensitivity, path=out)
+    elif kind == "epsilon":
+        plots.epsilon_curve(
+            _mechanisms(args), sample_rate=args.sample_rate, steps=args.steps, delta=args.delta, geometry=args.geometry,
+            sensitivity=args.sensitivity, pld=args.pld, x=args.x, path=out,
+        )
+    elif kind == "compare":
+        shapes = _mechanisms(args) if args.mechanism else None
+        plots.compare_mechanisms(
+            args.targets, sample_rate=args.sample_rate, steps=args.steps, delta=args.delta, shapes=shapes,
+            geometry=args.geometry, sensitivity=args.sensitivity, magnitude=args.magnitude, accountant=args.accountant, path=out,
+        )
+    else:
+        if not args.history.is_file():
+            raise ValueError(f"history file {str(args.history)!r} does not exist")
+        try:
+            history = json.loads(args.history.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"history file {str(args.history)!r} is not valid JSON: {err}") from None
+        plots.training_curve(history, x=args.x, path=out)
+    if args.json:
+        print(json.dumps({"kind": kind, "path": str(out)}))
+    else:
+        print(out)
+    return 0

@@ -1,0 +1,106 @@
+"""Shared look of lmodp's figures: a colour-blind-safe palette, labels, and saving.
+
+Figures are built with matplotlib's object-oriented API (:class:`matplotlib.figure.Figure`,
+never ``pyplot``), so no display, GUI backend or global figure registry is involved: PNG is
+rendered by the Agg backend and SVG by the SVG backend whatever ``MPLBACKEND`` says, which makes
+every function here safe on a headless machine. In a notebook the returned Figure displays itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from lmodp.mechanisms import Mechanism
+
+#: Okabe & Ito (2008), "Color Universal Design": distinguishable under all common colour-vision
+#: deficiencies. Black is kept for reference lines.
+OKABE_ITO = {
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+    "black": "#000000",
+}
+_CYCLE = ("blue", "vermillion", "bluish_green", "orange", "reddish_purple", "sky_blue", "yellow")
+#: Line style of each sensitivity geometry.
+GEOMETRY_STYLES = {"scalar": "-", "l2": "--"}
+SAVE_FORMATS = (".png", ".svg", ".pdf")
+NOISE_UNIT = "units of the sensitivity (Δ or C)"
+
+
+def colour(index: int) -> str:
+    """The ``index``-th colour of the Okabe–Ito cycle (black excluded)."""
+    return OKABE_ITO[_CYCLE[index % len(_CYCLE)]]
+
+
+def new_figure(ncols: int = 1, *, width: float = 6.4, height: float = 4.4) -> tuple[Figure, list]:
+    """A Figure with ``ncols`` side-by-side axes and constrained layout."""
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    for ax in axes:
+        ax.grid(True, which="major", alpha=0.3)
+    return fig, list(axes)
+
+
+def _short(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def describe(mechanism: Mechanism) -> str:
+    """A short legend label with the parameters that define the mechanism."""
+    d = mechanism.to_dict()
+    if mechanism.family == "gaussian":
+        return f"Gaussian σ={_short(d['sigma'])}"
+    if mechanism.family == "laplace":
+        return f"Laplace b={_short(d['scale'])}"
+    if mechanism.family == "lmo":
+        parts = []
+        if d["gamma_weight"] > 0:
+            parts.append(f"{_short(d['gamma_weight'])}·Γ({_short(d['gamma_shape'])},{_short(d['gamma_scale'])})")
+        if d["exponential_weight"] > 0:
+            parts.append(f"{_short(d['exponential_weight'])}·Exp(rate {_short(d['exponential_rate'])})")
+        if d["uniform_weight"] > 0:
+            parts.append(f"{_short(d['uniform_weight'])}·U[{_short(d['uniform_low'])},{_short(d['uniform_high'])}]")
+        return "LMO ω=" + "+".join(parts)
+    return repr(mechanism)
+
+
+def labelled(mechanisms: Mapping[str, Mechanism] | Sequence[Mechanism] | Mechanism) -> dict[str, Mechanism]:
+    """Normalise the ways callers pass mechanisms into ``{legend label: mechanism}``."""
+    if isinstance(mechanisms, Mechanism):
+        mechanisms = [mechanisms]
+    if isinstance(mechanisms, Mapping):
+        items = dict(mechanisms)
+    else:
+        items = {}
+        for m in mechanisms:
+            items[describe(m)] = m
+    if not items:
+        raise ValueError("mechanisms must contain at least one mechanism")
+    for label, m in items.items():
+        if not isinstance(m, Mechanism):
+            raise ValueError(f"mechanisms[{label!r}] must be an lmodp Mechanism, got {type(m).__name__}")
+    return items
+
+
+def finite_or_nan(x: float) -> float:
+    """Matplotlib draws nothing for NaN: used for values that are +inf (no finite bound)."""
+    return x if math.isfinite(x) else math.nan
+
+
+def finish(fig: Figure, path: str | Path | None) -> Figure:
+    """Save ``fig`` to ``path`` (.png, .svg or .pdf, parent folders created) and return it."""
+    if path is not None:
+        path = Path(path)
+        if path.suffix.lower() not in SAVE_FORMATS:
+            raise ValueError(f"path must end in one of {SAVE_FORMATS}, got {str(path)!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+    return fig

@@ -1,0 +1,87 @@
+"""``noise_density``: what the noise looks like, on a log scale, with samples and ω's law."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from lmodp._validation import require_positive
+from lmodp.mechanisms import LaplaceScaleMixture, Mechanism
+from lmodp.plots._style import NOISE_UNIT, OKABE_ITO, colour, finish, labelled, new_figure
+from lmodp.plots.omega import omega_density
+
+
+def noise_density(
+    mechanisms: Mapping[str, Mechanism] | Sequence[Mechanism] | Mechanism,
+    *,
+    samples: int = 200_000,
+    seed: int = 0,
+    x_max: float | None = None,
+    quantile: float = 0.995,
+    path: str | Path | None = None,
+) -> Figure:
+    """Densities log f(y) (closed form) over sample histograms, and the density of ω.
+
+    Left: each mechanism's density on a logarithmic axis, drawn from ``logpdf``, with a
+    histogram of ``samples`` draws from its own sampler on top (the two must agree: a visual
+    check of sampler against density). Right (when a Laplace scale mixture is present): the
+    density of the inverse scale ω, from :func:`lmodp.plots.omega.omega_density`; a plain
+    Laplace's ω is a point mass, drawn as a vertical line. ``x_max`` defaults to the largest
+    ``quantile`` of |Y| over the mechanisms (estimated from the samples).
+    """
+    items = labelled(mechanisms)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 100:
+        raise ValueError(f"samples must be an integer >= 100, got {samples!r}")
+    if not 0.5 < quantile < 1.0:
+        raise ValueError(f"quantile must lie in (0.5, 1), got {quantile!r}")
+    rng = np.random.default_rng(seed)
+    draws = {label: m.sample(samples, rng) for label, m in items.items()}
+    if x_max is None:
+        x_max = max(float(np.quantile(np.abs(d), quantile)) for d in draws.values())
+    x_max = require_positive("x_max", x_max)
+    mixtures = {label: m for label, m in items.items() if isinstance(m, LaplaceScaleMixture)}
+    fig, axes = new_figure(2 if mixtures else 1)
+    ax = axes[0]
+    y = np.linspace(-x_max, x_max, 2001)
+    edges = np.linspace(-x_max, x_max, 121)
+    for i, (label, m) in enumerate(items.items()):
+        c = colour(i)
+        ax.plot(y, m.pdf(y), color=c, lw=1.8, label=label)
+        counts, _ = np.histogram(draws[label], bins=edges)
+        heights = np.where(counts > 0, counts / (samples * np.diff(edges)), np.nan)
+        ax.stairs(heights, edges, color=c, alpha=0.6, lw=1.0)
+    ax.stairs([np.nan], [0.0, 1.0], color=OKABE_ITO["black"], alpha=0.6, lw=1.0, label=f"thin steps: histograms of {samples:,} samples")
+    ax.set_yscale("log")
+    # Down to a tenth of one sample per bin: below that the histograms say nothing and a light
+    # tail (the Gaussian's) would squeeze everything else into the top of the panel.
+    peak = max(float(np.max(m.pdf(y))) for m in items.values())
+    ax.set_ylim(0.1 / (samples * (edges[1] - edges[0])), 2.0 * peak)
+    ax.set_xlim(-x_max, x_max)
+    ax.set_xlabel(f"noise y ({NOISE_UNIT})")
+    ax.set_ylabel("density f(y) (per unit of y, log scale)")
+    ax.set_title("Noise density: closed form (thick) vs sampler (thin)")
+    ax.legend(fontsize="small", loc="lower center")  # below the peak: empty for symmetric unimodal noise
+    if mixtures:
+        _plot_omega(axes[1], mixtures, list(items))
+    return finish(fig, path)
+
+
+def _plot_omega(ax, mixtures: dict[str, LaplaceScaleMixture], order: list[str]) -> None:
+    for label, m in mixtures.items():
+        c = colour(order.index(label))
+        od = omega_density(m)
+        if od.atom is not None:
+            ax.axvline(od.atom, color=c, lw=1.8, label=f"{label}: point mass ω={od.atom:.3g}")
+        else:
+            ax.plot(od.x, od.density, color=c, lw=1.8, label=label)
+        ax.axvline(m.omega_mean(), color=c, lw=0.8, ls=":")
+    ax.axvline(np.nan, color=OKABE_ITO["black"], lw=0.8, ls=":", label="E[ω] (dotted)")
+    ax.set_xlim(left=0.0)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel("inverse Laplace scale ω (1 / noise unit)")
+    ax.set_ylabel("density of ω (per unit of ω)")
+    ax.set_title("Mixing law of ω (numerical convolution)")
+    ax.legend(fontsize="small")

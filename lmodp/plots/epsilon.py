@@ -1,0 +1,115 @@
+"""``epsilon_curve``: the privacy budget spent as training proceeds."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from lmodp._validation import require_delta, require_geometry, require_positive, require_sample_rate, require_steps
+from lmodp.accounting.api import epsilon
+from lmodp.accounting.conversion import OrderGridEdgeWarning, rdp_to_epsilon
+from lmodp.accounting.orders import DEFAULT_ORDERS
+from lmodp.accounting.pld_interval import epsilon_interval
+from lmodp.accounting.subsampling import poisson_subsampled_rdp
+from lmodp.mechanisms import Mechanism
+from lmodp.plots._style import GEOMETRY_STYLES, colour, finish, labelled, new_figure
+
+X_AXES = ("steps", "epochs")
+
+
+def step_grid(steps: int, points: int) -> np.ndarray:
+    """About ``points`` distinct step counts from 1 to ``steps``, log-spaced, ending at ``steps``
+    (just ``steps`` when ``points`` is 1)."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise ValueError(f"points must be an integer >= 1, got {points!r}")
+    if points == 1:
+        return np.array([steps])
+    return np.unique(np.round(np.geomspace(1, steps, points)).astype(int))
+
+
+def geometries_of(geometry: str | Sequence[str]) -> tuple[str, ...]:
+    """One geometry or several, validated."""
+    names = (geometry,) if isinstance(geometry, str) else tuple(geometry)
+    if not names:
+        raise ValueError("geometry must name at least one of ('scalar', 'l2')")
+    return tuple(require_geometry(g) for g in names)
+
+
+def rdp_epsilons(mechanism: Mechanism, step_counts: np.ndarray, *, sample_rate: float, delta: float, geometry: str, sensitivity: float) -> np.ndarray:
+    """The RDP accountant's ε after each of ``step_counts`` steps (the per-step RDP curve is
+    computed once on the default orders and composed by multiplying by T).
+
+    For very few steps the optimal order can be the grid's largest; the value is still a valid
+    upper bound (possibly loose there), so the conversion's edge warning is not repeated per point.
+    """
+    per_step = poisson_subsampled_rdp(mechanism, DEFAULT_ORDERS, sample_rate=sample_rate, sensitivity=sensitivity, geometry=geometry)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OrderGridEdgeWarning)
+        return np.array([rdp_to_epsilon(DEFAULT_ORDERS, t * per_step, delta=delta)[0] for t in step_counts])
+
+
+def epsilon_curve(
+    mechanisms: Mapping[str, Mechanism] | Sequence[Mechanism] | Mechanism,
+    *,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+    geometry: str | Sequence[str] = ("scalar", "l2"),
+    sensitivity: float = 1.0,
+    pld: bool = False,
+    x: str = "steps",
+    points: int = 40,
+    pld_points: int = 5,
+    path: str | Path | None = None,
+) -> Figure:
+    """ε(δ) after 1…``steps`` Poisson-subsampled steps, for each mechanism and geometry.
+
+    Lines: the RDP accountant's upper bound (solid: scalar geometry, dashed: l2). With
+    ``pld=True`` also, at ``pld_points`` step counts: the PLD accountant's ε in the scalar
+    geometry (markers), and in the l2 geometry the interval of :func:`lmodp.accounting.pld_interval.epsilon_interval`
+    (shaded: its lower end is the ε of concrete shifts, certainly reached; the upper end the
+    sound bound). ``x="epochs"`` plots against steps × q.
+    """
+    items = labelled(mechanisms)
+    sample_rate = require_sample_rate("sample_rate", sample_rate)
+    delta = require_delta("delta", delta)
+    sensitivity = require_positive("sensitivity", sensitivity)
+    steps = require_steps("steps", steps)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {X_AXES}, got {x!r}")
+    geometries = geometries_of(geometry)
+    grid = step_grid(steps, points)
+    coarse = step_grid(steps, pld_points)
+    to_x = (lambda t: np.asarray(t) * sample_rate) if x == "epochs" else (lambda t: np.asarray(t))
+    fig, (ax,) = new_figure(1, width=7.2)
+    for i, (label, m) in enumerate(items.items()):
+        c = colour(i)
+        for g in geometries:
+            eps = rdp_epsilons(m, grid, sample_rate=sample_rate, delta=delta, geometry=g, sensitivity=sensitivity)
+            ax.plot(to_x(grid), eps, color=c, ls=GEOMETRY_STYLES[g], lw=1.8, label=f"{label} — RDP, {g}")
+            if pld:
+                _add_pld(ax, m, coarse, to_x, c, label, g, sample_rate=sample_rate, delta=delta, sensitivity=sensitivity)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training steps" if x == "steps" else f"epochs (steps × q, q = {sample_rate:.4g})")
+    ax.set_ylabel(f"ε at δ = {delta:g} (upper bound unless marked)")
+    ax.set_title(f"Privacy spent (Poisson rate q = {sample_rate:.4g}, sensitivity {sensitivity:g})", fontsize="medium")
+    ax.legend(fontsize="small")
+    return finish(fig, path)
+
+
+def _add_pld(ax, mechanism, coarse, to_x, c, label, geometry, *, sample_rate, delta, sensitivity) -> None:
+    if geometry == "scalar":
+        eps = [epsilon(mechanism, sample_rate=sample_rate, steps=int(t), delta=delta, geometry="scalar", sensitivity=sensitivity, accountant="pld") for t in coarse]
+        ax.plot(to_x(coarse), eps, color=c, ls="none", marker="o", ms=5, label=f"{label} — PLD, scalar")
+        return
+    bounds = [epsilon_interval(mechanism, sample_rate=sample_rate, steps=int(t), delta=delta, sensitivity=sensitivity) for t in coarse]
+    lower = [b.lower for b in bounds]
+    upper = [b.upper for b in bounds]
+    ax.fill_between(to_x(coarse), lower, upper, color=c, alpha=0.18, lw=0, label=f"{label} — l2 interval (lower: concrete shifts)")

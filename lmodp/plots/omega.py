@@ -1,0 +1,76 @@
+r"""The density of the LMO mixing variable :math:`\omega = a_1 G + a_3 E + a_4 U`, numerically.
+
+The three components are independent, so the density of :math:`\omega` is the convolution of
+the densities of :math:`a_1 G\sim\Gamma(k, a_1\theta)`, :math:`a_3 E\sim\mathrm{Exp}(\text{rate }
+\lambda/a_3)` and :math:`a_4 U\sim\mathcal U[a_4 u_{lo}, a_4 u_{hi}]`. It is computed exactly for a
+discretised version: each component is replaced by its probability mass on bins of width h
+(differences of its exact CDF, so an integrable singularity such as the Gamma's at 0 for k < 1
+is handled), the bin masses are convolved by FFT, and the result divided by h. The sum of n
+binned components lies within n·h of the true sum, so the curve is the true density smoothed
+over a window of n·h (n <= 3); with the default 8192 bins over the central 1 − 2·10⁻⁶ of the
+mass this is far below a plot's resolution. A degenerate Uniform (u_lo = u_hi) is a shift; a
+mechanism whose ω is a point mass (plain Laplace) is reported as an atom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal, stats
+
+from lmodp._validation import require_positive
+from lmodp.mechanisms import LaplaceScaleMixture
+from lmodp.mechanisms import _mixture_kernels as K
+
+
+@dataclass(frozen=True)
+class OmegaDensity:
+    """``density`` on the grid ``x`` (an absolutely continuous ω), or ``atom`` (a point mass)."""
+
+    x: np.ndarray
+    density: np.ndarray
+    atom: float | None = None
+
+
+def _components(p: np.ndarray) -> tuple[list, float]:
+    """The continuous components as frozen scipy laws, and the total shift of point masses."""
+    laws, shift = [], 0.0
+    if p[K.A1] > 0.0:
+        laws.append(stats.gamma(p[K.K], scale=p[K.A1] * p[K.THETA]))
+    if p[K.A3] > 0.0:
+        laws.append(stats.expon(scale=p[K.A3] / p[K.LAM]))
+    if p[K.A4] > 0.0:
+        if p[K.HI] > p[K.LO]:
+            laws.append(stats.uniform(loc=p[K.A4] * p[K.LO], scale=p[K.A4] * (p[K.HI] - p[K.LO])))
+        else:
+            shift += p[K.A4] * p[K.LO]
+    return laws, shift
+
+
+def omega_density(mechanism: LaplaceScaleMixture, *, bins: int = 8192, tail_mass: float = 1e-6) -> OmegaDensity:
+    """The density of ω for a Laplace scale mixture (LMO or Laplace), by binned convolution.
+
+    ``tail_mass`` is the mass of each component left beyond the grid's upper end.
+    """
+    if not isinstance(mechanism, LaplaceScaleMixture):
+        raise ValueError(f"mechanism must be a Laplace scale mixture (LMO or Laplace), got {type(mechanism).__name__}")
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 16:
+        raise ValueError(f"bins must be an integer >= 16, got {bins!r}")
+    tail_mass = require_positive("tail_mass", tail_mass)
+    if tail_mass >= 0.5:
+        raise ValueError(f"tail_mass must lie in (0, 0.5), got {tail_mass}")
+    laws, shift = _components(mechanism.params)
+    if not laws:
+        return OmegaDensity(x=np.array([shift]), density=np.array([np.inf]), atom=shift)
+    lows = [law.support()[0] for law in laws]
+    lower = shift + sum(lows)
+    upper = shift + sum(law.ppf(1.0 - tail_mass) for law in laws)
+    h = (upper - lower) / bins
+    masses = None
+    for law, low in zip(laws, lows):
+        m = np.diff(law.cdf(low + h * np.arange(bins + 1)))
+        masses = m if masses is None else signal.fftconvolve(masses, m)[:bins]
+    masses = np.clip(masses, 0.0, None)
+    x = lower + h * (np.arange(bins) + 0.5 * len(laws))
+    return OmegaDensity(x=x, density=masses / h)
