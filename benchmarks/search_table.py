@@ -24,6 +24,7 @@ from lmodp.accounting.api import epsilon_and_order
 from lmodp.accounting.conversion import rdp_to_epsilon
 from lmodp.accounting.divergence import l2_renyi_bound
 from lmodp.accounting.subsampling import binomial_remove_rdp
+from lmodp.mechanisms import describe
 from lmodp.accounting.paper import PAPER_BATCH_SIZE, PAPER_DATASETS, PAPER_DELTA, paper_numbers
 from lmodp.paper_params import paper_budgets, paper_mechanism
 from lmodp.search import search
@@ -35,19 +36,13 @@ GEOMETRIES = ("scalar", "l2")
 
 
 def _lmo_params(m: lmodp.Mechanism) -> str:
-    if m.family != "lmo":
-        return f"Laplace, scale {m.scale:.6g} (no LMO shape beat it)" if m.family == "laplace" else repr(m)
+    if m.family == "laplace":
+        return f"{describe(m, digits=6)} (no LMO shape beat it)"
     d = m.to_dict()
-    if d["gamma_weight"] == d["exponential_weight"] == 0 and d["uniform_low"] == d["uniform_high"]:
-        return f"point mass ω ≡ {d['uniform_weight'] * d['uniform_low']:.6g} (Laplace, scale {1 / (d['uniform_weight'] * d['uniform_low']):.6g})"
-    parts = []
-    if d["gamma_weight"] > 0:
-        parts.append(f"{d['gamma_weight']:.4g}·Γ(k={d['gamma_shape']:.3g}, θ={d['gamma_scale']:.3g})")
-    if d["exponential_weight"] > 0:
-        parts.append(f"{d['exponential_weight']:.4g}·Exp(λ={d['exponential_rate']:.3g})")
-    if d["uniform_weight"] > 0:
-        parts.append(f"{d['uniform_weight']:.4g}·U[{d['uniform_low']:.3g}, {d['uniform_high']:.3g}]")
-    return "ω = " + " + ".join(parts)
+    if m.family == "lmo" and d["gamma_weight"] == d["exponential_weight"] == 0 and d["uniform_low"] == d["uniform_high"]:
+        omega = d["uniform_weight"] * d["uniform_low"]
+        return f"point mass ω ≡ {omega:.6g} (Laplace, scale {1 / omega:.6g})"
+    return describe(m, digits=4)
 
 
 def _fmt(x: float) -> str:

@@ -5,7 +5,8 @@ from lmodp.accounting.conversion import OrderGridEdgeWarning, rdp_to_delta, rdp_
 from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.pld import PLDAccountant
 from lmodp.accounting.pld_interval import EpsilonInterval, epsilon_interval
-from lmodp.accounting.rdp_accountant import MechanismEvent, RDPAccountant
+from lmodp.accounting.events import MechanismEvent
+from lmodp.accounting.rdp_accountant import RDPAccountant
 from lmodp.accounting.subsampling import poisson_subsampled_rdp, sampled_gaussian_rdp
 
 __all__ = [

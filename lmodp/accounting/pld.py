@@ -31,19 +31,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from lmodp._validation import (
-    require_delta,
-    require_geometry,
-    require_nonnegative,
-    require_positive,
-    require_sample_rate,
-    require_steps,
-)
+from lmodp._validation import require_delta, require_nonnegative, require_positive, require_sample_rate
+from lmodp.accounting.events import EventHistory, MechanismEvent
 from lmodp.accounting.pld_compose import DEFAULT_TAIL_MASS, compose, self_compose
 from lmodp.accounting.pld_connect_dots import pessimistic_pld
 from lmodp.accounting.pld_discrete import DiscretePLD, rounded_down_laws
 from lmodp.accounting.pld_hockey_stick import DIRECTIONS, hockey_stick_curve, noise_model
-from lmodp.accounting.rdp_accountant import MechanismEvent
 from lmodp.mechanisms import Gaussian, Mechanism, mechanism_from_dict
 
 DEFAULT_INTERVAL = 1e-4
@@ -82,7 +75,7 @@ def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
         )
 
 
-class PLDAccountant:
+class PLDAccountant(EventHistory):
     """Accumulates the composed PLDs (add and remove direction) of a training run.
 
     Same interface as :class:`~lmodp.accounting.rdp_accountant.RDPAccountant`::
@@ -115,14 +108,8 @@ class PLDAccountant:
         geometry: str,
     ) -> None:
         """Record ``steps`` Poisson-subsampled releases of ``mechanism`` and compose their PLDs."""
-        if not isinstance(mechanism, Mechanism):
-            raise ValueError(f"mechanism must be an lmodp Mechanism, got {type(mechanism).__name__}")
-        event = MechanismEvent(
-            mechanism=mechanism.to_dict(),
-            sample_rate=require_sample_rate("sample_rate", sample_rate),
-            steps=require_steps("steps", steps),
-            sensitivity=require_positive("sensitivity", sensitivity),
-            geometry=require_geometry(geometry),
+        event = MechanismEvent.validated(
+            mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry
         )
         _check_geometry(mechanism, event.geometry)
         self._record(event, mechanism)
@@ -146,16 +133,6 @@ class PLDAccountant:
                     block if previous is None else compose(previous, block, tail_mass=self.tail_mass_truncation)
                 )
         self._events.append(event)
-
-    @property
-    def history(self) -> list[MechanismEvent]:
-        """The recorded events, oldest first."""
-        return list(self._events)
-
-    @property
-    def steps_taken(self) -> int:
-        """Total number of steps over all events."""
-        return sum(e.steps for e in self._events)
 
     # --- how it is accounted ------------------------------------------------------------
     def composed_pld(self, direction: str) -> DiscretePLD | None:

@@ -11,58 +11,19 @@ bounds of adaptively composed mechanisms add order by order, so the curve is
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lmodp._validation import require_geometry, require_positive, require_sample_rate, require_steps
 from lmodp.accounting.conversion import rdp_to_delta, rdp_to_epsilon
+from lmodp.accounting.events import EventHistory, MechanismEvent
 from lmodp.accounting.orders import DEFAULT_ORDERS, validate_orders
 from lmodp.accounting.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Mechanism, mechanism_from_dict
 
 _STATE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class MechanismEvent:
-    """``steps`` releases of ``mechanism`` (its ``to_dict()``), each on a Poisson sample of rate
-    ``sample_rate``, for a query of the given ``sensitivity`` and ``geometry``."""
-
-    mechanism: Mapping[str, Any]
-    sample_rate: float
-    steps: int
-    sensitivity: float
-    geometry: str
-
-    @classmethod
-    def validated(
-        cls, mechanism: Mechanism, *, sample_rate: float, steps: int, sensitivity: float, geometry: str
-    ) -> "MechanismEvent":
-        """The event for these arguments, each checked (``ValueError`` naming the bad one)."""
-        if not isinstance(mechanism, Mechanism):
-            raise ValueError(f"mechanism must be an lmodp Mechanism, got {type(mechanism).__name__}")
-        return cls(
-            mechanism=mechanism.to_dict(),
-            sample_rate=require_sample_rate("sample_rate", sample_rate),
-            steps=require_steps("steps", steps),
-            sensitivity=require_positive("sensitivity", sensitivity),
-            geometry=require_geometry(geometry),
-        )
-
-    def key(self) -> str:
-        """Identifies the per-step RDP curve (everything but ``steps``)."""
-        return json.dumps([dict(self.mechanism), self.sample_rate, self.sensitivity, self.geometry], sort_keys=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        d = asdict(self)
-        d["mechanism"] = dict(self.mechanism)
-        return d
 
 
 def _encode_curve(curve: np.ndarray) -> list[float | None]:
@@ -73,7 +34,7 @@ def _decode_curve(values: list[float | None]) -> np.ndarray:
     return np.array([math.inf if v is None else float(v) for v in values])
 
 
-class RDPAccountant:
+class RDPAccountant(EventHistory):
     """Accumulates the RDP curve of a training run on a fixed grid of orders.
 
     Example::
@@ -119,16 +80,6 @@ class RDPAccountant:
         if event.steps:
             self._rdp = self._rdp + event.steps * self._curves[key]
         self._events.append(event)
-
-    @property
-    def history(self) -> list[MechanismEvent]:
-        """The recorded events, oldest first."""
-        return list(self._events)
-
-    @property
-    def steps_taken(self) -> int:
-        """Total number of steps over all events."""
-        return sum(e.steps for e in self._events)
 
     # --- how it is accounted ------------------------------------------------------------
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from lmodp.mechanisms.base import Mechanism
+from lmodp.mechanisms.describe import describe
 from lmodp.mechanisms.gaussian import Gaussian
 from lmodp.mechanisms.laplace import Laplace
 from lmodp.mechanisms.lmo import LMO
@@ -24,4 +25,4 @@ def mechanism_from_dict(data: Mapping[str, Any]) -> Mechanism:
     return _FAMILIES[family](**kwargs)
 
 
-__all__ = ["Gaussian", "LMO", "Laplace", "LaplaceScaleMixture", "Mechanism", "mechanism_from_dict"]
+__all__ = ["Gaussian", "LMO", "Laplace", "LaplaceScaleMixture", "Mechanism", "describe", "mechanism_from_dict"]

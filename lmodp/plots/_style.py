@@ -14,7 +14,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from lmodp.mechanisms import Mechanism
+from lmodp.mechanisms import Mechanism, describe
 
 #: Okabe & Ito (2008), "Color Universal Design": distinguishable under all common colour-vision
 #: deficiencies. Black is kept for reference lines.
@@ -47,29 +47,6 @@ def new_figure(ncols: int = 1, *, width: float = 6.4, height: float = 4.4) -> tu
     for ax in axes:
         ax.grid(True, which="major", alpha=0.3)
     return fig, list(axes)
-
-
-def _short(x: float) -> str:
-    return f"{x:.3g}"
-
-
-def describe(mechanism: Mechanism) -> str:
-    """A short legend label with the parameters that define the mechanism."""
-    d = mechanism.to_dict()
-    if mechanism.family == "gaussian":
-        return f"Gaussian σ={_short(d['sigma'])}"
-    if mechanism.family == "laplace":
-        return f"Laplace b={_short(d['scale'])}"
-    if mechanism.family == "lmo":
-        parts = []
-        if d["gamma_weight"] > 0:
-            parts.append(f"{_short(d['gamma_weight'])}·Γ({_short(d['gamma_shape'])},{_short(d['gamma_scale'])})")
-        if d["exponential_weight"] > 0:
-            parts.append(f"{_short(d['exponential_weight'])}·Exp(rate {_short(d['exponential_rate'])})")
-        if d["uniform_weight"] > 0:
-            parts.append(f"{_short(d['uniform_weight'])}·U[{_short(d['uniform_low'])},{_short(d['uniform_high'])}]")
-        return "LMO ω=" + "+".join(parts)
-    return repr(mechanism)
 
 
 def labelled(mechanisms: Mapping[str, Mechanism] | Sequence[Mechanism] | Mechanism) -> dict[str, Mechanism]:

@@ -11,8 +11,8 @@ from numpy.typing import ArrayLike
 
 from lmodp._validation import require_positive
 from lmodp.accounting.divergence import mgf_bound_rdp, unsubsampled_rdp
-from lmodp.mechanisms import LaplaceScaleMixture, Mechanism
-from lmodp.plots._style import OKABE_ITO, describe, finish, new_figure
+from lmodp.mechanisms import LaplaceScaleMixture, Mechanism, describe
+from lmodp.plots._style import OKABE_ITO, finish, new_figure
 
 _MAX_ORDER = 256.0
 # Orders strictly below the MGF domain's end at which the bound is drawn, to show its blow-up:

@@ -22,7 +22,6 @@ import importlib
 import logging
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,67 @@
+"""What happened in a training run, independent of how it is accounted.
+
+A :class:`MechanismEvent` records ``steps`` Poisson-subsampled releases of one mechanism;
+:class:`EventHistory` is the list of events an accountant (RDP or PLD) keeps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from lmodp._validation import require_geometry, require_positive, require_sample_rate, require_steps
+from lmodp.mechanisms import Mechanism
+
+
+@dataclass(frozen=True)
+class MechanismEvent:
+    """``steps`` releases of ``mechanism`` (its ``to_dict()``), each on a Poisson sample of rate
+    ``sample_rate``, for a query of the given ``sensitivity`` and ``geometry``."""
+
+    mechanism: Mapping[str, Any]
+    sample_rate: float
+    steps: int
+    sensitivity: float
+    geometry: str
+
+    @classmethod
+    def validated(
+        cls, mechanism: Mechanism, *, sample_rate: float, steps: int, sensitivity: float, geometry: str
+    ) -> "MechanismEvent":
+        """The event for these arguments, each checked (``ValueError`` naming the bad one)."""
+        if not isinstance(mechanism, Mechanism):
+            raise ValueError(f"mechanism must be an lmodp Mechanism, got {type(mechanism).__name__}")
+        return cls(
+            mechanism=mechanism.to_dict(),
+            sample_rate=require_sample_rate("sample_rate", sample_rate),
+            steps=require_steps("steps", steps),
+            sensitivity=require_positive("sensitivity", sensitivity),
+            geometry=require_geometry(geometry),
+        )
+
+    def key(self) -> str:
+        """Identifies the per-step RDP curve (everything but ``steps``)."""
+        return json.dumps([dict(self.mechanism), self.sample_rate, self.sensitivity, self.geometry], sort_keys=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = asdict(self)
+        d["mechanism"] = dict(self.mechanism)
+        return d
+
+
+class EventHistory:
+    """The events recorded by an accountant, oldest first (subclasses fill ``self._events``)."""
+
+    _events: list[MechanismEvent]
+
+    @property
+    def history(self) -> list[MechanismEvent]:
+        """The recorded events, oldest first."""
+        return list(self._events)
+
+    @property
+    def steps_taken(self) -> int:
+        """Total number of steps over all events."""
+        return sum(e.steps for e in self._events)
