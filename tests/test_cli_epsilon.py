@@ -34,6 +34,19 @@ def test_gaussian_json_matches_library(capsys):
     assert out["mechanism"] == {"family": "gaussian", "sigma": 1.0}
 
 
+def test_family_implied_by_the_parameters(capsys):
+    gaussian = _run_json(capsys, ["--sigma", "1.0", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-5"])
+    assert gaussian["mechanism"] == {"family": "gaussian", "sigma": 1.0}
+    assert gaussian["epsilon"] == lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2")
+    laplace = _run_json(capsys, ["--scale", "2", "--geometry", "scalar", "--steps", "10", "--sample-rate", "0.05"])
+    assert laplace["mechanism"] == {"family": "laplace", "scale": 2.0}
+    lmo_argv = ["--uniform-weight", "1", "--uniform-low", "0.5", "--uniform-high", "1", "--geometry", "scalar", "--steps", "10"]
+    lmo = _run_json(capsys, lmo_argv)
+    assert lmo["mechanism"]["family"] == "lmo"
+    expected = lmodp.LMO(uniform_weight=1.0, uniform_low=0.5, uniform_high=1.0)
+    assert lmo["epsilon"] == lmodp.epsilon(expected, sample_rate=2048 / 67350, steps=10, delta=1e-10, geometry="scalar")
+
+
 def test_text_output(capsys):
     assert main(["epsilon", "--mechanism", "gaussian", "--sigma", "2", "--steps", "10"]) == 0
     out = capsys.readouterr().out
@@ -83,7 +96,9 @@ def test_paper_file_and_flags(capsys, tmp_path):
         ["--mechanism", "gaussian", "--sigma", "-1"],
         ["--mechanism", "gaussian"],
         ["--mechanism", "laplace"],
-        ["--sigma", "1"],
+        ["--sigma", "1", "--scale", "2"],
+        ["--mechanism", "laplace", "--sigma", "1"],
+        ["--mechanism", "gaussian", "--gamma-weight", "1"],
         ["--paper-set", "0.3"],
         ["--paper-set", "0.4", "--paper-exponential", "rate"],
         ["--params", "/nonexistent/file.json"],

@@ -36,8 +36,9 @@ parameter set with E_lambda read as a rate, on SST-2 (sample rate 2048/67350, {E
 delta {EXAMPLE_DELTA:g}), L2 geometry with clip norm (sensitivity) 1, as in DP-SGD.
 Examples:
   lmodp epsilon
-  lmodp epsilon --mechanism gaussian --sigma 1.0 --sample-rate 0.01 --steps 1000 --delta 1e-5
-  lmodp epsilon --mechanism laplace --scale 2 --geometry scalar --steps 100
+  lmodp epsilon --sigma 1.0 --sample-rate 0.01 --steps 1000 --delta 1e-5
+  lmodp epsilon --scale 2 --geometry scalar --steps 100        (Laplace)
+  lmodp epsilon --gamma-weight 1 --gamma-shape 2 --gamma-scale 1 --steps 100   (LMO)
   lmodp epsilon --paper-set 2 --paper-exponential scale --json
   lmodp epsilon --params my_lmo.json      (an lmodp LMO.to_dict() file, or a paper file with
                                            --paper-exponential)
@@ -54,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mech = p.add_argument_group("mechanism (default: the built-in example)")
-    mech.add_argument("--mechanism", choices=("gaussian", "laplace", "lmo"), help="noise family")
+    mech.add_argument(
+        "--mechanism", choices=("gaussian", "laplace", "lmo"), help="noise family (default: implied by the parameters given)"
+    )
     mech.add_argument("--sigma", type=float, help="Gaussian standard deviation")
     mech.add_argument("--scale", type=float, help="Laplace scale b")
     mech.add_argument("--params", type=Path, metavar="FILE.json", help="LMO parameters: lmodp to_dict JSON or a paper file")
@@ -101,18 +104,23 @@ def _mechanism(args: argparse.Namespace) -> tuple[Mechanism, bool]:
         if not isinstance(data, dict):
             raise ValueError("--params must hold a JSON object")
         return (mechanism_from_dict(data) if "family" in data else _paper_file_mechanism(data, args.paper_exponential)), False
-    if args.mechanism == "gaussian":
+    given = {"gaussian": args.sigma is not None, "laplace": args.scale is not None, "lmo": bool(lmo_flags)}
+    families = [f for f, present in given.items() if present]
+    if len(families) > 1:
+        raise ValueError("--sigma (Gaussian), --scale (Laplace) and the LMO flags exclude each other")
+    family = args.mechanism if args.mechanism is not None else (families[0] if families else None)
+    if families and families[0] != family:
+        raise ValueError(f"the {families[0]} parameters do not fit --mechanism {family}")
+    if family == "gaussian":
         if args.sigma is None:
             raise ValueError("--mechanism gaussian requires --sigma")
         return Gaussian(args.sigma), False
-    if args.mechanism == "laplace":
+    if family == "laplace":
         if args.scale is None:
             raise ValueError("--mechanism laplace requires --scale")
         return Laplace(args.scale), False
-    if args.mechanism == "lmo":
+    if family == "lmo":
         return LMO(**lmo_flags), False
-    if lmo_flags or args.sigma is not None or args.scale is not None:
-        raise ValueError("--sigma, --scale and the LMO flags need --mechanism")
     return paper_mechanism(EXAMPLE_PAPER_SET, "task1", exponential="rate"), True
 
 
