@@ -15,6 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lmodp.accounting._l2_sup import (
+    NoiseConstants,
+    first_cell_bound,
+    first_cell_ends,
+    first_order_bound,
+    second_order_bound,
+)
 from lmodp.accounting.divergence import (
     l2_renyi_bound,
     mgf_bound_rdp,
@@ -207,11 +214,10 @@ def test_l2_bound_gaussian_exact():
 
 
 @pytest.mark.parametrize("mech", [TASK1[0], TASK1[2], HEAVY, TWO_SCALE, Laplace(0.7)], ids=["task1-0.3", "task1-2", "heavy", "two-scale", "laplace"])
-def test_l2_bound_dominates_splits_and_fisher_limit(mech, caplog):
+def test_l2_bound_dominates_splits_and_fisher_limit(mech):
     alphas = np.array([1.5, 2.0, 3.0, 8.0, 20.0, 64.0, 256.0])
     c = 1.0
     bound = l2_renyi_bound(mech, alphas, l2_sensitivity=c)
-    assert not [r for r in caplog.records if "decreased" in r.getMessage()]  # monotone on its grid
     assert np.all(bound >= alphas * mech.fisher_information() * c**2 / 2)
     for n in (1, 4, 100):
         split = n * renyi_divergences(mech, alphas, sensitivity=c / math.sqrt(n))
@@ -243,14 +249,67 @@ def test_l2_bound_dense_orders_interpolate_soundly():
 
 @pytest.mark.parametrize("mech", [TASK1[1], TASK1[3], HEAVY, TWO_SCALE], ids=["task1-0.7", "task1-3", "heavy", "two-scale"])
 def test_divergence_nondecreasing_in_shift(mech):
-    """The L2 cell bound assumes h_alpha(t) is non-decreasing in t; check it numerically,
-    and that h_alpha(t)/t^2 stays below its t -> 0 limit alpha*I/2 near 0."""
+    """h_alpha(t) is non-decreasing in t for symmetric unimodal noise (docs/l2-geometry.md, the
+    L2 cell bounds rest on it): check it numerically, and that h_alpha(t)/t^2 stays below its
+    t -> 0 limit alpha*I/2 near 0."""
     alphas = np.array([1.2, 2.0, 10.0, 100.0, 1000.0])
     ts = np.geomspace(1e-3, 10.0, 60)
     h = np.array([renyi_divergences(mech, alphas, sensitivity=t) for t in ts])
     assert np.all(np.diff(h, axis=0) >= -1e-12 * h[1:])
     limit = alphas * mech.fisher_information() / 2
     assert np.all(h[:10] / ts[:10, None] ** 2 <= limit * (1 + 1e-6))
+
+
+POINT_MASS = LMO(uniform_weight=1.0, uniform_low=1 / 0.7, uniform_high=1 / 0.7)
+
+
+@pytest.mark.parametrize("mech", [TASK1[0], TASK1[3], HEAVY, TWO_SCALE, POINT_MASS], ids=["task1-0.3", "task1-3", "heavy", "two-scale", "laplace"])
+def test_first_cell_bounds_dominate_mpmath(mech):
+    """Both proven first-cell bounds hold for every t (not only t <= t_0): compare them with
+    h_alpha(t)/t^2 from the independent mpmath quadrature, from tiny to large shifts."""
+    constants = NoiseConstants.of(mech)
+    alphas = np.array([1.5, 2.0, 8.0, 32.0])
+    for score_shift in (1e-3, 1e-2, 0.1, 0.5):
+        t = score_shift / constants.score
+        exact = np.array([reference_renyi(mech, a, t) for a in alphas]) / t**2
+        ts = np.full(alphas.size, t)
+        assert np.all(first_order_bound(alphas, ts, constants) >= exact), score_shift
+        assert np.all(second_order_bound(alphas, ts, constants) >= exact), score_shift
+    limit = alphas * constants.fisher / 2
+    tiny = np.full(alphas.size, 1e-9 / constants.score)
+    np.testing.assert_allclose(first_cell_bound(alphas, tiny, constants), limit, rtol=1e-6)
+
+
+@pytest.mark.parametrize("b", [0.3, 1.0, 4.0])
+def test_first_cell_bounds_dominate_mironov_laplace(b):
+    """Laplace(b): the exact h_alpha(t) is Mironov's closed form, so check the bounds over a wide
+    range of shifts and orders, and that t_0 leaves them within rel_tol of alpha/(2 b^2)."""
+    mech = Laplace(b)
+    constants = NoiseConstants.of(mech)
+    alphas = np.array([1.1, 2.0, 5.0, 50.0, 500.0])
+    for t in np.geomspace(1e-4 * b, 3 * b, 12):
+        exact = np.array([mironov_laplace(a, t, b) for a in alphas]) / t**2
+        ts = np.full(alphas.size, t)
+        assert np.all(first_order_bound(alphas, ts, constants) >= exact)
+        assert np.all(second_order_bound(alphas, ts, constants) >= exact)
+    t0 = first_cell_ends(alphas, constants, rel_tol=5e-3, top=10.0)
+    assert np.all(first_cell_bound(alphas, t0, constants) <= alphas / (2 * b * b) * (1 + 5e-3) * (1 + 1e-7))
+    assert np.all(t0 > 0.01 * b / alphas)
+
+
+@pytest.mark.parametrize("mech", MIXTURES, ids=IDS)
+def test_omega_moments_match_mgf_derivatives(mech):
+    """E[omega^n] = (-1)^n d^n/ds^n E[e^{-s omega}] at s = 0, with the MGF written here."""
+
+    def laplace_transform(s):
+        total = mp.mpf(1)
+        for mgf_term, _ in _component_terms(mech, s):
+            total *= mgf_term
+        return total
+
+    mp.mp.dps = 30
+    expected = [float((-1) ** n * mp.diff(laplace_transform, mp.mpf(0), n)) for n in (1, 2, 3)]
+    np.testing.assert_allclose(mech.omega_moments(), expected, rtol=1e-12)
 
 
 # --- subsampling ----------------------------------------------------------------------------

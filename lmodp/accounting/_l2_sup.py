@@ -1,47 +1,45 @@
 r"""Upper bound on sup_{0<t≤C} h_α(t)/t² for a Laplace scale mixture (the L2 geometry's constant).
 
-h_α(t) = D_α(f(·−t) ‖ f) is the scalar divergence. The bound combines, per order α:
+h_α(t) = D_α(f(·−t) ‖ f) is the scalar divergence, f the noise density, S = sup|f'/f| =
+E[ω²]/E[ω], I = ∫ f'²/f the Fisher information. The bound combines, per order α:
 
-1. **Cells.** On a grid t_0 < t_1 < … < t_J = C, if h_α is non-decreasing in t then on
-   [t_j, t_{j+1}]: h_α(t)/t² ≤ h_α(t_{j+1})/t_j². The grid is refined adaptively (geometric
-   bisection of a cell) until every cell's bound is within a factor 1 + ``rel_tol`` of the
-   best lower bound max(αI/2, max_j h_α(t_j)/t_j²), or the cell ratio falls below 1 + 1e-4.
-   Every h_α(t_j) is the pessimistic quadrature value of
-   :mod:`lmodp.accounting._divergence_kernels`.
-2. **First cell (0, t_0]**, t_0 = min(C, 0.01/S) with S = sup|score|: the bound
-   max(αI/2, h_α(t_0)/t_0²)·(1 + 1e-8), with I the Fisher information, αI/2 the limit of
-   h_α(t)/t² as t → 0. This holds if h_α(t)/t² is monotone on (0, t_0], as the expansion
-   h_α(t) = αIt²/2 − c·t³ + O(t⁴) suggests (the cusp of f at 0 makes c > 0; for Laplace(b),
-   c = α/(6b³)).
+1. **First cell (0, t_0]** (:func:`first_cell_bound`, proven in docs/l2-geometry.md, section 5).
+   With M(t) = e^{(α−1)h_α(t)}: M(0) = 1, M'(0) = 0 and M'' is bounded on [0, t] in two ways,
+   to first order (:func:`first_order_bound`) and to second order in t
+   (:func:`second_order_bound`); each gives an upper bound on sup_{0<u≤t} h_α(u)/u² that
+   increases in t and tends to αI/2 as t → 0, and the smaller is used. t_0(α) is the largest t
+   at which it is within a factor 1 + ``rel_tol`` of αI/2 (:func:`first_cell_ends`).
+2. **Cells.** h_α is non-decreasing in t for every symmetric unimodal noise density (proven:
+   docs/l2-geometry.md, section 5), so on a grid t_0 < t_1 < … < t_J = C, on [t_j, t_{j+1}]:
+   h_α(t)/t² ≤ h_α(t_{j+1})/t_j². The grid is refined adaptively (a cell is split into
+   geometric pieces) until every cell's bound is within a factor 1 + ``rel_tol`` of the best lower bound
+   max(αI/2, max_j h_α(t_j)/t_j²), or the cell ratio falls below 1 + 1e-4. Every h_α(t_j) is
+   the pessimistic quadrature value of :mod:`lmodp.accounting._divergence_kernels`.
 3. **Orders.** (α − 1)·h_α(t) is convex in α (van Erven & Harremoës 2014, Cor. 2), so
    (α − 1)·sup_t h_α(t)/t² is convex too (a sup of convex functions); when many orders are
    asked, the sup is computed at anchor orders (geometric in α − 1, ratio 1.1, plus the
    extremes) and (α − 1)·bound is interpolated linearly between anchors, which bounds a
    convex function from above.
 
-Assumptions that are argued and tested numerically but NOT proven: h_α(t) non-decreasing in t
-(step 1) and the monotonicity near 0 (step 2). See docs/l2-geometry.md. A decrease of h_α(t)
-between computed grid points is logged as a warning.
+What rests on numerics rather than proof: the quadrature values (pessimistic by an error
+estimate, not a proven bound) and the Fisher information (scipy quadrature, inflated by 1e-8).
 """
 
 from __future__ import annotations
 
-import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from lmodp.accounting._mixture_quadrature import max_score, mixture_log_moments
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 
-_FIRST_CELL = 0.01
+_SERIES_BELOW = 1e-4
 _INITIAL_RATIO = 1.25
 _MIN_RATIO = 1.0001
 _ANCHOR_RATIO = 1.1
 _FISHER_MARGIN = 1e-8
-_MONOTONE_SLACK = 1e-6
-
-logger = logging.getLogger(__name__)
 
 
 def anchor_orders(alphas: np.ndarray) -> np.ndarray:
@@ -53,35 +51,109 @@ def anchor_orders(alphas: np.ndarray) -> np.ndarray:
     return np.geomspace(x[0], x[-1], n) + 1.0
 
 
+def _phi(x: np.ndarray) -> np.ndarray:
+    """φ(x) = (eˣ − 1 − x)/x² (→ ½ at 0), for real x ≠ 0, by a series for |x| < 1e-4."""
+    small = np.abs(x) < _SERIES_BELOW
+    xs = np.where(small, 1.0, x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        closed = (np.expm1(xs) - xs) / (xs * xs)
+    series = 0.5 + x / 6.0 + x * x / 24.0 + x**3 / 120.0
+    return np.where(small, series, closed)
+
+
+@dataclass(frozen=True)
+class NoiseConstants:
+    """The constants of a Laplace scale mixture that the first-cell bounds use.
+
+    ``fisher`` an upper bound on I, ``score`` S = E[ω²]/E[ω], ``moments`` (E[ω], E[ω²], E[ω³])."""
+
+    fisher: float
+    score: float
+    moments: tuple[float, float, float]
+
+    @classmethod
+    def of(cls, mechanism: LaplaceScaleMixture) -> "NoiseConstants":
+        return cls(mechanism.fisher_information() * (1.0 + _FISHER_MARGIN), max_score(mechanism), mechanism.omega_moments())
+
+
+def first_order_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> np.ndarray:
+    r"""sup_{0<u≤t} h_α(u)/u² ≤ (α−1)·I·φ(αSt) + I/2 + J·ψ(αSt), J = E[ω²] − I, ψ(x) = ½ − φ(−x).
+
+    From M''(u) ≤ α(α−1)I + (α−1)²I(e^{αSu} − 1) + (α−1)J(1 − e^{−αSu}) (docs/l2-geometry.md).
+    """
+    x = alphas * c.score * t
+    j = max(c.moments[1] - c.fisher, 0.0)
+    return (alphas - 1.0) * c.fisher * _phi(x) + 0.5 * c.fisher + j * (0.5 - _phi(-x))
+
+
+def second_order_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> np.ndarray:
+    r"""sup_{0<u≤t} h_α(u)/u² ≤ αI/2 + κ(t)·t²/12 with
+    κ(t) = (α−1)·α·S²·((α−1)I + E[ω²])·e^{αSt}/2 + α·E[ω²]E[ω³]/(2E[ω])·e^{(α−1)St}.
+
+    From M''(u) ≤ α(α−1)I + (α−1)·u²·κ(u), whose terms bound the second-order variation of the
+    even functions u ↦ ∫ f(x−u)^α f(x)^{1−α} s(x)² and ∫ f(x−u)^α f(x)^{1−α} (log f)''(x)
+    (docs/l2-geometry.md).
+    """
+    e1, e2, e3 = c.moments
+    s = c.score
+    with np.errstate(over="ignore"):
+        kappa = (alphas - 1.0) * alphas * s * s * ((alphas - 1.0) * c.fisher + e2) * np.exp(alphas * s * t) / 2.0
+        kappa = kappa + alphas * e2 * e3 / (2.0 * e1) * np.exp((alphas - 1.0) * s * t)
+        return alphas * c.fisher / 2.0 + kappa * t * t / 12.0
+
+
+def first_cell_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> np.ndarray:
+    """An upper bound on sup_{0<u≤t} h_α(u)/u²: the smaller of the two proven bounds."""
+    return np.minimum(first_order_bound(alphas, t, c), second_order_bound(alphas, t, c)) * (1.0 + 1e-12)
+
+
+def first_cell_ends(alphas: np.ndarray, c: NoiseConstants, *, rel_tol: float, top: float) -> np.ndarray:
+    """The largest t_0(α) <= ``top`` (to 1 %) at which :func:`first_cell_bound` is <= (1 + rel_tol)·αI/2
+    (the bound increases in t), by bisection in log t."""
+    target = (1.0 + rel_tol) * alphas * c.fisher / 2.0
+    lo = np.full(alphas.size, math.log(top) - 60.0)
+    hi = np.full(alphas.size, math.log(top))
+    fits = first_cell_bound(alphas, np.full(alphas.size, top), c) <= target
+    for _ in range(16):
+        mid = (lo + hi) / 2.0
+        ok = first_cell_bound(alphas, np.exp(mid), c) <= target
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    return np.where(fits, top, np.exp(lo))
+
+
 def _divergence_ratio(mechanism: LaplaceScaleMixture, t: float, alphas: np.ndarray) -> np.ndarray:
     """Pessimistic h_α(t)/t² for all alphas."""
     log_z = mixture_log_moments(mechanism, alphas, sensitivity=t, max_order=float(alphas.max()))
     return np.maximum(log_z, 0.0) / (alphas - 1.0) / (t * t)
 
 
-def _warn_if_decreasing(h_left: np.ndarray, h_right: np.ndarray, t: float) -> None:
-    if np.any(h_left > h_right * (1.0 + _MONOTONE_SLACK)):
-        logger.warning("h_alpha(t) decreased in t on the L2 grid near t=%g: the L2 bound may not hold", t)
+def _split_count(cell_ratio: float, target_ratio: float) -> int:
+    """How many geometric pieces bring ``cell_ratio`` down to ``target_ratio`` (2 to 64)."""
+    if target_ratio <= 1.0:
+        return 64
+    return int(min(64, max(2, math.ceil(math.log(cell_ratio) / math.log(target_ratio)))))
 
 
 def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float, rel_tol: float) -> np.ndarray:
-    fisher = mechanism.fisher_information() * (1.0 + _FISHER_MARGIN)
-    limit = alphas * fisher / 2.0
-    t0 = min(c, _FIRST_CELL / max_score(mechanism))
-    ratio0 = _divergence_ratio(mechanism, t0, alphas)
-    bound = np.maximum(limit, ratio0) * (1.0 + _FISHER_MARGIN)
-    lower = np.maximum(limit, ratio0)
-    if t0 >= c:
+    constants = NoiseConstants.of(mechanism)
+    t0 = first_cell_ends(alphas, constants, rel_tol=rel_tol, top=c)
+    bound = first_cell_bound(alphas, t0, constants)
+    lower = alphas * constants.fisher / 2.0
+    t_min = float(t0.min())
+    if t_min >= c:
         return bound
-    n0 = max(1, int(math.ceil(math.log(c / t0) / math.log(_INITIAL_RATIO))))
-    grid = np.geomspace(t0, c, n0 + 1)
-    ratios = [_divergence_ratio(mechanism, float(t), alphas) for t in grid[1:]]
-    for j in range(n0):
-        _warn_if_decreasing((ratios[j - 1] if j else ratio0) * grid[j] ** 2, ratios[j] * grid[j + 1] ** 2, grid[j])
-    lower = np.max([lower, *ratios], axis=0)
-    # A cell: (t_left, t_right, ratio at t_right, orders still open in it).
-    everything = np.ones(alphas.size, dtype=bool)
-    cells = [(grid[j], grid[j + 1], ratios[j], everything) for j in range(n0)]
+    n0 = max(1, int(math.ceil(math.log(c / t_min) / math.log(_INITIAL_RATIO))))
+    grid = np.geomspace(t_min, c, n0 + 1)
+    # A cell: (t_left, t_right, ratio at t_right, orders it must cover); order α needs the cells
+    # above its own first cell (0, t_0(α)].
+    cells = []
+    for t_left, t_right in zip(grid[:-1], grid[1:]):
+        mask = t_right > t0
+        ratio = np.full(alphas.size, np.nan)
+        ratio[mask] = _divergence_ratio(mechanism, float(t_right), alphas[mask])
+        lower = np.where(mask, np.maximum(lower, ratio), lower)
+        cells.append((t_left, t_right, ratio, mask))
     while cells:
         t_left, t_right, r_right, mask = cells.pop()
         cell_bound = r_right * (t_right / t_left) ** 2
@@ -90,18 +162,27 @@ def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float,
             bound = np.where(mask, np.maximum(bound, cell_bound), bound)
             continue
         bound = np.where(mask & ~open_mask, np.maximum(bound, cell_bound), bound)
-        t_mid = math.sqrt(t_left * t_right)
-        r_mid = np.full(alphas.size, np.nan)
-        r_mid[open_mask] = _divergence_ratio(mechanism, t_mid, alphas[open_mask])
-        _warn_if_decreasing(r_mid[open_mask] * t_mid**2, r_right[open_mask] * t_right**2, t_mid)
-        lower = np.where(open_mask, np.maximum(lower, r_mid), lower)
-        cells.append((t_left, t_mid, r_mid, open_mask))
-        cells.append((t_mid, t_right, r_right, open_mask))
+        # Split into n geometric cells of the ratio that would close the cell were h_α(t)/t²
+        # constant on it: (ratio)² · r_right = lower · (1 + rel_tol).
+        needed = np.sqrt(lower[open_mask] * (1.0 + rel_tol) / r_right[open_mask])
+        n = _split_count(t_right / t_left, float(needed.min()))
+        points = np.geomspace(t_left, t_right, n + 1)
+        for left, right in zip(points[:-1], points[1:]):
+            keep = open_mask & (right > t0)
+            if not keep.any():
+                continue
+            if right == t_right:
+                r = r_right
+            else:
+                r = np.full(alphas.size, np.nan)
+                r[keep] = _divergence_ratio(mechanism, float(right), alphas[keep])
+                lower = np.where(keep, np.maximum(lower, r), lower)
+            cells.append((left, right, r, keep))
     return bound
 
 
 def sup_ratio_bound(
-    mechanism: LaplaceScaleMixture, alphas: np.ndarray, *, l2_sensitivity: float, rel_tol: float = 2e-3
+    mechanism: LaplaceScaleMixture, alphas: np.ndarray, *, l2_sensitivity: float, rel_tol: float = 5e-3
 ) -> np.ndarray:
     """Upper bound on sup_{0<t≤C} h_α(t)/t² at every order in ``alphas`` (see module docstring)."""
     anchors = anchor_orders(alphas)

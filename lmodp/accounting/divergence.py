@@ -220,12 +220,11 @@ def l2_renyi_bound(mechanism: Mechanism, orders: ArrayLike, *, l2_sensitivity: f
     coordinates contribute 0), whatever d. Returned: C² times an upper bound on that sup.
 
     Gaussian(σ): h_α(t)/t² = α/(2σ²) for all t, so the bound is exactly αC²/(2σ²).
-    Laplace scale mixtures: :func:`lmodp.accounting._l2_sup.sup_ratio_bound` (cell bounds on
-    an adaptive geometric t-grid, the limit αI/2 as t → 0 with I the Fisher information,
-    convex interpolation in α); it exceeds the best value found on its grid by at most a
-    factor 1.002 (plus the anchor interpolation, < 0.3 %). It relies on h_α(t) being
-    non-decreasing in t and on h_α(t)/t² being monotone on (0, 0.01/S] (S = sup|score|):
-    both are argued and tested, not proven (docs/l2-geometry.md).
+    Laplace scale mixtures: :func:`lmodp.accounting._l2_sup.sup_ratio_bound` (a proven bound
+    on a first cell (0, t_0], then cell bounds on an adaptive geometric t-grid using that
+    h_α(t) is non-decreasing in t, convex interpolation in α); it exceeds the best value found
+    by at most a factor 1.005 (plus the anchor interpolation, < 0.3 %). The proofs are in
+    docs/l2-geometry.md; the quadrature values it uses are pessimistic by an error estimate.
     """
     _check_mechanism(mechanism)
     alphas = require_orders(orders)

@@ -93,6 +93,26 @@ class LaplaceScaleMixture(Mechanism):
         p = self.params
         return float(K.tilted_mean(0.0, p))
 
+    def omega_moments(self) -> tuple[float, float, float]:
+        """(E[ω], E[ω²], E[ω³]) from the cumulants κ_n, which add over the independent components.
+
+        a·Gamma(k, θ): κ1 = k·aθ, κ2 = k·(aθ)², κ3 = 2k·(aθ)³; a·Exponential(rate λ): κ1 = a/λ,
+        κ2 = (a/λ)², κ3 = 2(a/λ)³; a·Uniform[lo, hi]: κ1 = a(lo + hi)/2, κ2 = a²(hi − lo)²/12,
+        κ3 = 0. Then E[ω²] = κ2 + κ1², E[ω³] = κ3 + 3κ2κ1 + κ1³.
+        """
+        p = self.params
+        k1 = k2 = k3 = 0.0
+        if p[K.A1] > 0.0:
+            c = p[K.A1] * p[K.THETA]
+            k1, k2, k3 = k1 + p[K.K] * c, k2 + p[K.K] * c * c, k3 + 2.0 * p[K.K] * c**3
+        if p[K.A3] > 0.0:
+            c = p[K.A3] / p[K.LAM]
+            k1, k2, k3 = k1 + c, k2 + c * c, k3 + 2.0 * c**3
+        if p[K.A4] > 0.0:
+            k1 += p[K.A4] * (p[K.LO] + p[K.HI]) / 2.0
+            k2 += (p[K.A4] * (p[K.HI] - p[K.LO])) ** 2 / 12.0
+        return float(k1), float(k2 + k1 * k1), float(k3 + 3.0 * k2 * k1 + k1**3)
+
     def tail_exponent(self) -> float:
         """p such that P(|Y| > s) ~ s^{-p} as s -> inf; inf when the tail is exponential.
 
