@@ -168,7 +168,7 @@ pessimistic (the Gaussian's optimum is interior).
 **Read the l2 rows with care.** "Laplace ε, remove only" (a diagnostic, NOT a guarantee) is the
 ε of the calibrated Laplace in the l2 rows if only the remove direction of Poisson subsampling
 were counted (exact binomial expansion on the same per-step l2 bound). Its per-step l2 bound is
-within 0.3% of that of a Gaussian with σ = b (same Fisher information, 1/b²), and with the
+within 1% of that of a Gaussian with σ = b (same Fisher information, 1/b²), and with the
 remove direction alone it would come out near the Gaussian's ε for σ = b. Almost all of the gap
 between the Laplace/LMO and Gaussian columns in l2 comes from the add direction, which lmodp
 bounds for non-Gaussian noise in l2 by the general bound of Zhu & Wang (2019, Thm. 5; a factor 3
