@@ -7,6 +7,7 @@ A :class:`MechanismEvent` records ``steps`` Poisson-subsampled releases of one m
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
@@ -51,10 +52,30 @@ class MechanismEvent:
         return d
 
 
-class EventHistory:
-    """The events recorded by an accountant, oldest first (subclasses fill ``self._events``)."""
+class EventHistory(ABC):
+    """What an accountant records: ``step()`` validates an event and hands it to the subclass's
+    ``_record`` (how it is accounted), which appends it to ``self._events``."""
 
     _events: list[MechanismEvent]
+
+    def step(
+        self,
+        *,
+        mechanism: Mechanism,
+        sample_rate: float,
+        steps: int = 1,
+        sensitivity: float = 1.0,
+        geometry: str,
+    ) -> None:
+        """Record ``steps`` Poisson-subsampled releases of ``mechanism`` (each argument checked)."""
+        event = MechanismEvent.validated(
+            mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry
+        )
+        self._record(event, mechanism)
+
+    @abstractmethod
+    def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
+        """Account ``event`` (``mechanism`` is its live object when available) and append it."""
 
     @property
     def history(self) -> list[MechanismEvent]:

@@ -97,25 +97,10 @@ class PLDAccountant(EventHistory):
         self._steps: dict[tuple[str, str], DiscretePLD] = {}
         self._composed: dict[str, DiscretePLD | None] = {d: None for d in DIRECTIONS}
 
-    # --- what happened -----------------------------------------------------------------
-    def step(
-        self,
-        *,
-        mechanism: Mechanism,
-        sample_rate: float,
-        steps: int = 1,
-        sensitivity: float = 1.0,
-        geometry: str,
-    ) -> None:
-        """Record ``steps`` Poisson-subsampled releases of ``mechanism`` and compose their PLDs."""
-        event = MechanismEvent.validated(
-            mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry
-        )
-        _check_geometry(mechanism, event.geometry)
-        self._record(event, mechanism)
-
+    # --- what happened (step() and history come from EventHistory) ------------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
         mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
+        _check_geometry(mech, event.geometry)
         if event.steps:
             for direction in DIRECTIONS:
                 key = (event.key(), direction)

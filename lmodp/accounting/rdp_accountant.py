@@ -54,22 +54,7 @@ class RDPAccountant(EventHistory):
         self._events: list[MechanismEvent] = []
         self._curves: dict[str, np.ndarray] = {}
 
-    # --- what happened -----------------------------------------------------------------
-    def step(
-        self,
-        *,
-        mechanism: Mechanism,
-        sample_rate: float,
-        steps: int = 1,
-        sensitivity: float = 1.0,
-        geometry: str,
-    ) -> None:
-        """Record ``steps`` Poisson-subsampled releases of ``mechanism`` and add their RDP."""
-        event = MechanismEvent.validated(
-            mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry
-        )
-        self._record(event, mechanism)
-
+    # --- what happened (step() and history come from EventHistory) ------------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
         key = event.key()
         if key not in self._curves:
