@@ -14,6 +14,7 @@ from lmodp.paper_params import paper_mechanism
 from lmodp.accounting import rdp_to_epsilon, sampled_gaussian_rdp
 from lmodp.accounting.subsampling import (
     binomial_remove_rdp,
+    chi2_add_rdp,
     general_subsampled_rdp,
     poisson_subsampled_rdp,
     zhu_wang_general_rdp,
@@ -34,12 +35,12 @@ def laplace_table(max_order: int, scale: float) -> np.ndarray:
     return table
 
 
-def _mp_directions(alpha: int, q: float, b: float) -> tuple[float, float]:
+def _mp_directions(alpha: float, q: float, b: float, shift: float = 1.0) -> tuple[float, float]:
     """Both directions of the subsampled Laplace divergence by mpmath quadrature."""
-    p = lambda y: mp.exp(-abs(y - 1) / b) / (2 * b)  # noqa: E731
+    p = lambda y: mp.exp(-abs(y - shift) / b) / (2 * b)  # noqa: E731
     qd = lambda y: mp.exp(-abs(y) / b) / (2 * b)  # noqa: E731
     mix = lambda y: (1 - q) * qd(y) + q * p(y)  # noqa: E731
-    pts = [-mp.inf, 0, 1, mp.inf]
+    pts = [-mp.inf, 0, shift, mp.inf]
     remove = mp.quad(lambda y: qd(y) * (mix(y) / qd(y)) ** alpha, pts)
     add = mp.quad(lambda y: mix(y) * (qd(y) / mix(y)) ** alpha, pts)
     return float(mp.log(remove) / (alpha - 1)), float(mp.log(add) / (alpha - 1))
@@ -58,6 +59,26 @@ def test_binomial_remove_is_exact_and_zhu_wang_bounds_both(q, b):
     assert np.all(both >= ref.max(axis=1) * (1 - 1e-12))
     assert np.all(reported >= ref.max(axis=1) * (1 - 1e-12))
     assert np.all(both >= remove)
+
+
+@pytest.mark.parametrize("q,b,shift", [(0.01, 1.0, 1.0), (0.03, 2.6, 1.0), (0.2, 0.5, 1.0), (0.05, 1.0, 0.05), (0.6, 3.0, 2.0)])
+def test_chi2_add_bound_dominates_the_exact_add_direction(q, b, shift):
+    """chi2_add_rdp from the exact D_2 of the pair bounds the add direction computed by mpmath,
+    at integer and fractional orders, and is close to it when q is small."""
+    alphas = np.array([1.5, 2.0, 3.7, 8.0, 20.0])
+    bound = chi2_add_rdp(alphas, float(laplace_rdp(2.0, b, shift)), sample_rate=q)
+    with mp.workdps(30):
+        add = np.array([_mp_directions(float(a), q, b, shift)[1] for a in alphas])
+    assert np.all(bound >= add * (1 - 1e-12))
+    if q <= 0.03:
+        assert np.all(bound[:2] <= add[:2] * 1.1)
+
+
+def test_chi2_add_bound_edges():
+    assert np.all(chi2_add_rdp([2.0, 10.0], 0.0, sample_rate=0.1) == 0.0)
+    assert np.all(np.isinf(chi2_add_rdp([2.0], 0.5, sample_rate=1.0)))
+    with pytest.raises(ValueError, match="rdp_at_2"):
+        chi2_add_rdp([2.0], float("nan"), sample_rate=0.1)
 
 
 def test_binomial_remove_reduces_to_sampled_gaussian():

@@ -12,8 +12,10 @@ upper bound on the maximum of the two.
 * Any other mechanism with an RDP curve ε(·) valid at every integer order (both directions):
   :func:`binomial_remove_rdp` (the remove direction, exact binomial expansion),
   :func:`zhu_wang_general_rdp` (both directions, Zhu & Wang, ICML 2019, "Poisson Subsampled
-  Rényi Differential Privacy", the general upper bound, Theorem 5 of the PMLR version) and
-  :func:`general_subsampled_rdp` (the smaller of Zhu–Wang and a convexity bound).
+  Rényi Differential Privacy", the general upper bound, Theorem 5 of the PMLR version),
+  :func:`chi2_add_rdp` (the add direction from the χ² divergence) and
+  :func:`general_subsampled_rdp` (the smallest of Zhu–Wang, a convexity bound, and the larger
+  of the exact remove direction and the χ² add bound).
 * :func:`poisson_subsampled_rdp` dispatches by mechanism and geometry.
 
 All sums are evaluated in log space (``gammaln`` for binomial coefficients, ``logsumexp``).
@@ -209,19 +211,51 @@ def zhu_wang_general_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rate:
     return _binomial_bound(orders, base_rdp, sample_rate, 3.0)
 
 
+def chi2_add_rdp(orders: ArrayLike, rdp_at_2: float, *, sample_rate: float) -> np.ndarray:
+    r"""Add direction D_α(Q ‖ (1−q)Q + qP) at any real α > 1, from D_2(P‖Q) <= ``rdp_at_2``.
+
+    With X = P/Q under Q (E[X] = 1), Y = X − 1 and m = α − 1,
+    e^{(α−1)D_α(Q‖M)} = E_Q[(1 + qY)^{−m}] = 1 + E_Q[R(Y)], R(u) = (1 + qu)^{−m} − 1 + mqu.
+    R(0) = R'(0) = 0 and R'' = m(m+1)q²(1 + qu)^{−m−2} > 0 decreases in u, so
+    R(u) <= m(m+1)q²u²/2 for u >= 0 and R(u) <= R(−1)·u² for −1 <= u < 0 (R(u)/u² is a mean of R''
+    over [u, 0] with weights 2(1−s)). Hence, with E_Q[Y²] = χ²(P‖Q) = e^{D_2(P‖Q)} − 1,
+
+        ε_add(α) <= log(1 + c·q²·(e^{ε(2)} − 1))/(α − 1),
+        c = max(m(m+1)/2, ((1−q)^{−m} − 1 − mq)/q²).
+
+    Written here for lmodp (a second-order Taylor bound); it is tight to leading order in q,
+    where it matches the remove direction's C(α,2)q²(e^{ε(2)} − 1).
+    """
+    alphas = validate_orders(orders)
+    q = require_sample_rate("sample_rate", sample_rate)
+    if math.isnan(rdp_at_2) or rdp_at_2 < 0.0:
+        raise ValueError(f"rdp_at_2 must be >= 0 (or +inf), got {rdp_at_2!r}")
+    if q == 1.0:
+        return np.full_like(alphas, np.inf)
+    m = alphas - 1.0
+    with np.errstate(over="ignore"):
+        r_minus_one = np.expm1(-m * math.log1p(-q)) - m * q
+        log_c = np.log(np.maximum(m * (m + 1.0) / 2.0, r_minus_one / (q * q)))
+        log_excess = log_c + 2.0 * math.log(q) + (math.log(math.expm1(rdp_at_2)) if rdp_at_2 > 0.0 else -math.inf)
+        return np.log1p(np.exp(log_excess)) / m
+
+
 def general_subsampled_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rate: float) -> np.ndarray:
     r"""Both directions at integer α for any mechanism with RDP curve ε(j) = ``base_rdp[j]``.
 
-    The minimum of two upper bounds on max(remove, add):
+    The minimum of three upper bounds on max(remove, add):
 
     * :func:`zhu_wang_general_rdp` (tight for small q; it dominates the exact remove-direction
       expansion :func:`binomial_remove_rdp` term by term);
-    * the convexity bound log(1 − q + q·e^{(α−1)ε(α)})/(α−1) ≤ ε(α), for M = (1−q)Q + qP:
-      x ↦ x^α and x ↦ x^{1−α} are convex for α > 1, so pointwise (M/Q)^α ≤ (1−q) + q(P/Q)^α and
-      M^{1−α} ≤ (1−q)Q^{1−α} + qP^{1−α}; integrating against Q (resp. Q^α) bounds
+    * the convexity bound log(1 − q + q·e^{(α−1)ε(α)})/(α−1) <= ε(α), for M = (1−q)Q + qP:
+      x ↦ x^α and x ↦ x^{1−α} are convex for α > 1, so pointwise (M/Q)^α <= (1−q) + q(P/Q)^α and
+      M^{1−α} <= (1−q)Q^{1−α} + qP^{1−α}; integrating against Q (resp. Q^α) bounds
       e^{(α−1)D_α(M‖Q)} and e^{(α−1)D_α(Q‖M)} by (1−q) + q·e^{(α−1)ε(α)}. It keeps the result
       below ε(α) when q is large, where the factor 3 of Zhu–Wang would exceed the unsubsampled
-      curve.
+      curve;
+    * the larger of the exact remove direction :func:`binomial_remove_rdp` and the add-direction
+      bound :func:`chi2_add_rdp` (which needs only ε(2)); this avoids Zhu–Wang's factor 3 where
+      the add direction is the smaller one, as in DP-SGD settings.
     """
     alphas = validate_orders(orders)
     table = _check_table(alphas, base_rdp)
@@ -229,7 +263,10 @@ def general_subsampled_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rat
     own = table[alphas.astype(int)]
     with np.errstate(over="ignore"):
         convexity = np.log1p(q * np.expm1((alphas - 1.0) * own)) / (alphas - 1.0)
-    return np.minimum(zhu_wang_general_rdp(alphas, table, sample_rate=q), convexity)
+    directions = np.maximum(
+        binomial_remove_rdp(alphas, table, sample_rate=q), chi2_add_rdp(alphas, float(table[2]), sample_rate=q)
+    )
+    return np.minimum(np.minimum(zhu_wang_general_rdp(alphas, table, sample_rate=q), convexity), directions)
 
 
 def _l2_integer_table(mechanism: Mechanism, integer_orders: np.ndarray, sensitivity: float) -> np.ndarray:
