@@ -168,14 +168,14 @@ pessimistic (the Gaussian's optimum is interior).
 **Read the l2 rows with care.** "Laplace ε, remove only" (a diagnostic, NOT a guarantee) is the
 ε of the calibrated Laplace in the l2 rows if only the remove direction of Poisson subsampling
 were counted (exact binomial expansion on the same per-step l2 bound). Its per-step l2 bound is
-within 1% of that of a Gaussian with σ = b (same Fisher information, 1/b²), and with the
-remove direction alone it would come out near the Gaussian's ε for σ = b. Almost all of the gap
-between the Laplace/LMO and Gaussian columns in l2 comes from the add direction, which lmodp
-bounds for non-Gaussian noise in l2 by the general bound of Zhu & Wang (2019, Thm. 5; a factor 3
-on every term of order >= 3), whereas the Gaussian's exact sampled RDP needs no such factor. A
-tighter add-direction bound for Laplace mixtures in l2 would shrink that gap; the Fisher
-information argument alone predicts a gap of E|Y| ratio about 1.25 (Laplace b against Gaussian
-σ = b: E|Y| = b against 0.80 b), not 2 to 5.
+within 1% of that of a Gaussian with σ = b (same Fisher information, 1/b²). Where that column
+equals the target, the remove direction is the binding one and the E|Y| ratio to the Gaussian
+is close to the 1.25 that the Fisher information argument predicts (Laplace b against Gaussian
+σ = b: E|Y| = b against 0.80 b). Where it is below the target (the small budgets, with large
+noise and high optimal orders), the binding term is lmodp's bound on the add direction, the
+χ² bound of `lmodp.accounting.subsampling.chi2_add_rdp` (or Zhu & Wang's general bound), which
+is looser than the true add direction at high orders; a tighter add-direction bound for
+Laplace mixtures in l2 would shrink the gap there.
 
 * **scalar**: a one-dimensional query with sensitivity 1.
 * **l2**: a d-dimensional query (a clipped gradient) with L2 sensitivity 1 and i.i.d. noise per
