@@ -13,6 +13,7 @@ from lmodp import Gaussian, Laplace
 from lmodp.paper_params import paper_mechanism
 from lmodp.accounting import rdp_to_epsilon, sampled_gaussian_rdp
 from lmodp.accounting.subsampling import (
+    _add_remainder_factor,
     binomial_remove_rdp,
     chi2_add_rdp,
     general_subsampled_rdp,
@@ -65,13 +66,34 @@ def test_binomial_remove_is_exact_and_zhu_wang_bounds_both(q, b):
 def test_chi2_add_bound_dominates_the_exact_add_direction(q, b, shift):
     """chi2_add_rdp from the exact D_2 of the pair bounds the add direction computed by mpmath,
     at integer and fractional orders, and is close to it when q is small."""
-    alphas = np.array([1.5, 2.0, 3.7, 8.0, 20.0])
+    alphas = np.array([1.5, 2.0, 3.7, 8.0, 20.0, 60.0])
     bound = chi2_add_rdp(alphas, float(laplace_rdp(2.0, b, shift)), sample_rate=q)
     with mp.workdps(30):
         add = np.array([_mp_directions(float(a), q, b, shift)[1] for a in alphas])
     assert np.all(bound >= add * (1 - 1e-12))
     if q <= 0.03:
         assert np.all(bound[:2] <= add[:2] * 1.1)
+
+
+@pytest.mark.parametrize("q", [0.001, 0.03, 0.3])
+def test_add_remainder_constant_dominates_the_taylor_remainder(q):
+    """The pointwise inequality behind chi2_add_rdp, checked in exact arithmetic on a dense grid:
+    R(u) <= c0 u^2 + (c - c0) u^2 / (1 + u) on [-1, 0) and R(u) <= c0 u^2 on [0, inf), or
+    R(u) <= c u^2 everywhere (whichever construction gave c)."""
+    m = np.array([0.5, 1.0, 7.0, 45.0, 86.0])
+    c = _add_remainder_factor(m, q) * q * q
+    grid = list(np.linspace(-1.0, -1e-3, 400)) + [1e-3, 0.01, 0.5, 3.0, 100.0, 1e4]
+    with mp.workdps(40):
+        for mi, ci in zip(m, c):
+            c0 = mp.mpf(mi) * (mi + 1) * q * q / 2
+            remainder = lambda u: (1 + q * u) ** (-mi) - 1 + mi * q * u  # noqa: E731
+            uniform = max(c0, remainder(mp.mpf(-1)))
+            if ci >= uniform * (1 - 1e-12):  # the one-constant construction: R(u) <= c u^2
+                assert all(remainder(mp.mpf(u)) <= ci * mp.mpf(u) ** 2 * (1 + 1e-12) for u in grid)
+            else:  # the split construction: c0 u^2 + (c - c0) u^2/(1 + u) below 0, c0 u^2 above
+                for u in map(mp.mpf, grid[1:]):
+                    split = c0 * u**2 + (ci - c0) * u**2 / (1 + u) if u < 0 else c0 * u**2
+                    assert remainder(u) <= split * (1 + 1e-12), (mi, float(u))
 
 
 def test_chi2_add_bound_edges():

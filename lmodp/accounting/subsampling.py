@@ -43,6 +43,8 @@ _BLOCK = 1024
 # Stop a fractional-order series once a whole block is below (rough size of A_α − 1)·e^-23 ≈ 1e-10·(A_α − 1).
 _SERIES_RELATIVE_CUTOFF = 23.0
 _MAX_SERIES_TERMS = 50_000_000
+# Cells on [0, 1] for the sup in the add-direction bound.
+_ADD_GRID = 512
 
 
 def _log_binom(n: float, k: np.ndarray) -> np.ndarray:
@@ -211,20 +213,36 @@ def zhu_wang_general_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rate:
     return _binomial_bound(orders, base_rdp, sample_rate, 3.0)
 
 
+def _add_remainder_factor(m: np.ndarray, q: float) -> np.ndarray:
+    """c(m) in units of q²: R(u) <= c0·u² + c2·u²/(1+u) on u >= −1 with c0 + c2 <= c (see
+    :func:`chi2_add_rdp`), or R(u) <= c·u² there; the smaller of the two constructions."""
+    c0 = m * (m + 1.0) / 2.0
+    with np.errstate(over="ignore"):
+        r_minus_one = np.expm1(-m * math.log1p(-q)) - m * q
+        v = np.linspace(0.0, 1.0, _ADD_GRID + 1)
+        # sup_v (1 − v)((1 − qv)^{−m−2} − 1), by cells: the first factor decreases, the second increases.
+        rising = np.expm1(-(m[:, None] + 2.0) * np.log1p(-q * v[None, 1:]))
+        g_sup = np.max((1.0 - v[None, :-1]) * rising, axis=1)
+    return np.minimum(np.maximum(c0, r_minus_one / (q * q)), c0 + c0 * g_sup / 3.0)
+
+
 def chi2_add_rdp(orders: ArrayLike, rdp_at_2: float, *, sample_rate: float) -> np.ndarray:
-    r"""Add direction D_α(Q ‖ (1−q)Q + qP) at any real α > 1, from D_2(P‖Q) <= ``rdp_at_2``.
+    r"""Add direction D_α(Q ‖ (1−q)Q + qP) at any real α > 1, given ``rdp_at_2`` >= D_2(P‖Q) and D_2(Q‖P).
 
     With X = P/Q under Q (E[X] = 1), Y = X − 1 and m = α − 1,
-    e^{(α−1)D_α(Q‖M)} = E_Q[(1 + qY)^{−m}] = 1 + E_Q[R(Y)], R(u) = (1 + qu)^{−m} − 1 + mqu.
-    R(0) = R'(0) = 0 and R'' = m(m+1)q²(1 + qu)^{−m−2} > 0 decreases in u, so
-    R(u) <= m(m+1)q²u²/2 for u >= 0 and R(u) <= R(−1)·u² for −1 <= u < 0 (R(u)/u² is a mean of R''
-    over [u, 0] with weights 2(1−s)). Hence, with E_Q[Y²] = χ²(P‖Q) = e^{D_2(P‖Q)} − 1,
+    e^{(α−1)D_α(Q‖M)} = E_Q[(1 + qY)^{−m}] = 1 + E_Q[R(Y)], R(u) = (1 + qu)^{−m} − 1 + mqu,
+    R(0) = R'(0) = 0, R''(u) = m(m+1)q²(1 + qu)^{−m−2} (positive, decreasing and convex), and
+    R(u)/u² = ∫_0^1 (1−s) R''(su) ds. Two pointwise bounds follow, with c0 = m(m+1)q²/2:
 
-        ε_add(α) <= log(1 + c·q²·(e^{ε(2)} − 1))/(α − 1),
-        c = max(m(m+1)/2, ((1−q)^{−m} − 1 − mq)/q²).
+    * R(u) <= c0·u² for u >= 0 and R(u) <= R(−1)·u² for −1 <= u < 0, so
+      E_Q[R(Y)] <= max(c0, R(−1))·χ²(P‖Q), χ²(P‖Q) = E_Q[Y²] = e^{D_2(P‖Q)} − 1;
+    * convexity of R'' gives R(−v)/v² <= c0 + (R''(−v) − R''(0))/6 on 0 < v <= 1, so
+      R(u) <= c0·u² + c2·u²/(1+u) with c2 = (c0/3)·sup_v (1−v)((1−qv)^{−m−2} − 1) (bounded on
+      a grid of cells), and E_Q[Y²/X] = e^{D_2(Q‖P)} − 1: E_Q[R(Y)] <= (c0 + c2)(e^{ε(2)} − 1).
 
-    Written here for lmodp (a second-order Taylor bound); it is tight to leading order in q,
-    where it matches the remove direction's C(α,2)q²(e^{ε(2)} − 1).
+    Hence ε_add(α) <= log(1 + c·(e^{ε(2)} − 1))/(α − 1) with c the smaller constant. Written
+    here for lmodp (a second-order Taylor argument); to leading order in q it is the remove
+    direction's own term C(α,2)q²(e^{ε(2)} − 1).
     """
     alphas = validate_orders(orders)
     q = require_sample_rate("sample_rate", sample_rate)
@@ -233,10 +251,9 @@ def chi2_add_rdp(orders: ArrayLike, rdp_at_2: float, *, sample_rate: float) -> n
     if q == 1.0:
         return np.full_like(alphas, np.inf)
     m = alphas - 1.0
-    with np.errstate(over="ignore"):
-        r_minus_one = np.expm1(-m * math.log1p(-q)) - m * q
-        log_c = np.log(np.maximum(m * (m + 1.0) / 2.0, r_minus_one / (q * q)))
-        log_excess = log_c + 2.0 * math.log(q) + (math.log(math.expm1(rdp_at_2)) if rdp_at_2 > 0.0 else -math.inf)
+    with np.errstate(over="ignore", divide="ignore"):
+        log_c = np.log(_add_remainder_factor(m, q)) + 2.0 * math.log(q)
+        log_excess = log_c + (math.log(math.expm1(rdp_at_2)) if rdp_at_2 > 0.0 else -math.inf)
         return np.log1p(np.exp(log_excess)) / m
 
 
