@@ -234,6 +234,21 @@ def test_l2_bound_dominates_splits_and_fisher_limit(mech):
     assert np.all(bound <= best * c**2 * 1.01)
 
 
+def test_l2_bound_looser_tolerance_is_still_a_bound():
+    """The search's faster setting (tolerance 2e-2) still dominates concrete splits and stays close."""
+    mech = TASK1[1]
+    alphas = np.array([2.0, 8.0, 40.0])
+    loose = l2_renyi_bound(mech, alphas, l2_sensitivity=1.0, tolerance=2e-2)
+    for n in (1, 4, 100):
+        assert np.all(loose >= n * renyi_divergences(mech, alphas, sensitivity=1.0 / math.sqrt(n)))
+    grid = np.geomspace(1e-3, 1.0, 30)
+    best = np.max([renyi_divergences(mech, alphas, sensitivity=t) / t**2 for t in grid], axis=0)
+    best = np.maximum(best, alphas * mech.fisher_information() / 2)
+    assert np.all(loose <= best * 1.03)
+    with pytest.raises(ValueError, match="tolerance"):
+        l2_renyi_bound(mech, alphas, l2_sensitivity=1.0, tolerance=0.0)
+
+
 def test_l2_bound_dense_orders_interpolate_soundly():
     mech = TASK1[2]
     alphas = np.arange(2.0, 257.0)

@@ -219,7 +219,7 @@ def test_l2_path_evaluates_the_bound_once_and_fills_by_monotonicity(monkeypatch)
 
     calls = []
 
-    def fake_l2_bound(mechanism, orders, *, l2_sensitivity):
+    def fake_l2_bound(mechanism, orders, *, l2_sensitivity, tolerance):
         calls.append(np.asarray(orders))
         return laplace_rdp(orders, mechanism.scale, l2_sensitivity)
 

@@ -40,6 +40,8 @@ _INITIAL_RATIO = 1.25
 _MIN_RATIO = 1.0001
 _ANCHOR_RATIO = 1.1
 _FISHER_MARGIN = 1e-8
+#: Default relative slack of the sup: the bound is within about this factor of the best value found.
+DEFAULT_L2_TOLERANCE = 5e-3
 
 
 def anchor_orders(alphas: np.ndarray) -> np.ndarray:
@@ -182,7 +184,7 @@ def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float,
 
 
 def sup_ratio_bound(
-    mechanism: LaplaceScaleMixture, alphas: np.ndarray, *, l2_sensitivity: float, rel_tol: float = 5e-3
+    mechanism: LaplaceScaleMixture, alphas: np.ndarray, *, l2_sensitivity: float, rel_tol: float = DEFAULT_L2_TOLERANCE
 ) -> np.ndarray:
     """Upper bound on sup_{0<t≤C} h_α(t)/t² at every order in ``alphas`` (see module docstring)."""
     anchors = anchor_orders(alphas)

@@ -31,6 +31,7 @@ from scipy import special
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
 from lmodp.accounting import divergence
+from lmodp.accounting._l2_sup import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.orders import integer_mask, validate_orders
 from lmodp.mechanisms import Gaussian, Mechanism
 
@@ -286,7 +287,7 @@ def general_subsampled_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rat
     return np.minimum(np.minimum(zhu_wang_general_rdp(alphas, table, sample_rate=q), convexity), directions)
 
 
-def _l2_integer_table(mechanism: Mechanism, integer_orders: np.ndarray, sensitivity: float) -> np.ndarray:
+def _l2_integer_table(mechanism: Mechanism, integer_orders: np.ndarray, sensitivity: float, tolerance: float) -> np.ndarray:
     """ε(j) for j = 0..max(orders) from the dimension-free L2 bound, evaluated once per call.
 
     Evaluated at every integer 2..min(max, 256) and at the requested integers above; any other
@@ -297,7 +298,9 @@ def _l2_integer_table(mechanism: Mechanism, integer_orders: np.ndarray, sensitiv
     top = int(integer_orders.max())
     dense = np.arange(2, min(top, _DENSE_INTEGER_LIMIT) + 1, dtype=float)
     evaluated = np.union1d(dense, integer_orders)
-    values = np.asarray(divergence.l2_renyi_bound(mechanism, evaluated, l2_sensitivity=sensitivity), dtype=float)
+    values = np.asarray(
+        divergence.l2_renyi_bound(mechanism, evaluated, l2_sensitivity=sensitivity, tolerance=tolerance), dtype=float
+    )
     j = np.arange(top + 1, dtype=float)
     nearest_above = np.searchsorted(evaluated, np.maximum(j, 2.0))
     table = values[nearest_above]
@@ -306,7 +309,13 @@ def _l2_integer_table(mechanism: Mechanism, integer_orders: np.ndarray, sensitiv
 
 
 def poisson_subsampled_rdp(
-    mechanism: Mechanism, orders: ArrayLike, *, sample_rate: float, sensitivity: float, geometry: str
+    mechanism: Mechanism,
+    orders: ArrayLike,
+    *,
+    sample_rate: float,
+    sensitivity: float,
+    geometry: str,
+    l2_tolerance: float = DEFAULT_L2_TOLERANCE,
 ) -> np.ndarray:
     r"""Per-step RDP upper bound of ``mechanism`` under Poisson subsampling with rate q.
 
@@ -316,9 +325,9 @@ def poisson_subsampled_rdp(
     * ``"scalar"``: :func:`lmodp.accounting.divergence.subsampled_scalar_rdp`, both directions by
       quadrature, at every order.
     * ``"l2"``, other mechanisms: integer orders only, :func:`general_subsampled_rdp` (a bound on
-      the maximum of both directions; the exact remove-direction expansion
-      :func:`binomial_remove_rdp` is below it term by term), fed with the dimension-free L2 bound
-      ε(j) of :func:`lmodp.accounting.divergence.l2_renyi_bound`.
+      the maximum of both directions), fed with the dimension-free L2 bound ε(j) of
+      :func:`lmodp.accounting.divergence.l2_renyi_bound` (``l2_tolerance`` is its relative slack:
+      larger is faster and looser, never unsound).
       Fractional orders get +inf (no bound is claimed there) and the conversion ignores them.
     """
     alphas = validate_orders(orders)
@@ -336,6 +345,6 @@ def poisson_subsampled_rdp(
     out = np.full_like(alphas, np.inf)
     integers = integer_mask(alphas)
     if np.any(integers):
-        table = _l2_integer_table(mechanism, alphas[integers], delta_s)
+        table = _l2_integer_table(mechanism, alphas[integers], delta_s, l2_tolerance)
         out[integers] = general_subsampled_rdp(alphas[integers], table, sample_rate=q)
     return out
