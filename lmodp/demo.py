@@ -50,9 +50,9 @@ class DemoSettings:
     geometries: tuple[str, ...] = ("scalar", "l2")
     tolerance: float = 1e-3
     search: bool = True
-    #: The l2 search costs ~30 s per budget on 2 cores (and the Gaussian wins there), so the
-    #: default demo searches the scalar geometry only; ``lmodp demo --search-l2`` adds it.
-    search_geometries: tuple[str, ...] = ("scalar",)
+    #: The l2 searches take about 35 s of the demo's minute on 2 cores;
+    #: ``lmodp demo --no-search-l2`` leaves them out.
+    search_geometries: tuple[str, ...] = ("scalar", "l2")
     search_options: dict[str, Any] = field(default_factory=lambda: {"maxiter": 2, "popsize": 2, "polish_evaluations": 10})
     density_samples: int = 200_000
 
@@ -61,6 +61,7 @@ FULL = DemoSettings()
 QUICK = DemoSettings(
     budgets=(0.7, 3.0),
     tolerance=1e-2,
+    search_geometries=("scalar",),
     search_options={"maxiter": 1, "popsize": 1, "polish_evaluations": 4},
     density_samples=20_000,
 )
