@@ -238,3 +238,42 @@ def test_density_properties(a1, a3, a4, k, theta, lam, lo, width, y):
     assert lp <= float(m.logpdf(0.0)) + 1e-12  # unimodal at 0
     c = float(m.cdf(y))
     assert 0.0 <= c <= 1.0
+
+
+@pytest.mark.parametrize("mechanism", [Gaussian(1.0), Laplace(2.0), TASK1[0]], ids=repr)
+def test_mechanisms_are_immutable(mechanism):
+    """What a ledger records (to_dict) is what is sampled and accounted: no attribute can change."""
+    before = mechanism.to_dict()
+    name = next(k for k in before if k not in ("family", "convention"))
+    with pytest.raises(AttributeError, match="immutable"):
+        setattr(mechanism, name, 5.0)
+    with pytest.raises(AttributeError, match="immutable"):
+        delattr(mechanism, name)
+    if hasattr(mechanism, "params"):
+        with pytest.raises(ValueError, match="read-only"):
+            mechanism.params[0] = 5.0
+    assert mechanism.to_dict() == before
+
+
+def test_replace_gives_a_new_validated_mechanism():
+    lmo = TASK1[0]
+    changed = lmo.replace(gamma_weight=5.0)
+    assert changed.gamma_weight == 5.0 and lmo.gamma_weight != 5.0 and changed.params[0] == 5.0
+    assert {k: v for k, v in changed.to_dict().items() if k != "gamma_weight"} == {
+        k: v for k, v in lmo.to_dict().items() if k != "gamma_weight"
+    }
+    assert Gaussian(1.0).replace(sigma=2.0) == Gaussian(2.0)
+    with pytest.raises(ValueError, match="has no parameter \\['scale'\\]; its parameters are \\['sigma'\\]"):
+        Gaussian(1.0).replace(scale=2.0)
+    with pytest.raises(ValueError, match="gamma_weight"):
+        lmo.replace(gamma_weight=-1.0)
+
+
+def test_copies_stay_immutable():
+    import copy
+    import pickle
+
+    for copied in (copy.deepcopy(TASK1[1]), pickle.loads(pickle.dumps(TASK1[1]))):
+        assert copied == TASK1[1] and not copied.params.flags.writeable
+        with pytest.raises(AttributeError):
+            copied.gamma_weight = 1.0

@@ -40,6 +40,28 @@ def test_private_finetune_with_target_epsilon_calibrates_a_gaussian():
     assert 0.0 <= history.eval_metric[-1] <= 1.0
 
 
+def test_reported_epsilon_is_bracketed_by_dp_accounting():
+    """An independent reference for the training ledger: dp-accounting's PLD (tight) and RDP (integer
+    orders) of the sampled Gaussian bracket the ε that finetune records after every step."""
+    dp_accounting = pytest.importorskip("dp_accounting")
+    import numpy as np
+
+    from lmodp.accounting.orders import DEFAULT_ORDERS
+
+    history = finetune(tiny_roberta(), TRAIN, mechanism=Gaussian(0.9), epochs=1, **COMMON)
+    integer_orders = [float(a) for a in DEFAULT_ORDERS if float(a).is_integer()]
+    for step in (1, history.step[-1]):
+        event = dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(32 / 256, dp_accounting.GaussianDpEvent(0.9)), step
+        )
+        rdp = dp_accounting.rdp.RdpAccountant(orders=integer_orders)
+        pld = dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4)
+        rdp.compose(event)
+        pld.compose(event)
+        ours = history.epsilon[step - 1]
+        assert np.isfinite(ours) and pld.get_epsilon(1e-5) <= ours <= rdp.get_epsilon(1e-5) * (1 + 1e-9), step
+
+
 def test_private_finetune_with_lmo_noise():
     from lmodp.paper_params import paper_mechanism
 
@@ -79,7 +101,7 @@ def test_finetune_stops_before_the_budget_is_exceeded():
 
 
 def test_checkpoint_and_resume_reproduce_the_uninterrupted_run(tmp_path):
-    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, seed=5, **COMMON)
+    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, seed=5, noise_seed=6, **COMMON)
     whole_model = tiny_roberta(dropout=0.1)
     whole = finetune(whole_model, TRAIN, EVAL, checkpoint_dir=tmp_path / "whole", **kwargs)
 

@@ -19,10 +19,7 @@ def mechanism_from_dict(data: Mapping[str, Any]) -> Mechanism:
     family = data.get("family")
     if family not in _FAMILIES:
         raise ValueError(f"family must be one of {sorted(_FAMILIES)}, got {family!r}")
-    if family == "lmo":
-        return LMO.from_dict(data)
-    kwargs = {k: v for k, v in data.items() if k != "family"}
-    return _FAMILIES[family](**kwargs)
+    return _FAMILIES[family].from_dict(data)
 
 
 __all__ = ["Gaussian", "LMO", "Laplace", "LaplaceScaleMixture", "Mechanism", "describe", "mechanism_from_dict"]

@@ -4,19 +4,40 @@ A mechanism here is an additive noise distribution on the real line, applied ind
 each coordinate of a query (in the style of ``prv_accountant``'s tiny mechanism classes): it
 knows its density, distribution function, sampler and a few magnitudes. How it is *accounted*
 lives in :mod:`lmodp.accounting`, never here.
+
+Mechanisms are immutable once built: what a privacy ledger records (``to_dict``) is what is
+sampled and accounted. Assigning an attribute raises; :meth:`Mechanism.replace` and
+:meth:`Mechanism.scaled` return new mechanisms.
 """
 
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from typing import Any
+from abc import ABCMeta, abstractmethod
+from typing import Any, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 
-class Mechanism(ABC):
+def _freeze(instance: Any) -> None:
+    """No more attribute assignment, and read-only numpy arrays."""
+    for value in vars(instance).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    object.__setattr__(instance, "_frozen", True)
+
+
+class _ImmutableAfterInit(ABCMeta):
+    """Freezes every instance once its ``__init__`` returns."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        instance = super().__call__(*args, **kwargs)
+        _freeze(instance)
+        return instance
+
+
+class Mechanism(metaclass=_ImmutableAfterInit):
     """A symmetric additive noise distribution Y with density f(y) = f(-y)."""
 
     #: Short family name used in JSON ("gaussian", "laplace", "lmo").
@@ -65,6 +86,38 @@ class Mechanism(ABC):
     @abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters, including ``family`` and any convention."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(
+                f"{type(self).__name__} is immutable (cannot set {name!r}): use .replace({name}=...) or .scaled(...) "
+                "for a new mechanism"
+            )
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"{type(self).__name__} is immutable (cannot delete {name!r})")
+        super().__delattr__(name)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled and deep-copied mechanisms are frozen too."""
+        self.__dict__.update(state)
+        _freeze(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Mechanism":
+        """Inverse of :meth:`to_dict`: the constructor's keyword arguments are the dict's other keys."""
+        return cls(**{k: v for k, v in data.items() if k not in ("family", "convention")})
+
+    def replace(self, **changes: Any) -> "Mechanism":
+        """A new mechanism of the same family with the named parameters changed (validated anew)."""
+        current = self.to_dict()
+        unknown = sorted(set(changes) - set(current) | ({"family", "convention"} & set(changes)))
+        if unknown:
+            settable = sorted(set(current) - {"family", "convention"})
+            raise ValueError(f"{type(self).__name__} has no parameter {unknown}; its parameters are {settable}")
+        return type(self).from_dict({**current, **changes})
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]

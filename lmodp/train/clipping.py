@@ -5,11 +5,14 @@ g_i · min(1, C / ‖g_i‖₂). Every clipped vector then has ‖·‖₂ ≤ C
 example moves the *sum* of clipped gradients by at most C in L2: the ``"l2"`` sensitivity the
 accountant is told about. All arithmetic here is float32 (or float64 when the gradients are),
 whatever precision the forward/backward pass used.
+
+:class:`ClippedGradientSum` is what every clipping engine fills: the running clipped sum of one
+logical batch, micro-batch after micro-batch, with the batch's statistics.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Protocol
 
 import torch
 
@@ -38,3 +41,81 @@ def clipped_sum(grads: Mapping[str, torch.Tensor], max_grad_norm: float) -> tupl
     factors = clip_factors(norms, max_grad_norm)
     summed = {name: torch.tensordot(factors, _float(g), dims=1) for name, g in grads.items()}
     return summed, norms
+
+
+class ClippedGradientSum:
+    """Σ_i clip_C(g_i) per trainable parameter over one logical batch, and its statistics.
+
+    ``add`` takes the clipped sum of one micro-batch for one parameter; ``record_norms`` and
+    ``record_losses`` the micro-batch's unclipped per-example norms and per-example losses. ``totals``
+    gives every parameter's sum (zeros for a parameter no example reached), in float32 or wider.
+    """
+
+    def __init__(self, parameters: Mapping[str, torch.nn.Parameter], *, max_grad_norm: float) -> None:
+        self.parameters = dict(parameters)
+        self.max_grad_norm = require_positive("max_grad_norm", max_grad_norm)
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._norms: list[torch.Tensor] = []
+        self._loss_total = 0.0
+        self._loss_examples = 0
+
+    def add(self, name: str, summed: torch.Tensor) -> None:
+        shape = self.parameters[name].shape
+        summed = summed.reshape(shape)
+        if name in self._sums:
+            self._sums[name] += summed
+        else:
+            self._sums[name] = _float(summed)
+
+    def record_norms(self, norms: torch.Tensor) -> None:
+        """The unclipped per-example norms of one micro-batch (one entry per example)."""
+        self._norms.append(norms.detach())
+
+    def record_losses(self, losses: torch.Tensor) -> None:
+        """The per-example losses of one micro-batch."""
+        self._loss_total += float(losses.detach().double().sum())
+        self._loss_examples += int(losses.shape[0])
+
+    def totals(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, p in self.parameters.items():
+            out[name] = self._sums[name] if name in self._sums else torch.zeros_like(p, dtype=_float(p).dtype)
+        return out
+
+    def norms(self) -> torch.Tensor:
+        """The unclipped per-example gradient norms recorded so far, in order."""
+        if not self._norms:
+            return torch.zeros(0)
+        return torch.cat([n.reshape(-1).cpu() for n in self._norms])
+
+    @property
+    def examples(self) -> int:
+        return sum(int(n.numel()) for n in self._norms)
+
+    def mean_loss(self) -> float | None:
+        """Mean per-example loss of the batch (None when no loss was recorded)."""
+        return self._loss_total / self._loss_examples if self._loss_examples else None
+
+    def clipped_fraction(self) -> float | None:
+        """Share of examples whose gradient norm exceeded C (None for an empty batch)."""
+        if not self.examples:
+            return None
+        return float((self.norms() > self.max_grad_norm).double().mean())
+
+
+class ClippingEngine(Protocol):
+    """What :class:`~lmodp.train.optimizer.DPOptimizer` needs from a clipping engine
+    (:class:`~lmodp.train.book_keeping.BookKeepingClipping`, :class:`~lmodp.train.per_sample.VmapClipping`)."""
+
+    sums: ClippedGradientSum
+
+    def trainable_parameters(self) -> dict[str, torch.nn.Parameter]: ...
+
+    def accumulate(self, batch: Mapping[str, torch.Tensor]) -> None: ...
+
+    def clipped_sums(self) -> dict[str, torch.Tensor]: ...
+
+    def reset(self) -> None: ...

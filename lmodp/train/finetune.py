@@ -111,10 +111,12 @@ def finetune(
     accountant: str | Accountant = "rdp",
     max_epsilon: float | None = None,
     on_exhausted: str = "stop",
-    micro_batch_size: int = 16,
+    clipping: str = "bk",
+    micro_batch_size: int | None = None,
     eval_every: int | None = None,
     eval_batch_size: int = 64,
     seed: int = 0,
+    noise_seed: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
@@ -139,6 +141,11 @@ def finetune(
     and at the end. With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` steps
     (default: every epoch) and at the end; ``resume=True`` continues from the saved state (or
     starts afresh when there is none).
+
+    ``seed`` fixes the model's random draws (dropout) and the batch sampling, never the privacy
+    noise: that is seeded from the operating system's entropy unless ``noise_seed`` is given (for
+    tests and reproductions only; a warning is logged). ``clipping`` ("bk" or "vmap") and
+    ``micro_batch_size`` choose the clipping engine (see :func:`~lmodp.train.make_private`).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -172,9 +179,9 @@ def finetune(
         )
         _, stepper, loader = make_private(
             model, optimizer, train_dataset, mechanism=chosen, max_grad_norm=max_grad_norm, sample_rate=q,
-            delta=delta, geometry=geometry, accountant=accountant, micro_batch_size=micro_batch_size,
+            delta=delta, geometry=geometry, accountant=accountant, clipping=clipping, micro_batch_size=micro_batch_size,
             loss=task, steps=total_steps, max_epsilon=max_epsilon if max_epsilon is not None else target_epsilon,
-            on_exhausted=on_exhausted, seed=seed, autocast_dtype=autocast_dtype,
+            on_exhausted=on_exhausted, seed=seed, noise_seed=noise_seed, autocast_dtype=autocast_dtype,
         )
         sampler_generator = loader.sampler.generator
     else:

@@ -40,10 +40,10 @@ def _never_skip(mask_builder: Callable[..., Any]) -> Callable[..., Any]:
     return build
 
 
-def _eager_forward_of(model: nn.Module) -> Callable[..., Any] | None:
-    """The ``eager_attention_forward`` defined in the model's modelling module, if any."""
-    module = importlib.import_module(type(model).__module__)
-    return getattr(module, "eager_attention_forward", None)
+def _modelling_module(model: nn.Module) -> str:
+    """The module that defines the model's class (for a ``peft`` wrapper, the wrapped model's)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return type(base).__module__
 
 
 def make_vmap_safe(model: nn.Module) -> nn.Module:
@@ -61,11 +61,12 @@ def make_vmap_safe(model: nn.Module) -> nn.Module:
     except ImportError:  # pragma: no cover - transformers older than the attention interface
         logger.warning("transformers lacks AttentionInterface; per-sample gradients may fail under vmap")
         return model
-    eager = _eager_forward_of(model)
+    modelling = _modelling_module(model)
+    eager = getattr(importlib.import_module(modelling), "eager_attention_forward", None)
     if eager is None:
         name, forward, mask = _PREFIX + "sdpa", sdpa_attention_forward, sdpa_mask
     else:
-        name = _PREFIX + "eager_" + type(model).__module__.rsplit(".", 1)[-1]
+        name = _PREFIX + "eager_" + modelling.rsplit(".", 1)[-1]
         forward, mask = eager, eager_mask
     if getattr(model.config, "_attn_implementation", None) == name:
         return model

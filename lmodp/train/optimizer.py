@@ -7,25 +7,27 @@ For a Poisson-sampled logical batch B (rate q, dataset size N) the released grad
 
 (Abadi et al., CCS 2016; dividing by the *expected* size qN rather than |B| keeps the
 sensitivity at C and the analysis that of the Poisson-subsampled mechanism, as in opacus).
-The noise is drawn in float32 on the parameter's device by the mechanism's torch sampler
-(:mod:`lmodp.train.noise`); the wrapped torch optimizer then takes its step on :math:`\tilde g`.
-Each call of :meth:`DPOptimizer.step` is one logical step, charged to the privacy ledger
-before anything is released.
+The clipped sum comes from a clipping engine (book-keeping or vmap, :mod:`lmodp.train.clipping`),
+possibly accumulated over several micro-batches; the noise is drawn once per logical step, in
+float32 on the parameter's device, by the mechanism's torch sampler (:mod:`lmodp.train.noise`);
+the wrapped torch optimizer then takes its step on :math:`\tilde g`. Each call of
+:meth:`DPOptimizer.step` is one logical step, charged to the privacy ledger before anything is
+released.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
 from lmodp._validation import require_positive
 from lmodp.train.budget import PrivacyLedger
-from lmodp.train.clipping import clipped_sum
+from lmodp.train.clipping import ClippingEngine
 from lmodp.train.noise import TorchNoiseSampler
-from lmodp.train.per_sample import PerSampleGradients, batch_size_of
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,10 @@ class StepOutput:
     """What one logical step did.
 
     ``loss`` is the mean per-example loss of the logical batch before the update (``None`` for an
-    empty batch); like every statistic of the raw batch it is *not* privatised: log it for
-    debugging, do not publish it. ``clipped_fraction`` is the share of examples whose gradient
-    norm exceeded C.
+    empty batch, or when the losses were computed in the user's own loop); like every statistic
+    of the raw batch it is *not* privatised: log it for debugging, do not publish it.
+    ``batch_size`` counts the examples that went into the clipped sum; ``clipped_fraction`` is
+    the share of them whose gradient norm exceeded C.
     """
 
     loss: float | None
@@ -44,31 +47,81 @@ class StepOutput:
     clipped_fraction: float | None
 
 
-class DPOptimizer:
-    """Wraps a torch optimizer so that ``step(batch)`` performs one private DP-SGD step."""
+class DPOptimizer(torch.optim.Optimizer):
+    """A torch optimizer that performs private DP-SGD steps around a wrapped torch optimizer.
+
+    It *is* a ``torch.optim.Optimizer``: ``param_groups``, ``state`` and ``defaults`` are the
+    wrapped optimizer's (so learning-rate schedulers act on it), ``zero_grad`` clears the
+    gradients and the logical batch accumulated so far, and step hooks work. Two loops:
+
+    * ``dp_optimizer.step(batch)``: the whole logical batch, forward and backward included
+      (micro-batched by the clipping engine);
+    * ``loss.backward(); dp_optimizer.step()``: the user runs forward and backward passes (one
+      or several micro-batches of the logical batch, with ``clipping="bk"``), then ``step()``
+      privatises what was accumulated. Call ``zero_grad()`` before the first micro-batch of a
+      logical batch, not between its micro-batches.
+
+    Either way a step draws the noise exactly once and charges the ledger exactly once;
+    ``step`` returns a :class:`StepOutput`, or ``None`` when the privacy budget refused the step
+    (nothing released, the accumulated batch discarded).
+    """
 
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        per_sample: PerSampleGradients,
+        *,
+        clipping: ClippingEngine,
         ledger: PrivacyLedger,
         sampler: TorchNoiseSampler,
-        *,
         max_grad_norm: float,
         expected_batch_size: float,
         noise_generator: torch.Generator,
     ) -> None:
-        self.optimizer = optimizer
-        self.per_sample = per_sample
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        self.original_optimizer = optimizer
+        self.clipping = clipping
         self.ledger = ledger
         self.sampler = sampler
         self.max_grad_norm = require_positive("max_grad_norm", max_grad_norm)
         self.expected_batch_size = require_positive("expected_batch_size", expected_batch_size)
         self.noise_generator = noise_generator
+        # Optimizer.__init__ would build its own param_groups; this one shares the wrapped
+        # optimizer's, so only the hook registries are set up here.
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
+        self._optimizer_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_state_dict_post_hooks = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks = OrderedDict()
+        self._patch_step_function()
 
-    @property
+    @property  # type: ignore[override]
     def param_groups(self) -> list[dict[str, Any]]:
-        return self.optimizer.param_groups
+        return self.original_optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, groups: list[dict[str, Any]]) -> None:
+        self.original_optimizer.param_groups = groups
+
+    @property  # type: ignore[override]
+    def state(self) -> Any:
+        return self.original_optimizer.state
+
+    @state.setter
+    def state(self, state: Any) -> None:
+        self.original_optimizer.state = state
+
+    @property  # type: ignore[override]
+    def defaults(self) -> dict[str, Any]:
+        return self.original_optimizer.defaults
+
+    @defaults.setter
+    def defaults(self, defaults: dict[str, Any]) -> None:
+        self.original_optimizer.defaults = defaults
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        self.original_optimizer.add_param_group(param_group)
 
     @property
     def exhausted(self) -> bool:
@@ -76,63 +129,60 @@ class DPOptimizer:
         return self.ledger.exhausted
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
+        """Clear the parameters' gradients and the logical batch accumulated so far."""
+        self.original_optimizer.zero_grad(set_to_none=set_to_none)
+        self.clipping.reset()
 
-    def _noise(self, like: torch.Tensor) -> torch.Tensor:
-        noise = self.sampler.sample(like.shape, generator=self.noise_generator)
-        return noise.to(device=like.device, dtype=like.dtype)
+    def _noisy_mean(self, summed: torch.Tensor) -> torch.Tensor:
+        """(clipped sum + C·Y) / (q·N), with Y drawn from the mechanism on the sum's device."""
+        noise = self.sampler.sample(summed.shape, generator=self.noise_generator)
+        noise = noise.to(device=summed.device, dtype=summed.dtype)
+        return (summed + self.max_grad_norm * noise) / self.expected_batch_size
 
-    def private_gradients(self, batch: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float | None, float | None]:
-        """(noisy mean gradient per trainable parameter, mean loss, clipped fraction) of one batch.
-
-        Uncharged: call :meth:`step`, which accounts the release, unless you account it yourself.
-        """
-        params = self.per_sample.trainable_parameters()
-        sums = {name: torch.zeros_like(p, dtype=torch.promote_types(p.dtype, torch.float32)) for name, p in params.items()}
-        device = next(iter(sums.values())).device
-        loss_total = torch.zeros((), dtype=torch.float64, device=device)
-        clipped = torch.zeros((), dtype=torch.int64, device=device)
-        n = 0
-        for grads, losses in self.per_sample(batch):
-            chunk_sum, norms = clipped_sum(grads, self.max_grad_norm)
-            for name, s in chunk_sum.items():
-                sums[name] += s
-            loss_total += losses.detach().double().sum()
-            clipped += (norms > self.max_grad_norm).sum()
-            n += int(norms.shape[0])
-        noisy = {
-            name: (s + self.max_grad_norm * self._noise(s)) / self.expected_batch_size for name, s in sums.items()
-        }
-        if n == 0:
-            return noisy, None, None
-        return noisy, float(loss_total) / n, int(clipped) / n
-
-    def step(self, batch: Mapping[str, torch.Tensor]) -> StepOutput | None:
-        """One DP-SGD step on a logical batch; ``None`` when the privacy budget refused it."""
+    def step(  # type: ignore[override]
+        self, batch: Mapping[str, torch.Tensor] | Callable[[], Any] | None = None, closure: Callable[[], Any] | None = None
+    ) -> StepOutput | None:
+        """One private step on the logical batch: ``batch`` (run here), or what the user's
+        backward passes (``closure``, if given, runs them) accumulated since the last step."""
+        if callable(batch) and closure is None:
+            batch, closure = None, batch
         epsilon = self.ledger.charge_step()
         if epsilon is None:
+            self.clipping.reset()
             return None
-        noisy, loss, clipped_fraction = self.private_gradients(batch)
+        if closure is not None:
+            with torch.enable_grad():
+                closure()
+        if batch is not None:
+            self.clipping.accumulate(batch)
+        sums = self.clipping.sums
+        loss = sums.mean_loss()
         if loss is not None and not math.isfinite(loss):
             raise FloatingPointError(f"the training loss is {loss} before step {self.ledger.steps}; lower the learning rate")
+        noisy = {name: self._noisy_mean(s) for name, s in self.clipping.clipped_sums().items()}
         if not bool(torch.stack([torch.isfinite(g).all() for g in noisy.values()]).all()):
             raise FloatingPointError(
                 "the noisy gradient is not finite: the mechanism's noise overflowed float32 (omega drawn as 0, "
                 "possible when the Gamma shape is < 1 and no Uniform component bounds omega away from 0)"
             )
-        for name, p in self.per_sample.trainable_parameters().items():
+        for name, p in self.clipping.trainable_parameters().items():
             p.grad = noisy[name].to(p.dtype)
-        self.optimizer.step()
-        return StepOutput(loss=loss, batch_size=batch_size_of(batch), epsilon=epsilon, clipped_fraction=clipped_fraction)
+        self.original_optimizer.step()
+        out = StepOutput(loss=loss, batch_size=sums.examples, epsilon=epsilon, clipped_fraction=sums.clipped_fraction())
+        self.clipping.reset()
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.original_optimizer.state_dict(),
             "ledger": self.ledger.state_dict(),
             "noise_generator": self.noise_generator.get_state(),
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.ledger.load_state_dict(state["ledger"])
-        self.noise_generator.set_state(state["noise_generator"])
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self.original_optimizer.load_state_dict(state_dict["optimizer"])
+        self.ledger.load_state_dict(state_dict["ledger"])
+        self.noise_generator.set_state(state_dict["noise_generator"])
+
+    def __repr__(self) -> str:
+        return f"DPOptimizer({self.original_optimizer!r})"

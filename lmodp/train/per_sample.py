@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from lmodp.train.clipping import ClippedGradientSum, clipped_sum
 from lmodp.train.hf_compat import make_vmap_safe
 from lmodp.train.losses import PerExampleLoss
 
@@ -102,3 +103,42 @@ class PerSampleGradients:
             with self._autocast(device):
                 grads, losses = self._per_example(trainable, constants, chunk)
             yield grads, losses
+
+
+class VmapClipping:
+    """The ``clipping="vmap"`` engine: per-example gradients materialised by :class:`PerSampleGradients`,
+    clipped (:func:`~lmodp.train.clipping.clipped_sum`) and summed micro-batch by micro-batch.
+
+    Works for any model ``torch.func`` can run, at the cost of ``micro_batch_size × |θ|`` memory and
+    a vmapped backward pass; only :meth:`accumulate` feeds it (it cannot see a user's own backward).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: PerExampleLoss,
+        *,
+        max_grad_norm: float,
+        micro_batch_size: int,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        self.per_sample = PerSampleGradients(model, loss_fn, micro_batch_size=micro_batch_size, autocast_dtype=autocast_dtype)
+        self.sums = ClippedGradientSum(self.per_sample.trainable_parameters(), max_grad_norm=max_grad_norm)
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        return self.sums.parameters
+
+    def accumulate(self, batch: Mapping[str, torch.Tensor]) -> None:
+        """Add the clipped per-example gradients of ``batch`` to the logical batch's sum."""
+        for grads, losses in self.per_sample(batch):
+            summed, norms = clipped_sum(grads, self.sums.max_grad_norm)
+            for name, s in summed.items():
+                self.sums.add(name, s)
+            self.sums.record_norms(norms)
+            self.sums.record_losses(losses)
+
+    def clipped_sums(self) -> dict[str, torch.Tensor]:
+        return self.sums.totals()
+
+    def reset(self) -> None:
+        self.sums.reset()

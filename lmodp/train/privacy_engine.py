@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from numbers import Integral
 from typing import Callable
 
@@ -11,14 +12,18 @@ from torch import nn
 
 from lmodp._validation import require_delta, require_geometry, require_positive, require_sample_rate
 from lmodp.mechanisms import Mechanism
+from lmodp.train.book_keeping import BookKeepingClipping
 from lmodp.train.budget import Accountant, PrivacyLedger
+from lmodp.train.clipping import ClippingEngine
 from lmodp.train.losses import PerExampleLoss, loss_for_task
 from lmodp.train.noise import torch_sampler
 from lmodp.train.optimizer import DPOptimizer
-from lmodp.train.per_sample import PerSampleGradients
+from lmodp.train.per_sample import VmapClipping
 from lmodp.train.sampling import Data, DPDataLoader, dataset_length
 
 logger = logging.getLogger(__name__)
+
+VMAP_MICRO_BATCH = 16
 
 
 def resolve_sample_rate(num_examples: int, *, sample_rate: float | None, batch_size: int | None) -> float:
@@ -63,13 +68,61 @@ def _check_geometry(geometry: str, model: nn.Module) -> str:
     return geometry
 
 
-def _generator(device: torch.device, seed: int | None) -> torch.Generator:
+CLIPPING_ENGINES = ("bk", "vmap")
+
+
+def noise_generator(device: torch.device, noise_seed: int | None) -> torch.Generator:
+    """The generator of the privacy noise on ``device``: seeded from the operating system's
+    entropy (64 bits from :func:`secrets.randbits`) unless ``noise_seed`` is given, in which case
+    a warning says that the run is private only against someone who does not know the seed."""
     generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
+    if noise_seed is None:
+        generator.manual_seed(secrets.randbits(64))
+        return generator
+    if isinstance(noise_seed, bool) or not isinstance(noise_seed, Integral):
+        raise ValueError(f"noise_seed must be an integer or None, got {noise_seed!r}")
+    logger.warning(
+        "noise_seed=%d fixes the privacy noise: the run is differentially private only against someone who does "
+        "not know the seed. Leave noise_seed=None (secret noise) for a run you release", noise_seed,
+    )
+    generator.manual_seed(int(noise_seed))
     return generator
+
+
+def sampling_generator(seed: int | None) -> torch.Generator:
+    """The CPU generator of the Poisson batch sampling: ``seed``, or fresh entropy when None."""
+    generator = torch.Generator()
+    generator.manual_seed(secrets.randbits(64) if seed is None else seed)
+    return generator
+
+
+def clipping_engine(
+    model: nn.Module,
+    loss_fn: PerExampleLoss,
+    *,
+    clipping: str,
+    max_grad_norm: float,
+    micro_batch_size: int | None,
+    autocast_dtype: torch.dtype | None,
+    loss_reduction: str | None,
+) -> ClippingEngine:
+    """The clipping engine named by ``clipping`` ("bk": book-keeping, the default; "vmap")."""
+    if clipping == "bk":
+        return BookKeepingClipping(
+            model, loss_fn, max_grad_norm=max_grad_norm, micro_batch_size=micro_batch_size,
+            autocast_dtype=autocast_dtype, loss_reduction=loss_reduction,
+        )
+    if clipping == "vmap":
+        if loss_reduction is not None:
+            raise ValueError(
+                "clipping='vmap' computes the losses itself in dp_optimizer.step(batch); it cannot clip a backward pass "
+                "you run: use clipping='bk' for that loop, or drop loss_reduction"
+            )
+        return VmapClipping(
+            model, loss_fn, max_grad_norm=max_grad_norm, micro_batch_size=micro_batch_size or VMAP_MICRO_BATCH,
+            autocast_dtype=autocast_dtype,
+        )
+    raise ValueError(f"clipping must be one of {CLIPPING_ENGINES}, got {clipping!r}")
 
 
 def make_private(
@@ -84,13 +137,16 @@ def make_private(
     delta: float,
     geometry: str = "l2",
     accountant: str | Accountant = "rdp",
-    micro_batch_size: int = 16,
+    clipping: str = "bk",
+    micro_batch_size: int | None = None,
     loss: str | PerExampleLoss = "classification",
+    loss_reduction: str | None = None,
     epochs: float | None = None,
     steps: int | None = None,
     max_epsilon: float | None = None,
     on_exhausted: str = "raise",
     seed: int | None = None,
+    noise_seed: int | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> tuple[nn.Module, DPOptimizer, DPDataLoader]:
     """Wrap a model, its optimizer and its data for DP-SGD with noise from ``mechanism``.
@@ -98,15 +154,27 @@ def make_private(
     Returns ``(model, dp_optimizer, loader)``. Iterate ``loader`` (Poisson-sampled logical
     batches, rate q = ``sample_rate`` or ``batch_size``/N, for ``steps`` steps or
     round(``epochs``/q), default one epoch) and call ``dp_optimizer.step(batch)`` on each: it
-    computes per-example gradients of ``loss`` ("classification", "causal-lm" or a callable
-    ``loss(outputs, batch) -> Tensor[B]``) in micro-batches of ``micro_batch_size``, clips them to
-    ``max_grad_norm`` = C in L2, adds C·mechanism noise, divides by q·N and steps ``optimizer``.
-    The accountant (``"rdp"``, ``"pld"`` or an object) is charged once per step with the true q in
-    the ``geometry`` "l2"; ``max_epsilon`` makes a step that would exceed ε(δ) > max_epsilon
-    raise :class:`~lmodp.train.budget.PrivacyBudgetExhausted` (``on_exhausted="raise"``) or be
-    refused (``"stop"``: ``step`` returns ``None``). ``seed`` fixes the batch sampling and the noise.
-    A transformers model is switched, in place, to a vmap-safe copy of its attention
-    (:mod:`lmodp.train.hf_compat`).
+    computes the per-example losses ``loss`` ("classification", "causal-lm" or a callable
+    ``loss(outputs, batch) -> Tensor[B]``), clips each example's gradient to ``max_grad_norm`` = C
+    in L2, adds C·mechanism noise, divides by q·N and steps ``optimizer``. Or run your own
+    forward and ``loss.backward()`` on each micro-batch and then ``dp_optimizer.step()``, with
+    ``loss_reduction`` saying whether your loss is the "sum" or the "mean" of the per-example
+    losses (needs ``clipping="bk"``).
+
+    ``clipping``: "bk" (book-keeping, :mod:`lmodp.train.book_keeping`: one ordinary backward pass,
+    per-example norms by ghost norms or per layer, the default) or "vmap"
+    (:mod:`lmodp.train.per_sample`: materialised per-example gradients, any model torch.func can
+    run). ``micro_batch_size`` splits a logical batch in ``step(batch)`` (default: whole batch for
+    "bk", 16 for "vmap"). The accountant (``"rdp"``, ``"pld"`` or an object) is charged once per
+    step with the true q in the ``geometry`` "l2"; ``max_epsilon`` makes a step that would exceed
+    ε(δ) > max_epsilon raise :class:`~lmodp.train.budget.PrivacyBudgetExhausted`
+    (``on_exhausted="raise"``) or be refused (``"stop"``: ``step`` returns ``None``).
+
+    ``seed`` fixes the batch sampling only. The noise is secret: its generator is seeded from the
+    operating system's entropy unless ``noise_seed`` is given (then a warning is logged: such a
+    run is private only against someone who does not know the seed).
+    With ``clipping="vmap"``, a transformers model is switched, in place, to a vmap-safe copy of
+    its attention (:mod:`lmodp.train.hf_compat`).
     """
     max_grad_norm = require_clip_norm(max_grad_norm)
     delta = require_delta("delta", delta)
@@ -120,7 +188,10 @@ def make_private(
         raise ValueError("give at most one of epochs and steps")
     loss_fn: Callable = loss_for_task(loss) if isinstance(loss, str) else loss
     device = next(model.parameters()).device
-    per_sample = PerSampleGradients(model, loss_fn, micro_batch_size=micro_batch_size, autocast_dtype=autocast_dtype)
+    engine = clipping_engine(
+        model, loss_fn, clipping=clipping, max_grad_norm=max_grad_norm, micro_batch_size=micro_batch_size,
+        autocast_dtype=autocast_dtype, loss_reduction=loss_reduction,
+    )
     ledger = PrivacyLedger(
         accountant,
         mechanism=mechanism,
@@ -132,16 +203,16 @@ def make_private(
     )
     dp_optimizer = DPOptimizer(
         optimizer,
-        per_sample,
-        ledger,
-        sampler,
+        clipping=engine,
+        ledger=ledger,
+        sampler=sampler,
         max_grad_norm=max_grad_norm,
         expected_batch_size=q * num_examples,
-        noise_generator=_generator(device, None if seed is None else seed + 1),
+        noise_generator=noise_generator(device, noise_seed),
     )
-    loader = DPDataLoader(data, sample_rate=q, steps=steps, generator=_generator(torch.device("cpu"), seed))
+    loader = DPDataLoader(data, sample_rate=q, steps=steps, generator=sampling_generator(seed))
     logger.info(
-        "DP-SGD: %s noise, C=%g, q=%.6g (expected batch %.1f of %d), %d steps, delta=%g, geometry=%s",
-        type(mechanism).__name__, max_grad_norm, q, q * num_examples, num_examples, steps, delta, geometry,
+        "DP-SGD: %s noise, C=%g, q=%.6g (expected batch %.1f of %d), %d steps, delta=%g, geometry=%s, clipping=%s",
+        type(mechanism).__name__, max_grad_norm, q, q * num_examples, num_examples, steps, delta, geometry, clipping,
     )
     return model, dp_optimizer, loader
