@@ -1,236 +1,229 @@
-"""Step time and peak memory of DP-SGD (lmodp.train) against non-private training.
+"""Step time and peak memory of DP-SGD (lmodp.train) against non-private training and Opacus.
 
-Models (random weights, nothing downloaded): RoBERTa-base- and RoBERTa-large-shaped sequence
-classifiers and a GPT-2-small-shaped causal LM, at sequence length 128 ("full" shapes, for a
-GPU) or scaled-down shapes ("tiny", the default without CUDA). For each model it times
+Each (model shape, mode) runs in its own Python process, so that its peak memory is its own:
+the process's peak resident set size on the CPU (``ru_maxrss``, model and libraries included),
+``torch.cuda.max_memory_allocated`` on a GPU. Models have random weights (nothing downloaded):
 
-* non-private: one forward/backward of the mean loss on a batch of B examples + AdamW step;
-* DP: per-example gradients (vmap, micro-batches of m), flat L2 clipping, LMO noise on the
-  device, division by B, AdamW step (the accountant is excluded: its per-step curve is cached
-  after the first step and costs microseconds afterwards);
+* ``minilm``: BertForSequenceClassification in the shape of all-MiniLM-L6-v2 (hidden 384,
+  6 layers, 12 heads, ffn 1536, vocabulary 30522, 22.7 M parameters);
+* ``gpt2-small``: GPT2LMHeadModel in the shape of GPT-2 small (hidden 768, 12 layers, 12 heads,
+  vocabulary 50257, embedding and LM head tied, 124 M parameters), causal-LM loss.
 
-and prints median step times, peak memory (CUDA: ``max_memory_allocated``; CPU: the peak rise of
-the process RSS during the step) and the DP/non-DP ratios. Finally it times LMO noise sampling
-against ``torch.randn`` of the same size on the same device.
+Modes, each on the same logical batch (B sequences of T tokens, a quarter of them padded):
 
-    python benchmarks/train_throughput.py                 # tiny shapes on CPU, full on CUDA
-    python benchmarks/train_throughput.py --shapes full --device cuda --json out.json
+* ``non-private``: forward, backward of the mean loss, SGD step;
+* ``lmodp-bk`` / ``lmodp-bk-lmo``: ``dp_optimizer.step(batch)`` with book-keeping clipping
+  (the default), Gaussian noise / LMO noise (the authors' task1 ε = 2 set); the accountant's
+  charge is part of the step;
+* ``lmodp-vmap``: the same with ``clipping="vmap"`` (micro-batches of 16);
+* ``opacus-ghost``: Opacus ``grad_sample_mode="ghost"`` (fast gradient clipping, two backward
+  passes), Gaussian noise, when Opacus is installed and supports the model.
+
+It prints the median step time over ``--repeats`` steps (after ``--warmup``), the peak memory,
+and both as ratios to non-private training measured in the same run.
+
+    python benchmarks/train_throughput.py                          # both shapes, every mode, CPU
+    python benchmarks/train_throughput.py --shapes minilm --batch 32 --seq 64 --threads 2
+    python benchmarks/train_throughput.py --device cuda --batch 32 --seq 128 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
-import threading
+import subprocess
+import sys
 import time
-from pathlib import Path
+from typing import Any, Callable
 
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaForSequenceClassification
-
-from lmodp.paper_params import paper_mechanism
-from lmodp.train import make_private, torch_sampler
-from lmodp.train.losses import loss_for_task
-from lmodp.train.per_sample import model_inputs
-
-FULL = {
-    "roberta-base": dict(kind="roberta", hidden=768, layers=12, heads=12, ffn=3072, vocab=50265, seq=128, batch=32, micro=16),
-    "roberta-large": dict(kind="roberta", hidden=1024, layers=24, heads=16, ffn=4096, vocab=50265, seq=128, batch=32, micro=8),
-    "gpt2-small": dict(kind="gpt2", hidden=768, layers=12, heads=12, ffn=3072, vocab=50257, seq=128, batch=32, micro=16),
+SHAPES = {
+    "minilm": dict(kind="bert", hidden=384, layers=6, heads=12, ffn=1536, vocab=30522),
+    "gpt2-small": dict(kind="gpt2", hidden=768, layers=12, heads=12, ffn=3072, vocab=50257),
 }
-TINY = {
-    "roberta-base": dict(kind="roberta", hidden=64, layers=2, heads=4, ffn=128, vocab=1000, seq=32, batch=16, micro=8),
-    "roberta-large": dict(kind="roberta", hidden=96, layers=4, heads=4, ffn=192, vocab=1000, seq=32, batch=16, micro=8),
-    "gpt2-small": dict(kind="gpt2", hidden=64, layers=2, heads=4, ffn=128, vocab=1000, seq=32, batch=16, micro=8),
-}
+MODES = ("non-private", "lmodp-bk", "lmodp-bk-lmo", "lmodp-vmap", "opacus-ghost")
+CLIP = 1.0
 
 
-def build(shape: dict, device: torch.device) -> tuple[torch.nn.Module, str]:
-    torch.manual_seed(0)
-    with device:  # initialise on the device: much faster than on the CPU for the full shapes
-        return _build(shape)
+def build(shape: dict, seq: int) -> tuple[Any, str]:
+    from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
-
-def _build(shape: dict) -> tuple[torch.nn.Module, str]:
-    if shape["kind"] == "roberta":
-        config = RobertaConfig(
+    if shape["kind"] == "bert":
+        config = BertConfig(
             vocab_size=shape["vocab"], hidden_size=shape["hidden"], num_hidden_layers=shape["layers"],
-            num_attention_heads=shape["heads"], intermediate_size=shape["ffn"],
-            max_position_embeddings=shape["seq"] + 2, num_labels=2,
+            num_attention_heads=shape["heads"], intermediate_size=shape["ffn"], max_position_embeddings=512,
+            num_labels=2, attn_implementation="sdpa",
         )
-        return RobertaForSequenceClassification(config), "classification"
+        return BertForSequenceClassification(config), "classification"
     config = GPT2Config(
         vocab_size=shape["vocab"], n_embd=shape["hidden"], n_layer=shape["layers"], n_head=shape["heads"],
-        n_inner=shape["ffn"], n_positions=shape["seq"], bos_token_id=0, eos_token_id=0,
+        n_inner=shape["ffn"], n_positions=max(seq, 128), bos_token_id=0, eos_token_id=0, attn_implementation="sdpa",
     )
     return GPT2LMHeadModel(config), "causal-lm"
 
 
-def make_batch(shape: dict, task: str, device: torch.device) -> dict[str, torch.Tensor]:
+def make_data(shape: dict, task: str, n: int, seq: int, device: Any) -> dict[str, Any]:
+    import torch
+
     g = torch.Generator().manual_seed(1)
-    ids = torch.randint(3, shape["vocab"], (shape["batch"], shape["seq"]), generator=g)
+    ids = torch.randint(3, shape["vocab"], (n, seq), generator=g)
     mask = torch.ones_like(ids)
-    mask[: shape["batch"] // 2, shape["seq"] * 3 // 4 :] = 0  # half the batch padded
-    batch = {"input_ids": ids, "attention_mask": mask}
+    mask[: n // 4, seq * 3 // 4 :] = 0
+    data = {"input_ids": ids, "attention_mask": mask}
     if task == "classification":
-        batch["labels"] = torch.randint(0, 2, (shape["batch"],), generator=g)
-    return {k: v.to(device) for k, v in batch.items()}
+        data["token_type_ids"] = torch.zeros_like(ids)  # BERT's default is a stride-0 view, which Opacus cannot read
+        data["labels"] = torch.randint(0, 2, (n,), generator=g)
+    return {k: v.to(device) for k, v in data.items()}
 
 
-class PeakMemory:
-    """Peak memory during a block: CUDA allocator peak, or the peak rise of the process RSS."""
+def stepper(mode: str, model: Any, task: str, data: dict[str, Any], batch: dict[str, Any]) -> Callable[[], None]:
+    """The function that performs one training step of ``mode`` on ``batch``."""
+    import torch
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.peak_bytes = 0
+    from lmodp.train.losses import loss_for_task
+    from lmodp.train.per_sample import model_inputs
 
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096
+    loss_fn = loss_for_task(task)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    n = int(batch["input_ids"].shape[0])
+    if mode == "non-private":
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._peak = max(self._peak, self._rss())
-            time.sleep(0.002)
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(**model_inputs(batch)), batch).mean().backward()
+            optimizer.step()
 
-    def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
+        return step
+    if mode.startswith("lmodp"):
+        from lmodp.mechanisms import Gaussian
+        from lmodp.paper_params import paper_mechanism
+        from lmodp.train import make_private
+
+        mechanism = paper_mechanism(2, "task1", exponential="rate") if mode.endswith("lmo") else Gaussian(1.0)
+        _, dp_optimizer, _ = make_private(
+            model, optimizer, data, mechanism=mechanism, max_grad_norm=CLIP, batch_size=n, delta=1e-5,
+            clipping="vmap" if mode == "lmodp-vmap" else "bk", loss=task, steps=1000,
+        )
+        return lambda: dp_optimizer.step(batch)
+    return opacus_ghost_stepper(model, task, optimizer, batch)
+
+
+def opacus_ghost_stepper(model: Any, task: str, optimizer: Any, batch: dict[str, Any]) -> Callable[[], None]:
+    import torch
+    from opacus import PrivacyEngine
+
+    n = int(batch["input_ids"].shape[0])
+    dataset = torch.utils.data.TensorDataset(batch["input_ids"].cpu())
+    loader = torch.utils.data.DataLoader(dataset, batch_size=n)
+    criterion = torch.nn.CrossEntropyLoss()
+    module, dp_optimizer, dp_criterion, _ = PrivacyEngine().make_private(
+        module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=1.0, max_grad_norm=CLIP,
+        criterion=criterion, grad_sample_mode="ghost",
+    )
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+
+    def step() -> None:
+        dp_optimizer.zero_grad(set_to_none=True)
+        logits = module(**inputs).logits
+        if task == "classification":
+            loss = dp_criterion(logits, batch["labels"])
+        else:
+            targets = batch["input_ids"][:, 1:].masked_fill(batch["attention_mask"][:, 1:] == 0, -100)
+            shifted = logits[:, :-1]
+            loss = dp_criterion(shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1), shape=shifted.shape)
+        loss.backward()
+        dp_optimizer.step()
+
+    return step
+
+
+def child(config: dict[str, Any]) -> dict[str, Any]:
+    """Run one (shape, mode) and return its figures (called in a fresh process)."""
+    import torch
+
+    torch.set_num_threads(config["threads"])
+    device = torch.device(config["device"])
+    torch.manual_seed(0)
+    shape = SHAPES[config["shape"]]
+    with device:
+        model, task = build(shape, config["seq"])
+    model.train()
+    data = make_data(shape, task, 8 * config["batch"], config["seq"], device)
+    batch = {k: v[: config["batch"]] for k, v in data.items()}
+    try:
+        step = stepper(config["mode"], model, task, data, batch)
+        for _ in range(config["warmup"]):
+            step()
+        if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        else:
-            self._start = self._peak = self._rss()
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._poll, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.peak_bytes = torch.cuda.max_memory_allocated()
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak_bytes = max(self._peak, self._rss()) - self._start
-
-
-def median_time(step, device: torch.device, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls of ``step`` (synchronising CUDA around each)."""
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def timed(step, device: torch.device, repeats: int) -> tuple[float, float]:
-    """(median seconds per step after one warm-up step, peak memory in GiB including the warm-up)."""
-    with PeakMemory(device) as memory:
-        step()
-        seconds = median_time(step, device, repeats)
-    return seconds, memory.peak_bytes / 2**30
-
-
-def bench_model(name: str, shape: dict, device: torch.device, repeats: int) -> dict:
-    mechanism = paper_mechanism(2, "task1", exponential="rate")
-    model, task = build(shape, device)
-    batch = make_batch(shape, task, device)
-    loss_fn = loss_for_task(task)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-
-    def plain_step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(**model_inputs(batch)), batch).mean().backward()
-        optimizer.step()
-
-    plain_time, plain_mem = timed(plain_step, device, repeats)
-    n_params = sum(p.numel() for p in model.parameters())
-    del model, optimizer, plain_step  # free the non-private run before measuring the DP one
+        times = []
+        for _ in range(config["repeats"]):
+            start = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    except Exception as err:  # noqa: BLE001 - a library that cannot run this model is a result to report
+        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"}
     if device.type == "cuda":
-        torch.cuda.empty_cache()
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"median_s": statistics.median(times), "times_s": times, "peak_bytes": peak, "params": params}
 
-    dp_model = build(shape, device)[0]
-    dp_optimizer_inner = torch.optim.AdamW(dp_model.parameters(), lr=1e-5)
-    _, dp_optimizer, _ = make_private(
-        dp_model, dp_optimizer_inner, {k: v.cpu() for k, v in batch.items()}, mechanism=mechanism,
-        max_grad_norm=1.0, sample_rate=1.0, delta=1e-5, micro_batch_size=shape["micro"], loss=task, steps=1, seed=0,
+
+def run_in_process(config: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True, check=False
     )
-    params = dp_optimizer.per_sample.trainable_parameters()
-
-    def dp_step() -> None:
-        dp_optimizer.zero_grad()
-        noisy, _, _ = dp_optimizer.private_gradients(batch)
-        for n, p in params.items():
-            p.grad = noisy[n].to(p.dtype)
-        dp_optimizer.optimizer.step()
-
-    dp_time, dp_mem = timed(dp_step, device, repeats)
-    del dp_model, dp_optimizer, dp_optimizer_inner, params, dp_step
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return {
-        "model": name, "params_M": n_params / 1e6, "batch": shape["batch"], "micro_batch": shape["micro"],
-        "seq_len": shape["seq"], "plain_s": plain_time, "dp_s": dp_time, "time_ratio": dp_time / plain_time,
-        "plain_peak_GiB": plain_mem, "dp_peak_GiB": dp_mem,
-        "memory_ratio": dp_mem / plain_mem if plain_mem > 0 else float("nan"),
-    }
-
-
-def bench_noise(device: torch.device, numel: int, repeats: int) -> list[dict]:
-    generator = torch.Generator(device=device).manual_seed(0)
-    rows = []
-
-    def run(draw) -> float:
-        draw()
-        return median_time(draw, device, repeats)
-
-    randn = run(lambda: torch.randn(numel, generator=generator, device=device))
-    for label, eps in (("LMO task1 eps=0.3", 0.3), ("LMO task1 eps=2", 2.0)):
-        sampler = torch_sampler(paper_mechanism(eps, "task1", exponential="rate"))
-        t = run(lambda: sampler.sample((numel,), generator=generator))
-        rows.append({"sampler": label, "numel": numel, "seconds": t, "randn_seconds": randn, "ratio_to_randn": t / randn})
-    return rows
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+    return json.loads(lines[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--shapes", default="auto", choices=("auto", "tiny", "full"))
-    parser.add_argument("--repeats", type=int, default=None, help="timed steps per measurement")
-    parser.add_argument("--models", nargs="*", default=list(FULL), choices=list(FULL))
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=list(SHAPES))
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
-    full = args.shapes == "full" or (args.shapes == "auto" and device.type == "cuda")
-    shapes = FULL if full else TINY
-    repeats = args.repeats or (5 if device.type == "cuda" else 3)
-    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'}), "
-          f"shapes={'full' if full else 'tiny'}, torch {torch.__version__}")
-    results = {"device": str(device), "shapes": "full" if full else "tiny", "models": [], "noise": []}
-    header = f"{'model':14s} {'params':>8s} {'B/m':>6s} {'plain s':>9s} {'DP s':>9s} {'DP/plain':>8s} {'plain GiB':>10s} {'DP GiB':>8s} {'mem ratio':>9s}"
-    print(header)
-    for name in args.models:
-        row = bench_model(name, shapes[name], device, repeats)
-        results["models"].append(row)
-        print(f"{name:14s} {row['params_M']:7.1f}M {row['batch']:>3d}/{row['micro_batch']:<2d} {row['plain_s']:9.4f} {row['dp_s']:9.4f} "
-              f"{row['time_ratio']:8.2f} {row['plain_peak_GiB']:10.3f} {row['dp_peak_GiB']:8.3f} {row['memory_ratio']:9.2f}")
-    numel = 100_000_000 if device.type == "cuda" else 10_000_000
-    for row in bench_noise(device, numel, repeats):
-        results["noise"].append(row)
-        print(f"noise {row['sampler']:18s} {row['numel']:.0e} coords: {row['seconds'] * 1e3:8.2f} ms, "
-              f"randn {row['randn_seconds'] * 1e3:8.2f} ms, ratio {row['ratio_to_randn']:.2f}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    memory = "max_memory_allocated" if args.device.startswith("cuda") else "peak RSS of the process"
+    print(f"device {args.device}, {args.threads} threads, batch {args.batch} x {args.seq} tokens, "
+          f"median of {args.repeats} steps after {args.warmup}; memory: {memory}")
+    results: dict[str, dict[str, Any]] = {}
+    for shape in args.shapes:
+        results[shape] = {}
+        print(f"\n{shape}")
+        print(f"{'mode':<14} {'s/step':>8} {'x non-private':>14} {'peak GB':>8} {'x non-private':>14}")
+        for mode in args.modes:
+            config = dict(shape=shape, mode=mode, batch=args.batch, seq=args.seq, repeats=args.repeats,
+                          warmup=args.warmup, threads=args.threads, device=args.device)
+            out = run_in_process(config)
+            results[shape][mode] = out
+            if "error" in out:
+                print(f"{mode:<14} not run: {out['error']}")
+                continue
+            base = results[shape].get("non-private", {})
+            time_ratio = out["median_s"] / base["median_s"] if "median_s" in base else float("nan")
+            mem_ratio = out["peak_bytes"] / base["peak_bytes"] if "peak_bytes" in base else float("nan")
+            print(f"{mode:<14} {out['median_s']:>8.3f} {time_ratio:>14.2f} {out['peak_bytes'] / 1e9:>8.2f} {mem_ratio:>14.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"settings": vars(args), "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

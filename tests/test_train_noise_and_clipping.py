@@ -92,6 +92,17 @@ def test_noise_has_the_mechanisms_law_scaled_by_c(mechanism):
     assert stats.kstest(noise, mechanism.cdf).pvalue < 1e-6
 
 
+def test_noise_added_in_place_over_several_chunks():
+    """add_scaled_ draws chunk by chunk: every chunk fresh, the whole of it the scaled law, added to ``out``."""
+    from lmodp.train.noise import NOISE_CHUNK
+
+    n = 2 * NOISE_CHUNK + NOISE_CHUNK // 2
+    g = torch.Generator().manual_seed(5)
+    out = torch_sampler(Laplace(1.0)).add_scaled_(torch.full((n,), 3.0), 2.0, generator=g).double().numpy()
+    assert stats.kstest(out - 3.0, stats.laplace(scale=2.0).cdf).pvalue > 1e-3
+    assert not np.array_equal(out[:1000], out[NOISE_CHUNK : NOISE_CHUNK + 1000])
+
+
 def test_omega_sampler_law():
     """omega itself against the closed-form MGF: P(omega <= t) has no closed form, but
     E[e^{-s omega}] = M_omega(-s) does (the Laplace tail), at a few s."""

@@ -345,8 +345,10 @@ class BookKeepingClipping:
             return
         cache = GramCache()
         norms = torch.stack([squared_norms(factors, cache) for factors in uses.values()]).sum(dim=0).sqrt()
+        del cache
         kappa = clip_factors(norms, self.sums.max_grad_norm)
-        for name, factors in uses.items():
+        while uses:  # each parameter's kept tensors are freed once its clipped sum is formed
+            name, factors = uses.popitem()
             self.sums.add(name, clipped_sum(factors, kappa))
         self.sums.record_norms(norms)
 

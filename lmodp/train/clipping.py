@@ -64,7 +64,7 @@ class ClippedGradientSum:
 
     def add(self, name: str, summed: torch.Tensor) -> None:
         shape = self.parameters[name].shape
-        summed = summed.reshape(shape)
+        summed = summed.reshape(shape).contiguous()
         if name in self._sums:
             self._sums[name] += summed
         else:
@@ -80,10 +80,11 @@ class ClippedGradientSum:
         self._loss_examples += int(losses.shape[0])
 
     def totals(self) -> dict[str, torch.Tensor]:
-        out = {}
+        """The running sums themselves (contiguous, not copies: the caller may finish them in place)."""
         for name, p in self.parameters.items():
-            out[name] = self._sums[name] if name in self._sums else torch.zeros_like(p, dtype=_float(p).dtype)
-        return out
+            if name not in self._sums:
+                self._sums[name] = torch.zeros(p.shape, dtype=_float(p).dtype, device=p.device)
+        return {name: self._sums[name] for name in self.parameters}
 
     def norms(self) -> torch.Tensor:
         """The unclipped per-example gradient norms recorded so far, in order."""

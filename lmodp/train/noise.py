@@ -34,12 +34,26 @@ Shape = Sequence[int] | torch.Size
 _MAX_UNIFORM_PRODUCT = 4
 
 
+NOISE_CHUNK = 1 << 20
+
+
 class TorchNoiseSampler(ABC):
     """Draws i.i.d. noise with the law of one lmodp mechanism."""
 
     @abstractmethod
     def sample(self, shape: Shape, *, generator: torch.Generator) -> torch.Tensor:
         """float32 noise of ``shape`` on ``generator.device``."""
+
+    def add_scaled_(self, out: torch.Tensor, scale: float, *, generator: torch.Generator) -> torch.Tensor:
+        """``out += scale · Y`` in place, Y i.i.d. noise of ``out``'s shape, drawn in chunks of
+        :data:`NOISE_CHUNK` coordinates (in ``out``'s flattened order), so that the sampler's
+        temporaries never exceed a chunk whatever the size of ``out``."""
+        flat = out.view(-1)
+        for start in range(0, flat.numel(), NOISE_CHUNK):
+            part = flat[start : start + NOISE_CHUNK]
+            noise = self.sample((part.numel(),), generator=generator)
+            part.add_(noise.to(device=part.device, dtype=part.dtype), alpha=scale)
+        return out
 
 
 def _uniform(shape: Shape, generator: torch.Generator) -> torch.Tensor:

@@ -55,7 +55,7 @@ class DPOptimizer(torch.optim.Optimizer):
     gradients and the logical batch accumulated so far, and step hooks work. Two loops:
 
     * ``dp_optimizer.step(batch)``: the whole logical batch, forward and backward included
-      (micro-batched by the clipping engine);
+      (micro-batched by the clipping engine); the parameters' ``.grad`` is replaced;
     * ``loss.backward(); dp_optimizer.step()``: the user runs forward and backward passes (one
       or several micro-batches of the logical batch, with ``clipping="bk"``), then ``step()``
       privatises what was accumulated. Call ``zero_grad()`` before the first micro-batch of a
@@ -133,11 +133,11 @@ class DPOptimizer(torch.optim.Optimizer):
         self.original_optimizer.zero_grad(set_to_none=set_to_none)
         self.clipping.reset()
 
-    def _noisy_mean(self, summed: torch.Tensor) -> torch.Tensor:
-        """(clipped sum + C·Y) / (q·N), with Y drawn from the mechanism on the sum's device."""
-        noise = self.sampler.sample(summed.shape, generator=self.noise_generator)
-        noise = noise.to(device=summed.device, dtype=summed.dtype)
-        return (summed + self.max_grad_norm * noise) / self.expected_batch_size
+    def _noisy_mean_(self, summed: torch.Tensor) -> torch.Tensor:
+        """(clipped sum + C·Y) / (q·N) in place of the sum, with Y drawn from the mechanism on the
+        sum's device (:meth:`~lmodp.train.noise.TorchNoiseSampler.add_scaled_`)."""
+        self.sampler.add_scaled_(summed, self.max_grad_norm, generator=self.noise_generator)
+        return summed.div_(self.expected_batch_size)
 
     def step(  # type: ignore[override]
         self, batch: Mapping[str, torch.Tensor] | Callable[[], Any] | None = None, closure: Callable[[], Any] | None = None
@@ -153,19 +153,22 @@ class DPOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 closure()
+        parameters = self.clipping.trainable_parameters()
         if batch is not None:
+            for p in parameters.values():
+                p.grad = None  # replaced below; freed now so that the batch's sums do not sit beside it
             self.clipping.accumulate(batch)
         sums = self.clipping.sums
         loss = sums.mean_loss()
         if loss is not None and not math.isfinite(loss):
             raise FloatingPointError(f"the training loss is {loss} before step {self.ledger.steps}; lower the learning rate")
-        noisy = {name: self._noisy_mean(s) for name, s in self.clipping.clipped_sums().items()}
+        noisy = {name: self._noisy_mean_(s) for name, s in self.clipping.clipped_sums().items()}
         if not bool(torch.stack([torch.isfinite(g).all() for g in noisy.values()]).all()):
             raise FloatingPointError(
                 "the noisy gradient is not finite: the mechanism's noise overflowed float32 (omega drawn as 0, "
                 "possible when the Gamma shape is < 1 and no Uniform component bounds omega away from 0)"
             )
-        for name, p in self.clipping.trainable_parameters().items():
+        for name, p in parameters.items():
             p.grad = noisy[name].to(p.dtype)
         self.original_optimizer.step()
         out = StepOutput(loss=loss, batch_size=sums.examples, epsilon=epsilon, clipped_fraction=sums.clipped_fraction())
