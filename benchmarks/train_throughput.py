@@ -20,7 +20,9 @@ Modes, each on the same logical batch (B sequences of T tokens, a quarter of the
   passes), Gaussian noise, when Opacus is installed and supports the model.
 
 It prints the median step time over ``--repeats`` steps (after ``--warmup``), the peak memory,
-and both as ratios to non-private training measured in the same run.
+and both as ratios to non-private training measured in the same run; then the time to add
+Gaussian, Laplace and LMO noise to ``--noise-coordinates`` coordinates in place (what a step
+does), against ``torch.randn`` of the same size on the same device.
 
     python benchmarks/train_throughput.py                          # both shapes, every mode, CPU
     python benchmarks/train_throughput.py --shapes minilm --batch 32 --seq 64 --threads 2
@@ -175,6 +177,43 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     return {"median_s": statistics.median(times), "times_s": times, "peak_bytes": peak, "params": params}
 
 
+def noise_timing(device_name: str, threads: int, coordinates: int, repeats: int) -> dict[str, float]:
+    """Median seconds to add each mechanism's noise in place to ``coordinates`` float32 values."""
+    import torch
+
+    from lmodp.mechanisms import Gaussian, Laplace
+    from lmodp.paper_params import paper_mechanism
+    from lmodp.train import torch_sampler
+
+    torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    generator = torch.Generator(device=device).manual_seed(0)
+    out = torch.zeros(coordinates, device=device)
+    cases: dict[str, Callable[[], Any]] = {"torch.randn": lambda: torch.randn(coordinates, generator=generator, device=device)}
+    for label, mechanism in (
+        ("Gaussian", Gaussian(1.0)),
+        ("Laplace", Laplace(1.0)),
+        ("LMO task1 eps=0.3", paper_mechanism(0.3, "task1", exponential="rate")),
+        ("LMO task1 eps=2", paper_mechanism(2, "task1", exponential="rate")),
+    ):
+        sampler = torch_sampler(mechanism)
+        cases[label] = lambda s=sampler: s.add_scaled_(out, 1.0, generator=generator)
+    results = {}
+    for label, fn in cases.items():
+        fn()
+        times = []
+        for _ in range(repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        results[label] = statistics.median(times)
+    return results
+
+
 def run_in_process(config: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True, check=False
@@ -195,6 +234,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--noise-coordinates", type=int, default=22_700_000, help="0 skips the noise timing")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -221,9 +261,15 @@ def main() -> None:
             time_ratio = out["median_s"] / base["median_s"] if "median_s" in base else float("nan")
             mem_ratio = out["peak_bytes"] / base["peak_bytes"] if "peak_bytes" in base else float("nan")
             print(f"{mode:<14} {out['median_s']:>8.3f} {time_ratio:>14.2f} {out['peak_bytes'] / 1e9:>8.2f} {mem_ratio:>14.2f}")
+    noise: dict[str, float] = {}
+    if args.noise_coordinates:
+        noise = noise_timing(args.device, args.threads, args.noise_coordinates, args.repeats)
+        print(f"\nnoise added in place to {args.noise_coordinates:.3g} float32 coordinates on {args.device}")
+        for label, seconds in noise.items():
+            print(f"{label:<20} {seconds:>8.3f} s {seconds / noise['torch.randn']:>6.2f} x torch.randn")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"settings": vars(args), "results": results}, f, indent=2)
+            json.dump({"settings": vars(args), "results": results, "noise_s": noise}, f, indent=2)
 
 
 if __name__ == "__main__":

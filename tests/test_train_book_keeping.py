@@ -291,3 +291,18 @@ def test_hooks_leave_the_model_as_it_was():
     assert all(isinstance(p, torch.nn.Parameter) for p in model.parameters())
     assert all(p.grad is None for p in model.parameters())
     torch.testing.assert_close(during, before.detach(), rtol=0, atol=0)
+
+
+@pytest.mark.cuda
+def test_book_keeping_on_cuda_float32():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    for build, loss_fn, batch in (
+        (tiny_gpt2, causal_lm_loss, padded_tokens(BATCH, seed=5, left_padded_row=False)),
+        (tiny_llama, causal_lm_loss, padded_tokens(BATCH, seed=6, left_padded_row=False)),
+        (tiny_roberta, classification_loss, labelled(BATCH, seed=7)),
+    ):
+        batch = {k: v.cuda() for k, v in batch.items()}
+        assert_matches_vmap(build().cuda(), loss_fn, batch, dtype=torch.float32, rtol=1e-4)

@@ -119,6 +119,22 @@ def test_checkpoint_and_resume_reproduce_the_uninterrupted_run(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_resume_continues_the_saved_secret_noise(tmp_path):
+    """Without noise_seed the noise is secret, and a resumed run continues the saved generator:
+    two resumptions of one checkpoint end identical."""
+    import shutil
+
+    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, seed=5, **COMMON)
+    finetune(tiny_roberta(), TRAIN, checkpoint_dir=tmp_path / "a", max_steps=3, **kwargs)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    finals = []
+    for directory in ("a", "b"):
+        model = tiny_roberta(seed=7)
+        finetune(model, TRAIN, checkpoint_dir=tmp_path / directory, resume=True, **kwargs)
+        finals.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(finals[0], finals[1])
+
+
 class _NoSampler(Mechanism):
     family = "custom"
     sample = logpdf = cdf = mean_abs = variance = usefulness = fisher_information = scaled = None
