@@ -207,6 +207,16 @@ def test_finetune_default_does_not_fix_the_noise():
     assert not torch.equal(runs[0], runs[1])
 
 
+def test_making_a_model_private_again_detaches_the_first_engine():
+    model = Classifier()
+    _, first, loader = private(model)
+    _, second, _ = private(model)
+    batch = next(iter(loader))
+    assert second.step(batch).batch_size == len(batch["labels"])
+    with pytest.raises(RuntimeError, match="detached"):
+        first.step(batch)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -53,26 +53,28 @@ def layer_input(args: tuple, kwargs: Mapping[str, Any], keyword: str, batch: int
     return t
 
 
-def linear_factors(module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor, grad: torch.Tensor, names: list[str]) -> dict[str, Factor]:
-    a = _positions(layer_input(args, kwargs, "input", grad.shape[0])).to(grad.dtype)
+def _affine_factors(
+    args: tuple, kwargs: dict, grad: torch.Tensor, names: list[str], *, keyword: str, weight_is_in_by_out: bool
+) -> dict[str, Factor]:
+    """W·x + b layers: the weight's rows are the output gradients and its columns the inputs
+    (``out × in``, nn.Linear), or the other way round (``in × out``, Conv1D); b → Σ_t G[t]."""
+    a = _positions(layer_input(args, kwargs, keyword, grad.shape[0])).to(grad.dtype)
     g = _positions(grad)
+    rows, cols = (a, g) if weight_is_in_by_out else (g, a)
     factors: dict[str, Factor] = {}
     if "weight" in names:
-        factors["weight"] = OuterProductSum(rows=g, cols=a, num_rows=g.shape[2])
+        factors["weight"] = OuterProductSum(rows=rows, cols=cols, num_rows=rows.shape[2])
     if "bias" in names:
         factors["bias"] = PerExampleTensor(g.sum(dim=1))
     return factors
+
+
+def linear_factors(module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor, grad: torch.Tensor, names: list[str]) -> dict[str, Factor]:
+    return _affine_factors(args, kwargs, grad, names, keyword="input", weight_is_in_by_out=False)
 
 
 def conv1d_factors(module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor, grad: torch.Tensor, names: list[str]) -> dict[str, Factor]:
-    a = _positions(layer_input(args, kwargs, "x", grad.shape[0])).to(grad.dtype)
-    g = _positions(grad)
-    factors: dict[str, Factor] = {}
-    if "weight" in names:
-        factors["weight"] = OuterProductSum(rows=a, cols=g, num_rows=a.shape[2])
-    if "bias" in names:
-        factors["bias"] = PerExampleTensor(g.sum(dim=1))
-    return factors
+    return _affine_factors(args, kwargs, grad, names, keyword="x", weight_is_in_by_out=True)
 
 
 def embedding_factors(module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor, grad: torch.Tensor, names: list[str]) -> dict[str, Factor]:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -43,7 +45,11 @@ from lmodp.train.clipping import ClippedGradientSum, clip_factors
 from lmodp.train.losses import PerExampleLoss
 from lmodp.train.per_sample import batch_size_of, model_inputs
 
+logger = logging.getLogger(__name__)
+
 LOSS_REDUCTIONS = ("sum", "mean")
+
+_ENGINES: weakref.WeakKeyDictionary[nn.Module, "BookKeepingClipping"] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,13 @@ def _grad_token(p: torch.Tensor) -> tuple[int, int] | None:
     return None if p.grad is None else (id(p.grad), p.grad._version)
 
 
-def _first_tensor_rows(args: tuple, kwargs: Mapping[str, Any]) -> int | None:
-    leaves, _ = tree_flatten((args, dict(kwargs)))
-    for leaf in leaves:
-        if isinstance(leaf, torch.Tensor) and leaf.dim() > 0:
-            return int(leaf.shape[0])
-    return None
+def _batch_rows(args: tuple, kwargs: Mapping[str, Any]) -> int | None:
+    """The batch size of a forward call: the first dimension of its first tensor argument whose
+    first dimension is not 1 (inputs shared by the batch, such as position ids, have 1), else 1."""
+    rows = [int(leaf.shape[0]) for leaf in tree_flatten((args, dict(kwargs)))[0] if isinstance(leaf, torch.Tensor) and leaf.dim() > 0]
+    if not rows:
+        return None
+    return next((r for r in rows if r != 1), 1)
 
 
 class BookKeepingClipping:
@@ -152,6 +159,11 @@ class BookKeepingClipping:
             self._handles.append(module.register_forward_pre_hook(self._before_layer, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._after_layer, with_kwargs=True, always_call=True))
         self._handles.append(model.register_forward_hook(self._close_pass, with_kwargs=True, always_call=True))
+        previous = _ENGINES.get(model)
+        if previous is not None:
+            logger.info("the model was made private again: the previous book-keeping engine is detached")
+            previous.remove()
+        _ENGINES[model] = self
 
     # --- the engine interface ---------------------------------------------------------------
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
@@ -160,6 +172,11 @@ class BookKeepingClipping:
 
     def accumulate(self, batch: Mapping[str, torch.Tensor]) -> None:
         """Forward and backward passes over ``batch`` (micro-batch by micro-batch), clipped and summed."""
+        if not self._handles:
+            raise RuntimeError(
+                "this book-keeping engine was detached from its model (the model was made private again, or "
+                "remove() was called): use the optimizer of the latest make_private"
+            )
         n = batch_size_of(batch)
         device = next(iter(self.sums.parameters.values())).device
         step = self.micro_batch_size or max(n, 1)
@@ -186,6 +203,8 @@ class BookKeepingClipping:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if _ENGINES.get(self.model) is self:
+            del _ENGINES[self.model]
 
     # --- hooks --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -213,7 +232,7 @@ class BookKeepingClipping:
                 "loss.backward(), pass loss_reduction='sum' or 'mean' (how your loss combines the per-example "
                 "losses) to make_private; evaluate under torch.no_grad()"
             )
-        rows = _first_tensor_rows(args, kwargs)
+        rows = _batch_rows(args, kwargs)
         if rows is None:
             raise ValueError("the model's forward got no tensor argument: lmodp cannot tell the batch size")
         tokens = {name: _grad_token(p) for name, p in self.sums.parameters.items()}
