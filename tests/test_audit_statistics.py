@@ -11,17 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+pytest.importorskip("torch")  # lmodp.audit belongs to the train extra
+
 from lmodp.audit.clopper_pearson import clopper_pearson_upper
 from lmodp.audit.hypothesis_test import epsilon_from_error_rates, epsilon_lower_bound
 from lmodp.audit.one_run import audit_scores, default_guesses, one_run_epsilon_lower, one_run_p_value
 
-mpmath.mp.dps = 40
-
 
 def binomial_tail(r: int, q, u: int):
-    """P[Bin(r, q) >= u] summed exactly in mpmath."""
-    q = mpmath.mpf(q)
-    return mpmath.fsum(mpmath.binomial(r, j) * q**j * (1 - q) ** (r - j) for j in range(max(u, 0), r + 1))
+    """P[Bin(r, q) >= u] summed exactly in mpmath (40 digits)."""
+    with mpmath.workdps(40):
+        q = mpmath.mpf(q)
+        return mpmath.fsum(mpmath.binomial(r, j) * q**j * (1 - q) ** (r - j) for j in range(max(u, 0), r + 1))
 
 
 def binomial_cdf(n: int, p, k: int):
@@ -80,12 +81,13 @@ def test_lower_bound_splits_the_confidence_over_the_two_rates():
 
 
 def reference_p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
-    """Steinke–Nasr–Jagielski's p-value written out from the theorem, summed in mpmath."""
-    q = mpmath.e**eps / (1 + mpmath.e**eps)
-    pmf = [mpmath.binomial(r, j) * q**j * (1 - q) ** (r - j) for j in range(r + 1)]
-    f = [mpmath.fsum(pmf[max(v - i, 0) :]) for i in range(v + 1)]
-    extra = max([(f[i] - f[0]) / i for i in range(1, v + 1)], default=0)
-    return float(min(f[0] + 2 * m * delta * extra, 1))
+    """Steinke–Nasr–Jagielski's p-value written out from the theorem, summed in mpmath (40 digits)."""
+    with mpmath.workdps(40):
+        q = mpmath.e**eps / (1 + mpmath.e**eps)
+        pmf = [mpmath.binomial(r, j) * q**j * (1 - q) ** (r - j) for j in range(r + 1)]
+        f = [mpmath.fsum(pmf[max(v - i, 0) :]) for i in range(v + 1)]
+        extra = max([(f[i] - f[0]) / i for i in range(1, v + 1)], default=0)
+        return float(min(f[0] + 2 * m * delta * extra, 1))
 
 
 @pytest.mark.parametrize("m,r,v,delta", [(100, 40, 35, 1e-5), (200, 100, 80, 1e-4), (50, 50, 50, 1e-3), (100, 20, 0, 1e-5)])

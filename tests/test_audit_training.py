@@ -45,7 +45,7 @@ def test_private_runs_stay_below_the_accounted_epsilon(mechanism, threat):
     """A DP run's lower bound never exceeds its accounted ε (failure probability <= 1e-3 per case)."""
     result = audit_training(mechanism, threat=threat, canaries=500, steps=5, confidence=CONFIDENCE, seed=2)
     assert 0.0 <= result.epsilon_lower <= result.epsilon_accounted
-    assert result.to_dict()["guesses"]["canaries"] == 500
+    assert result.to_dict()["one_run"]["canaries"] == 500
 
 
 def test_poisson_sampled_run_and_reproducibility():

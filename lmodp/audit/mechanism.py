@@ -118,21 +118,22 @@ def _loss_chunks(
         bar.update(2 * size * coordinates)
 
 
-def _candidate_thresholds(under_x: np.ndarray, under_shifted: np.ndarray) -> np.ndarray:
-    """Thresholds at which the false-positive count (top of ``under_x``) or the false-negative
-    count (bottom of ``under_shifted``) is 1, 2, 4, … : log-spaced ranks from both tails."""
-    n = len(under_x)
-    ranks = np.unique(np.geomspace(1, n, _RANKS_PER_TAIL).astype(np.int64)) - 1
-    return np.unique(np.concatenate([np.sort(under_x)[::-1][ranks], np.sort(under_shifted)[ranks]]))
+def _candidate_thresholds(sorted_x: np.ndarray, sorted_shifted: np.ndarray) -> np.ndarray:
+    """Thresholds at which the false-positive count (top of the losses under x) or the
+    false-negative count (bottom of those under x') is 1, 2, 4, … : log-spaced ranks from both tails."""
+    ranks = np.unique(np.geomspace(1, len(sorted_x), _RANKS_PER_TAIL).astype(np.int64)) - 1
+    return np.unique(np.concatenate([sorted_x[::-1][ranks], sorted_shifted[ranks]]))
 
 
 def _best_threshold(under_x: np.ndarray, under_shifted: np.ndarray, *, delta: float, confidence: float) -> tuple[float, float]:
     """(threshold, its ε lower bound on these outputs) maximising the bound."""
-    thresholds = _candidate_thresholds(under_x, under_shifted)
-    n_x, n_shifted = len(under_x), len(under_shifted)
-    false_positives = n_x - np.searchsorted(np.sort(under_x), thresholds, side="left")
-    false_negatives = np.searchsorted(np.sort(under_shifted), thresholds, side="left")
-    eps, _, _ = epsilon_lower_bound(false_positives, n_x, false_negatives, n_shifted, delta=delta, confidence=confidence)
+    sorted_x, sorted_shifted = np.sort(under_x), np.sort(under_shifted)
+    thresholds = _candidate_thresholds(sorted_x, sorted_shifted)
+    false_positives = len(sorted_x) - np.searchsorted(sorted_x, thresholds, side="left")
+    false_negatives = np.searchsorted(sorted_shifted, thresholds, side="left")
+    eps, _, _ = epsilon_lower_bound(
+        false_positives, len(sorted_x), false_negatives, len(sorted_shifted), delta=delta, confidence=confidence
+    )
     best = int(np.argmax(eps))
     return float(thresholds[best]), float(eps[best])
 

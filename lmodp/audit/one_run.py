@@ -120,6 +120,7 @@ class OneRunAudit:
     candidates: int
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
         return asdict(self)
 
 

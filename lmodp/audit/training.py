@@ -27,7 +27,7 @@ from lmodp.train import make_private
 @dataclass(frozen=True)
 class TrainingAudit:
     """The outcome of :func:`audit_training`: ``epsilon_lower`` (holds with probability ≥
-    ``guesses.confidence``) beside ``epsilon_accounted``, and how the bound was obtained."""
+    ``one_run.confidence``) beside ``epsilon_accounted``, and how the bound was obtained."""
 
     epsilon_lower: float
     epsilon_accounted: float
@@ -36,13 +36,15 @@ class TrainingAudit:
     steps: int
     max_grad_norm: float
     mechanism: dict[str, Any]
-    guesses: OneRunAudit
+    one_run: OneRunAudit
 
     @property
     def exceeds_accounted(self) -> bool:
+        """True when the lower bound contradicts the accounted ε of the run."""
         return self.epsilon_lower > self.epsilon_accounted
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``one_run`` as a nested mapping), with ``exceeds_accounted``."""
         return {**asdict(self), "exceeds_accounted": self.exceeds_accounted}
 
 

@@ -70,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
     sampled = None if args.sampler is None else _spec(args.sampler)
     if args.samples < 100:
         raise ValueError(f"--samples must be >= 100, got {args.samples}")
-    from lmodp.audit import audit_mechanism
-    from lmodp.train.noise import torch_sampler
+    try:
+        from lmodp.audit import audit_mechanism
+        from lmodp.train.noise import torch_sampler
+    except ImportError as err:
+        raise ValueError(f"the audit needs the train extra (torch): {err}") from None
 
     result = audit_mechanism(
         mechanism,
