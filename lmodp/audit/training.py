@@ -1,0 +1,130 @@
+"""Audit a DP-SGD training run in one run (Steinke, Nasr and Jagielski, NeurIPS 2023).
+
+:func:`audit_training` plants m canaries, each included with probability 1/2 by a fair coin,
+trains the small model of :mod:`lmodp.audit.canaries` with lmodp's DP-SGD
+(:func:`lmodp.train.make_private`, plain SGD), scores every canary under the chosen threat model
+and turns the scores into an ε lower bound with :func:`lmodp.audit.one_run.audit_scores`. The
+accounted ε is the one the training's own privacy ledger charged (``"l2"`` geometry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from numbers import Integral
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lmodp._validation import require_delta, require_positive, require_sample_rate
+from lmodp.audit import canaries as C
+from lmodp.audit.one_run import OneRunAudit, audit_scores
+from lmodp.mechanisms import Mechanism
+from lmodp.train import make_private
+
+
+@dataclass(frozen=True)
+class TrainingAudit:
+    """The outcome of :func:`audit_training`: ``epsilon_lower`` (holds with probability ≥
+    ``one_run.confidence``) beside ``epsilon_accounted``, and how the bound was obtained."""
+
+    epsilon_lower: float
+    epsilon_accounted: float
+    threat: str
+    sample_rate: float
+    steps: int
+    max_grad_norm: float
+    mechanism: dict[str, Any]
+    one_run: OneRunAudit
+
+    @property
+    def exceeds_accounted(self) -> bool:
+        """True when the lower bound contradicts the accounted ε of the run."""
+        return self.epsilon_lower > self.epsilon_accounted
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``one_run`` as a nested mapping), with ``exceeds_accounted``."""
+        return {**asdict(self), "exceeds_accounted": self.exceeds_accounted}
+
+
+def _require_count(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+
+def audit_training(
+    mechanism: Mechanism,
+    *,
+    threat: str = "white-box",
+    canaries: int = 1000,
+    sample_rate: float = 1.0,
+    steps: int = 10,
+    delta: float = 1e-5,
+    max_grad_norm: float = 1.0,
+    learning_rate: float = 1.0,
+    examples: int = 500,
+    confidence: float = 0.95,
+    guesses: Sequence[tuple[int, int]] | None = None,
+    accountant: str = "rdp",
+    seed: int | None = None,
+    progress: bool = False,
+) -> TrainingAudit:
+    """Train once with ``mechanism`` noise and m = ``canaries`` canaries; return the one-run ε
+    lower bound beside the accounted ε.
+
+    ``threat`` is ``"white-box"`` (gradient canaries, every step observed) or ``"black-box"``
+    (input canaries, final model's outputs only); see :mod:`lmodp.audit.canaries`. The run has
+    ``examples`` task examples, Poisson rate ``sample_rate``, ``steps`` steps, clip norm
+    ``max_grad_norm`` and SGD learning rate ``learning_rate``; ``accountant`` is the ledger's.
+    ``guesses`` are the (k_in, k_out) candidates of :func:`lmodp.audit.one_run.audit_scores`.
+    ``seed`` fixes the coins, the data, the initial model, the batches and the noise.
+    """
+    if threat not in C.THREATS:
+        raise ValueError(f"threat must be one of {C.THREATS}, got {threat!r}")
+    m = _require_count("canaries", canaries, 2)
+    n_task = _require_count("examples", examples, 1)
+    q = require_sample_rate("sample_rate", sample_rate)
+    steps = _require_count("steps", steps, 1)
+    delta = require_delta("delta", delta)
+    clip = require_positive("max_grad_norm", max_grad_norm)
+    lr = require_positive("learning_rate", learning_rate)
+    require_delta("confidence", confidence)
+    rng = np.random.default_rng(seed)
+    included = rng.random(m) < 0.5
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    task = C.task_examples(n_task, generator=generator)
+    planted = C.canary_examples(threat, m, generator=generator)
+    model = C.ProbedBagOfEmbeddings(C.TASK_VOCAB + m, generator=generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    model, dp_optimizer, loader = make_private(
+        model,
+        optimizer,
+        C.include(task, planted, included),
+        mechanism=mechanism,
+        max_grad_norm=clip,
+        sample_rate=q,
+        delta=delta,
+        steps=steps,
+        loss=C.CanaryLoss(clip),
+        accountant=accountant,
+        micro_batch_size=256,
+        seed=None if seed is None else int(rng.integers(2**62)),
+    )
+    coordinates = C.canary_coordinates(m)
+    weights = model.embedding.weight
+    trace = [weights.detach().reshape(-1)[coordinates].clone()]
+    epsilon_accounted = 0.0
+    for batch in tqdm(loader, desc=f"{threat} audit run", disable=not progress):
+        epsilon_accounted = dp_optimizer.step(batch).epsilon  # type: ignore[union-attr]
+        trace.append(weights.detach().reshape(-1)[coordinates].clone())
+    if threat == "white-box":
+        scale = q * (n_task + m / 2) / (lr * clip)
+        released = np.diff(torch.stack(trace).double().numpy(), axis=0) * scale
+        scores = C.white_box_scores(released, mechanism, sample_rate=q)
+    else:
+        scores = C.black_box_scores(model, planted)
+    result = audit_scores(scores, included, delta=delta, confidence=confidence, guesses=guesses)
+    return TrainingAudit(result.epsilon_lower, float(epsilon_accounted), threat, q, steps, clip, mechanism.to_dict(), result)
