@@ -62,7 +62,9 @@ class ProbedBagOfEmbeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, canary_coordinate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.head(self.embedding(input_ids).mean(dim=1))
-        probe = self.embedding.weight.reshape(-1)[canary_coordinate.clamp(min=0)]
+        coordinate = canary_coordinate.clamp(min=0)
+        row, column = coordinate // EMBEDDING_DIM, coordinate % EMBEDDING_DIM
+        probe = self.embedding(row).gather(1, column.unsqueeze(1)).squeeze(1)  # through the layer's forward
         return logits, probe
 
 

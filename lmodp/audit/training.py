@@ -112,6 +112,7 @@ def audit_training(
         accountant=accountant,
         micro_batch_size=256,
         seed=None if seed is None else int(rng.integers(2**62)),
+        noise_seed=None if seed is None else int(rng.integers(2**62)),
     )
     coordinates = C.canary_coordinates(m)
     weights = model.embedding.weight
