@@ -174,6 +174,7 @@ def test_peft_lora_causal_lm_trains_only_the_adapters_with_per_sequence_losses(t
     (dict(auto_find_batch_size=True), "sampling rate"),
     (dict(label_smoothing_factor=0.1), "label_smoothing"),
     (dict(activation_checkpointing=True), "checkpointing"),
+    (dict(torch_compile=True), "torch_compile"),
 ])
 def test_trainer_arguments_that_break_the_guarantee_are_refused(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):

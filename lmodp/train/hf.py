@@ -31,7 +31,7 @@ Refused with ``ValueError`` (they would break the guarantee or be silently ignor
 a ``train_sampling_strategy`` other than "random" (the sampler is replaced), ``dataloader_drop_last``,
 ``auto_find_batch_size`` (q would change mid-run), more than one process or GPU, DeepSpeed,
 FSDP, ``fp16`` (the loss scaler scales the per-example gradients that are clipped; ``bf16`` is
-fine), activation checkpointing, ``label_smoothing_factor``, ``compute_loss_func`` (a batch
+fine), activation checkpointing, ``torch_compile``, ``use_liger_kernel``, ``label_smoothing_factor``, ``compute_loss_func`` (a batch
 loss), an iterable training set (N unknown). The Trainer's own ``max_grad_norm`` (global
 clipping of the summed gradient, default 1.0) is switched off, with a log line: it would clip
 the released gradient and log the norm of the raw, non-private batch gradient.
@@ -155,6 +155,8 @@ def _refuse_unsound_arguments(args: TrainingArguments, kwargs: Mapping[str, Any]
         (args.fp16, "fp16=True scales the loss, hence the per-example gradients that are clipped: use bf16=True or fp32"),
         (args.activation_checkpointing or args.gradient_checkpointing,
          "activation checkpointing reruns layers in the backward pass, which book-keeping clipping cannot follow"),
+        (args.torch_compile or args.use_liger_kernel,
+         "torch_compile and use_liger_kernel change how layers run, which book-keeping clipping must see; switch them off"),
         (args.label_smoothing_factor != 0, "label_smoothing_factor: pass a per-example loss=callable that smooths instead"),
         (kwargs.get("compute_loss_func") is not None,
          "compute_loss_func returns a batch loss; pass loss= a callable returning one loss per example instead"),
