@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import NoReturn, Sequence
 
-SUBCOMMANDS = ("epsilon", "plot", "demo", "search", "audit")
+SUBCOMMANDS = ("epsilon", "plot", "demo", "search", "finetune", "audit")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

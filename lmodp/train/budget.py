@@ -104,6 +104,13 @@ class PrivacyLedger:
         self._lookahead = copy.deepcopy(self.accountant)
         self._step(self._lookahead)
 
+    def next_step_fits(self) -> bool:
+        """Whether one more step keeps ε(δ) <= ``max_epsilon`` (always True without a budget), charging
+        nothing: a training loop can stop before it computes a step the ledger would refuse."""
+        if self.exhausted:
+            return False
+        return self._lookahead is None or float(self._lookahead.get_epsilon(self.delta)) <= self.max_epsilon
+
     def charge_step(self) -> float | None:
         """Account one step and return ε(δ) after it; ``None`` (or raise) if it would exceed the budget."""
         if self.exhausted:

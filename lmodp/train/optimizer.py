@@ -185,7 +185,7 @@ class DPOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         self.original_optimizer.load_state_dict(state_dict["optimizer"])
         self.ledger.load_state_dict(state_dict["ledger"])
-        self.noise_generator.set_state(state_dict["noise_generator"])
+        self.noise_generator.set_state(state_dict["noise_generator"].cpu())  # a state moved to a device (accelerate does) is refused
 
     def __repr__(self) -> str:
         return f"DPOptimizer({self.original_optimizer!r})"

@@ -1,0 +1,235 @@
+"""``lmodp finetune``: DP fine-tuning of a local transformers model on a CSV or JSONL file.
+
+Runs :func:`lmodp.train.finetune` (Poisson batches, book-keeping clipping, the sound accountant)
+and writes, into ``--out``: the fine-tuned model and its tokenizer (``model/``), the history
+(``history.json``: per-step loss and ε, evaluations, the mechanism), the training curve
+(``training-curve.png``, :func:`lmodp.plots.training_curve`) and, with ``--mechanism search``,
+the search result (``search.json``). torch and transformers are imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+TASKS = ("auto", "classification", "causal-lm")
+
+_EPILOG = """\
+Noise (--mechanism), calibrated to --target-epsilon for this run's q = batch/N and T = epochs/q:
+  gaussian        the Gaussian whose sigma meets the target (the default)
+  laplace         the Laplace whose scale meets the target
+  search          the least-noise LMO found by lmodp.search for this run (written to OUT/search.json)
+  RESULT.json     a saved search result (lmodp search --out), checked against the target for this run
+  paper:EPS       the authors' released task1 set for per-step EPS, its noise as their code adds it
+                  (E_lambda a scale; paper:EPS:rate reads it as a rate). Its ε for this run is reported;
+                  --target-epsilon, if given, is a budget that stops the run
+Examples:
+  lmodp finetune --data reviews.csv --model ./bert-tiny --out run1 --target-epsilon 3 --delta 1e-6
+  lmodp finetune --data corpus.jsonl --model ./gpt2-small --task causal-lm --out run2 \\
+      --target-epsilon 8 --delta 1e-6 --mechanism search --batch-size 256 --epochs 3
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``finetune`` subcommand."""
+    p = subparsers.add_parser(
+        "finetune",
+        help="DP fine-tune a local transformers model on a CSV/JSONL file",
+        description="Fine-tune a local Hugging Face model with DP-SGD (Poisson sampling, per-example clipping, "
+        "sound accounting) on a CSV or JSONL file.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = p.add_argument_group("data and model")
+    data.add_argument("--data", type=Path, required=True, help="training file: .csv or .jsonl with a text column (and a label column)")
+    data.add_argument("--eval-data", type=Path, help="evaluation file in the same format (accuracy or loss after each epoch)")
+    data.add_argument("--model", type=Path, required=True, help="local model directory (save_pretrained, with its tokenizer)")
+    data.add_argument("--task", choices=TASKS, default="auto", help="classification, causal-lm, or auto: classification "
+                      "when the file has the label column (default: auto)")
+    data.add_argument("--text-column", default="text", help="name of the text column (default: text)")
+    data.add_argument("--label-column", default="label", help="name of the label column (default: label)")
+    data.add_argument("--max-length", type=int, default=128, help="truncate texts to this many tokens (default: 128)")
+    privacy = p.add_argument_group("privacy")
+    privacy.add_argument("--target-epsilon", type=float, help="epsilon of the whole run (> 0); also the budget that stops it")
+    privacy.add_argument("--delta", type=float, required=True, help="delta in (0, 1), e.g. below 1/N")
+    privacy.add_argument("--mechanism", default="gaussian", help="gaussian, laplace, search, RESULT.json or paper:EPS (default: gaussian)")
+    privacy.add_argument("--max-grad-norm", type=float, default=1.0, help="per-example L2 clip norm C (default: 1)")
+    privacy.add_argument("--accountant", choices=("rdp", "pld"), default="rdp", help="accountant (default: rdp)")
+    training = p.add_argument_group("training")
+    training.add_argument("--batch-size", type=int, default=32, help="expected (Poisson) batch size (default: 32)")
+    training.add_argument("--epochs", type=float, default=1.0, help="epochs; T = round(epochs / q) steps (default: 1)")
+    training.add_argument("--learning-rate", type=float, default=5e-4, help="AdamW learning rate (default: 5e-4)")
+    training.add_argument("--micro-batch-size", type=int, help="split logical batches into micro-batches of this size")
+    training.add_argument("--seed", type=int, default=0, help="seed of the batch sampling and dropout, never of the noise (default: 0)")
+    training.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: auto)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", type=Path, required=True, help="output directory (created)")
+    out.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The records of a .csv (header row) or .jsonl (one JSON object per line) file."""
+    if not path.is_file():
+        raise ValueError(f"--data/--eval-data: no such file {str(path)!r}")
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    elif path.suffix.lower() in (".jsonl", ".ndjson"):
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    else:
+        raise ValueError(f"{str(path)!r}: the data file must end in .csv or .jsonl")
+    if not rows:
+        raise ValueError(f"{str(path)!r} has no rows")
+    return rows
+
+
+def column(rows: list[dict[str, Any]], name: str, path: Path) -> list[Any]:
+    missing = [i for i, r in enumerate(rows) if r.get(name) in (None, "")]
+    if missing:
+        raise ValueError(f"{str(path)!r}: column {name!r} is missing or empty in row {missing[0] + 1} (columns: {sorted(rows[0])})")
+    return [r[name] for r in rows]
+
+
+def choose_task(task: str, rows: list[dict[str, Any]], label_column: str) -> str:
+    if task != "auto":
+        return task
+    return "classification" if label_column in rows[0] else "causal-lm"
+
+
+def encode(tokenizer: Any, rows: list[dict[str, Any]], args: argparse.Namespace, task: str, labels: list[str] | None, path: Path) -> dict:
+    """Token ids, attention mask and (classification) label ids of the rows, padded to the longest."""
+    import torch
+
+    if args.max_length < 2:
+        raise ValueError(f"--max-length must be >= 2, got {args.max_length}")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    enc = tokenizer(column(rows, args.text_column, path), truncation=True, max_length=args.max_length, padding="longest", return_tensors="pt")
+    data = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    if task == "classification":
+        index = {label: i for i, label in enumerate(labels)}
+        values = [str(v) for v in column(rows, args.label_column, path)]
+        unknown = sorted(set(values) - set(index))
+        if unknown:
+            raise ValueError(f"{str(path)!r}: labels {unknown[:5]} do not occur in the training data")
+        data["labels"] = torch.tensor([index[v] for v in values])
+    return data
+
+
+def choose_mechanism(args: argparse.Namespace, *, sample_rate: float, steps: int, progress: bool) -> dict[str, Any]:
+    """The keyword arguments of :func:`lmodp.train.finetune` that fix the noise (and the search result)."""
+    spec = args.mechanism
+    target = args.target_epsilon
+    settings = dict(sample_rate=sample_rate, steps=steps, geometry="l2", accountant=args.accountant)
+    if spec == "gaussian":
+        return {"target_epsilon": _required_target(target, spec)}
+    if spec in ("laplace", "search"):
+        from lmodp import Laplace
+        from lmodp.search import calibrate_scale, search
+
+        target = _required_target(target, spec)
+        if spec == "laplace":
+            return {"mechanism": calibrate_scale(Laplace(1.0), target, args.delta, **settings), "max_epsilon": target}
+        result = search(target, args.delta, family="lmo", progress=progress, **settings)
+        return {"mechanism": result.mechanism, "max_epsilon": target, "search": result}
+    if spec.startswith("paper:"):
+        from lmodp.paper_params import paper_mechanism
+
+        parts = spec.split(":")
+        reading = parts[2] if len(parts) == 3 else "scale"
+        try:
+            eps = float(parts[1])
+        except ValueError:
+            raise ValueError(f"--mechanism {spec!r}: write paper:EPS or paper:EPS:rate, e.g. paper:0.3") from None
+        if len(parts) > 3 or reading not in ("scale", "rate"):
+            raise ValueError(f"--mechanism {spec!r}: write paper:EPS (E_lambda a scale) or paper:EPS:rate")
+        return {"mechanism": paper_mechanism(eps, "task1", exponential=reading), "max_epsilon": target}
+    if spec.endswith(".json"):
+        from lmodp.search import SearchResult
+
+        if not Path(spec).is_file():
+            raise ValueError(f"--mechanism: no such search result file {spec!r}")
+        if target is None:
+            return {"mechanism": SearchResult.from_json(Path(spec)).mechanism}
+        return {"target_epsilon": target, "search_result": Path(spec)}
+    raise ValueError(f"--mechanism must be gaussian, laplace, search, a search result .json or paper:EPS, got {spec!r}")
+
+
+def _required_target(target: float | None, spec: str) -> float:
+    if target is None:
+        raise ValueError(f"--mechanism {spec} is calibrated to a budget: give --target-epsilon")
+    return target
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, fine-tune privately, and write the model, the history and the training curve."""
+    from lmodp._validation import require_delta, require_positive
+
+    require_delta("--delta", args.delta)
+    if args.target_epsilon is not None:
+        require_positive("--target-epsilon", args.target_epsilon)
+    if not (args.model / "config.json").is_file():
+        raise ValueError(f"--model {str(args.model)!r} is not a model directory (no config.json); save one with save_pretrained")
+    rows = read_rows(args.data)
+    eval_rows = read_rows(args.eval_data) if args.eval_data is not None else None
+    task = choose_task(args.task, rows, args.label_column)
+
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from lmodp.plots import training_curve
+    from lmodp.train import finetune
+    from lmodp.train.privacy_engine import resolve_sample_rate, steps_for_epochs
+
+    q = resolve_sample_rate(len(rows), sample_rate=None, batch_size=args.batch_size)
+    steps = steps_for_epochs(args.epochs, q)
+    noise = choose_mechanism(args, sample_rate=q, steps=steps, progress=not args.no_progress)
+    search_result = noise.pop("search", None)
+    labels = sorted({str(v) for v in column(rows, args.label_column, args.data)}) if task == "classification" else None
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    train = encode(tokenizer, rows, args, task, labels, args.data)
+    evaluation = None if eval_rows is None else encode(tokenizer, eval_rows, args, task, labels, args.eval_data)
+    hf_logging.set_verbosity_error()  # the load report lists the new classification head, which is expected
+    hf_logging.disable_progress_bar()
+    if task == "classification":
+        model = AutoModelForSequenceClassification.from_pretrained(
+            args.model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={v: i for i, v in enumerate(labels)}
+        )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(args.model)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    history = finetune(
+        model, train, evaluation, **noise, delta=args.delta, batch_size=args.batch_size, epochs=args.epochs,
+        max_grad_norm=args.max_grad_norm, learning_rate=args.learning_rate, task=task, accountant=args.accountant,
+        micro_batch_size=args.micro_batch_size, seed=args.seed, device=args.device, progress=not args.no_progress,
+    )
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(args.out / "model")
+    tokenizer.save_pretrained(args.out / "model")
+    (args.out / "history.json").write_text(json.dumps(history.to_dict(), indent=2))
+    training_curve(history, title=f"lmodp finetune: {args.data.name}", path=args.out / "training-curve.png")
+    if search_result is not None:
+        (args.out / "search.json").write_text(search_result.to_json())
+    summary = {
+        "task": task, "examples": len(rows), "sample_rate": q, "steps": len(history.step), "planned_steps": steps,
+        "delta": args.delta, "epsilon": history.final_epsilon, "stopped_by_budget": history.stopped_by_budget,
+        "mechanism": history.mechanism, "final_loss": next((v for v in reversed(history.loss) if v is not None), None),
+        history.metric_name: history.eval_metric[-1] if history.eval_metric else None, "out": str(args.out),
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{summary['steps']} of {steps} steps (q = {q:.6g}), epsilon = {history.final_epsilon:.6g} at delta = {args.delta:g}"
+          f"{' (stopped by the budget)' if history.stopped_by_budget else ''}")
+    if history.eval_metric:
+        print(f"eval {history.metric_name}: {history.eval_metric[-1]:.4f}")
+    print(f"wrote {args.out / 'model'}, {args.out / 'history.json'}, {args.out / 'training-curve.png'}")
+    return 0
