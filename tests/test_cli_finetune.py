@@ -95,7 +95,7 @@ def test_classification_with_a_target_epsilon_writes_model_history_and_curve(wor
 
 def test_causal_lm_with_the_papers_released_set_reports_its_sound_epsilon(workspace, capsys, tmp_path):
     argv = ["finetune", "--data", str(workspace / "corpus.jsonl"), "--model", str(workspace / "gpt2"), "--out", str(tmp_path / "lm"),
-            "--mechanism", "paper:0.3", "--delta", str(DELTA), "--batch-size", "16", "--epochs", "0.5", "--json", "--no-progress"]
+            "--mechanism", "paper-scale:0.3", "--delta", str(DELTA), "--batch-size", "16", "--epochs", "0.5", "--json", "--no-progress"]
     code, out, err = run(capsys, argv)
     assert code == 0, err
     summary = json.loads(out)
@@ -120,7 +120,7 @@ def test_a_saved_search_result_is_checked_against_the_target_for_this_run(worksp
 @pytest.mark.parametrize("extra, message", [
     (["--mechanism", "laplace"], "give --target-epsilon"),
     (["--mechanism", "paper:abc"], "paper:EPS"),
-    (["--mechanism", "paper:0.3:sideways"], "paper:EPS"),
+    (["--mechanism", "paper:0.3:sideways"], "sideways"),
     (["--mechanism", "uniform", "--target-epsilon", "1"], "--mechanism must be"),
     (["--label-column", "sentiment", "--task", "classification", "--target-epsilon", "1"], "column 'sentiment'"),
     (["--target-epsilon", "1", "--batch-size", "1000"], "batch_size"),

@@ -11,8 +11,6 @@ import argparse
 import json
 
 from lmodp.cli.plot import parse_mechanism
-from lmodp.mechanisms import Mechanism
-from lmodp.paper_params import paper_mechanism
 
 _EPILOG = """\
 SPEC: gaussian:SIGMA | laplace:SCALE | paper:EPS[:GROUP] (the authors' released set, E_lambda read
@@ -24,17 +22,6 @@ Examples:
   lmodp audit -m laplace:1 --geometry l2 --samples 1000000
   lmodp audit -m paper:0.3 --sampler paper-scale:0.3 --delta 1e-10      (the paper's sampler: caught)
 """
-
-
-def _spec(spec: str) -> Mechanism:
-    family, _, rest = spec.partition(":")
-    if family != "paper-scale":
-        return parse_mechanism(spec)
-    eps, _, group = rest.partition(":")
-    try:
-        return paper_mechanism(float(eps), group or "task1", exponential="scale")
-    except ValueError as err:
-        raise ValueError(f"{spec!r}: {err}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the audit and print the result; returns the exit code."""
-    mechanism = _spec(args.mechanism)
-    sampled = None if args.sampler is None else _spec(args.sampler)
+    mechanism = parse_mechanism(args.mechanism)
+    sampled = None if args.sampler is None else parse_mechanism(args.sampler)
     if args.samples < 100:
         raise ValueError(f"--samples must be >= 100, got {args.samples}")
     try:

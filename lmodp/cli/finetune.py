@@ -23,8 +23,9 @@ Noise (--mechanism), calibrated to --target-epsilon for this run's q = batch/N a
   laplace         the Laplace whose scale meets the target
   search          the least-noise LMO found by lmodp.search for this run (written to OUT/search.json)
   RESULT.json     a saved search result (lmodp search --out), checked against the target for this run
-  paper:EPS       the authors' released task1 set for per-step EPS, its noise as their code adds it
-                  (E_lambda a scale; paper:EPS:rate reads it as a rate). Its ε for this run is reported;
+  paper:EPS       the authors' released task1 set for per-step EPS, E_lambda read as a rate (as their
+                  accountant reads it); paper-scale:EPS reads it as a scale, the noise their code adds. Its ε
+                  for this run is reported;
                   --target-epsilon, if given, is a budget that stops the run
 Examples:
   lmodp finetune --data reviews.csv --model ./bert-tiny --out run1 --target-epsilon 3 --delta 1e-6
@@ -55,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     privacy = p.add_argument_group("privacy")
     privacy.add_argument("--target-epsilon", type=float, help="epsilon of the whole run (> 0); also the budget that stops it")
     privacy.add_argument("--delta", type=float, required=True, help="delta in (0, 1), e.g. below 1/N")
-    privacy.add_argument("--mechanism", default="gaussian", help="gaussian, laplace, search, RESULT.json or paper:EPS (default: gaussian)")
+    privacy.add_argument("--mechanism", default="gaussian", help="gaussian, laplace, search, RESULT.json, paper:EPS or paper-scale:EPS (default: gaussian)")
     privacy.add_argument("--max-grad-norm", type=float, default=1.0, help="per-example L2 clip norm C (default: 1)")
     privacy.add_argument("--accountant", choices=("rdp", "pld"), default="rdp", help="accountant (default: rdp)")
     training = p.add_argument_group("training")
@@ -138,18 +139,10 @@ def choose_mechanism(args: argparse.Namespace, *, sample_rate: float, steps: int
             return {"mechanism": calibrate_scale(Laplace(1.0), target, args.delta, **settings), "max_epsilon": target}
         result = search(target, args.delta, family="lmo", progress=progress, **settings)
         return {"mechanism": result.mechanism, "max_epsilon": target, "search": result}
-    if spec.startswith("paper:"):
-        from lmodp.paper_params import paper_mechanism
+    if spec.startswith(("paper:", "paper-scale:")):
+        from lmodp.cli.plot import parse_mechanism
 
-        parts = spec.split(":")
-        reading = parts[2] if len(parts) == 3 else "scale"
-        try:
-            eps = float(parts[1])
-        except ValueError:
-            raise ValueError(f"--mechanism {spec!r}: write paper:EPS or paper:EPS:rate, e.g. paper:0.3") from None
-        if len(parts) > 3 or reading not in ("scale", "rate"):
-            raise ValueError(f"--mechanism {spec!r}: write paper:EPS (E_lambda a scale) or paper:EPS:rate")
-        return {"mechanism": paper_mechanism(eps, "task1", exponential=reading), "max_epsilon": target}
+        return {"mechanism": parse_mechanism(spec), "max_epsilon": target}
     if spec.endswith(".json"):
         from lmodp.search import SearchResult
 
@@ -158,7 +151,7 @@ def choose_mechanism(args: argparse.Namespace, *, sample_rate: float, steps: int
         if target is None:
             return {"mechanism": SearchResult.from_json(Path(spec)).mechanism}
         return {"target_epsilon": target, "search_result": Path(spec)}
-    raise ValueError(f"--mechanism must be gaussian, laplace, search, a search result .json or paper:EPS, got {spec!r}")
+    raise ValueError(f"--mechanism must be gaussian, laplace, search, a search result .json, paper:EPS or paper-scale:EPS, got {spec!r}")
 
 
 def _required_target(target: float | None, spec: str) -> float:

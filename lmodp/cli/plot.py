@@ -24,28 +24,39 @@ SST2_DELTA = 1e-10
 KINDS = ("density", "rdp", "epsilon", "compare", "training")
 SPEC_HELP = """\
 SPEC: gaussian:SIGMA | laplace:SCALE | paper:EPS[:GROUP] (the authors' released set, E_lambda
-read as a rate) | FILE.json (a Mechanism.to_dict() object or a search result).
+read as a rate, as their accountant reads it) | paper-scale:EPS[:GROUP] (E_lambda read as a scale,
+as their sampler reads it) | FILE.json (a Mechanism.to_dict() object or a search result).
 Accounting defaults: the paper's SST-2 run, q = 2048/67350, T = 192, delta = 1e-10."""
 
 
 def parse_mechanism(spec: str) -> Mechanism:
     """A mechanism from a command-line SPEC (see the module docstring)."""
     family, _, rest = spec.partition(":")
-    try:
-        if family == "gaussian":
-            return Gaussian(float(rest))
-        if family == "laplace":
-            return Laplace(float(rest))
-        if family == "paper":
+    forms = {"gaussian": "gaussian:SIGMA", "laplace": "laplace:SCALE", "paper": "paper:EPS[:GROUP]", "paper-scale": "paper-scale:EPS[:GROUP]"}
+    if family in forms:
+        number, _, group = rest.partition(":")
+        try:
+            if group and not family.startswith("paper"):
+                raise ValueError(group)
+            value = float(number)
+        except ValueError:
+            raise ValueError(f"--mechanism {spec!r}: write {forms[family]} with a number, e.g. {family}:0.7") from None
+        try:
+            if family == "gaussian":
+                return Gaussian(value)
+            if family == "laplace":
+                return Laplace(value)
             from lmodp.paper_params import paper_mechanism
 
-            eps, _, group = rest.partition(":")
-            return paper_mechanism(float(eps), group or "task1", exponential="rate")
-    except ValueError as err:
-        raise ValueError(f"--mechanism {spec!r}: {err}") from None
+            return paper_mechanism(value, group or "task1", exponential="rate" if family == "paper" else "scale")
+        except ValueError as err:
+            raise ValueError(f"--mechanism {spec!r}: {err}") from None
     path = Path(spec)
     if not path.is_file():
-        raise ValueError(f"--mechanism must be gaussian:SIGMA, laplace:SCALE, paper:EPS[:GROUP] or a JSON file, got {spec!r}")
+        raise ValueError(
+            f"--mechanism must be gaussian:SIGMA, laplace:SCALE, paper:EPS[:GROUP], paper-scale:EPS[:GROUP] or a JSON "
+            f"file, got {spec!r}"
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
