@@ -134,6 +134,7 @@ def test_lmo_search_meets_the_budget_and_beats_laplace(lmo_result):
     assert r.epsilon <= TARGET
     assert dp_accounting_epsilon(r.baseline, **FAST) <= TARGET * (1 + 1e-4)
     laplace = calibrate_scale(Laplace(1.0), TARGET, FAST["delta"], sample_rate=0.05, steps=20, geometry="scalar")
+    assert r.laplace == laplace  # the search's reference Laplace is exactly the calibrated one
     assert dp_accounting_epsilon(laplace, **FAST) <= TARGET * (1 + 1e-4)
     assert r.objective_value <= laplace.mean_abs() * (1 + 1e-4)  # calibration tolerance of the reference
     assert r.objective_value <= r.laplace_objective_value

@@ -112,14 +112,15 @@ def search(
     )
     full = EpsilonOracle(accountant_epsilon(**accounting))
 
-    baseline, _, sigma = calibrate_with_oracle(full, Gaussian(1.0), target_epsilon, tolerance=tolerance)
+    baseline = calibrate_with_oracle(full, Gaussian(1.0), target_epsilon, tolerance=tolerance)[0]
     laplace = None
     search_orders: list[float] | None = None
     inner_evaluations = 0
     if family == "gaussian":
         winner = baseline
     else:
-        laplace = calibrate_with_oracle(full, Laplace(1.0), target_epsilon, initial=sigma, tolerance=tolerance)[0]
+        # From the same start as calibrate_scale(Laplace(1.0), ...), so that both give the very same Laplace.
+        laplace = calibrate_with_oracle(full, Laplace(1.0), target_epsilon, tolerance=tolerance)[0]
         winner = laplace
     if family == "lmo":
         inner = full
