@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO
+from lmodp.cli._output import writable_file
 from lmodp.search import FAMILIES, METHODS, OBJECTIVES, search
 
 _EPILOG = """\
@@ -61,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the search and print (or write) the result."""
+    if args.out is not None:
+        writable_file(args.out, "--out")
     result = search(
         args.target_epsilon,
         args.delta,
