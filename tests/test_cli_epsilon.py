@@ -179,6 +179,13 @@ def test_bad_arguments_one_line_exit_2(capsys, argv):
     assert "error" in err
 
 
+def test_pld_for_non_gaussian_noise_in_l2_names_the_cli_fix(capsys):
+    assert main(["epsilon", "--scale", "2", *SST2, "--accountant", "pld"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--accountant auto" in err and "epsilon_interval(" not in err
+    assert _run_json(capsys, ["--scale", "2", *SST2, "--accountant", "pld", "--geometry", "scalar"])["accountant"] == "pld"
+
+
 def test_paper_file_requires_convention(capsys, tmp_path):
     path = tmp_path / "paper.json"
     path.write_text(json.dumps(paper_parameters(0.3, "task1")))

@@ -313,6 +313,16 @@ def test_l2_search_uses_rdp_for_laplace_mixtures_and_pld_for_the_gaussian():
     assert dp_accounting_epsilon(r.baseline, **dict(FAST, geometry="l2")) <= 3.0 * (1 + 1e-4)
 
 
+def test_paper_grid_screens_by_rdp_and_reports_the_pld():
+    """Under "auto" the grid's fixed-scale points are screened by the windowed RDP bound (the PLD
+    is slow at their large ε); the winner's reported ε is the PLD's, and meets the target."""
+    r = search(3.0, **FAST, method="paper-grid", grid_limit=12, seed=3)
+    assert r.settings["search_orders"] is not None and r.settings["accountants"]["mechanism"] == "pld"
+    assert r.epsilon == independent_epsilon(r.mechanism, **FAST, accountant="pld") <= 3.0
+    assert r.epsilon <= independent_epsilon(r.mechanism, **FAST)  # the PLD is the tighter here
+    assert r.mechanism == search(3.0, **FAST, method="paper-grid", grid_limit=12, seed=3, accountant="rdp").mechanism
+
+
 def test_pld_for_laplace_mixtures_in_l2_is_refused_up_front():
     with pytest.raises(ValueError, match="accountant='auto'"):
         search(3.0, **dict(FAST, geometry="l2"), accountant="pld", maxiter=50)
@@ -372,6 +382,12 @@ def test_cli_help_and_bad_arguments(capsys):
     assert "target_epsilon" in err and len(err.strip().splitlines()) == 1
     assert _cli("--target-epsilon", "1") == 2
     assert _cli("--target-epsilon", "1", "--delta", "1e-5", "--sample-rate", "0.05", "--steps", "10", "--family", "x") == 2
+
+
+def test_cli_refuses_pld_for_lmo_in_l2_naming_the_flags(capsys):
+    assert _cli("--target-epsilon", "1", "--delta", "1e-5", "--sample-rate", "0.05", "--steps", "10", "--accountant", "pld") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--accountant auto" in err and "--geometry scalar" in err
 
 
 def test_cli_writes_a_result(tmp_path, capsys):

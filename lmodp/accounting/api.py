@@ -8,6 +8,7 @@ geometry (:func:`tightest_accountant`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from lmodp.accounting.pld import PLDAccountant
@@ -40,6 +41,24 @@ def resolve_accountant(accountant: str, mechanism: Mechanism, geometry: str) -> 
     if accountant not in ACCOUNTANTS:
         raise ValueError(f"accountant must be one of {ACCOUNTANT_CHOICES}, got {accountant!r}")
     return accountant
+
+
+#: How to get around a refused accountant, in Python terms (the command line names its flags).
+PLD_FIX = "use accountant='auto' (PLD where it is tight, RDP otherwise) or 'rdp', or geometry='scalar'"
+
+
+def require_accountant_fits(
+    accountant: str, mechanisms: Mapping[str, Mechanism], geometries: Iterable[str], *, fix: str = PLD_FIX
+) -> None:
+    """Raise ValueError, before any accounting, if ``accountant`` cannot account one of
+    ``mechanisms`` (named by their keys) in one of ``geometries``: the PLD for non-Gaussian noise
+    in l2, where no tight dominating pair is known. The message ends with ``fix``."""
+    if accountant != "pld":
+        return
+    for label, mechanism in mechanisms.items():
+        for geometry in geometries:
+            if tightest_accountant(mechanism, geometry) != "pld":
+                raise ValueError(f"the PLD accountant has no tight bound for {label} (non-Gaussian noise) in the {geometry} geometry: {fix}")
 
 
 def account(

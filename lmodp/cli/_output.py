@@ -1,4 +1,5 @@
-"""Output paths of the command line, checked before any long computation starts.
+"""Output paths of the command line, checked before any long computation starts; and the
+command-line wording of the fix for a refused accountant.
 
 A path that cannot be written (a read-only or missing device, a file where a folder is needed,
 no permission) raises ``ValueError`` naming the option and the reason, which the dispatcher
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+
+#: The command line's fix for ``--accountant pld`` with non-Gaussian noise in l2.
+CLI_PLD_FIX = "use --accountant auto (PLD where it is tight, RDP otherwise) or --accountant rdp, or --geometry scalar"
 
 
 def _cannot_write(option: str, path: Path, err: OSError) -> ValueError:

@@ -8,7 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, account, resolve_accountant
+from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, account, require_accountant_fits, resolve_accountant
+from lmodp.cli._output import CLI_PLD_FIX
 from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism, mechanism_from_dict
 from lmodp.mechanisms.lmo import PAPER_KEYS
 from lmodp.paper_params import paper_budgets, paper_mechanism
@@ -161,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     mechanism, example = _mechanism(args)
     run_settings, defaulted = _run_settings(args, example)
     sample_rate, steps, delta = run_settings["sample_rate"], run_settings["steps"], run_settings["delta"]
+    require_accountant_fits(args.accountant, {repr(mechanism): mechanism}, [args.geometry], fix=CLI_PLD_FIX)
     accountant = resolve_accountant(args.accountant, mechanism, args.geometry)
     acc = account(
         mechanism,

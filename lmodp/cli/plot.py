@@ -19,8 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO
-from lmodp.cli._output import writable_file
+from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, require_accountant_fits
+from lmodp.cli._output import CLI_PLD_FIX, writable_file
 from lmodp.mechanisms import Gaussian, Laplace, Mechanism, mechanism_from_dict
 
 SST2_SAMPLE_RATE = 2048 / 67350
@@ -176,10 +176,8 @@ def run(args: argparse.Namespace) -> int:
         )
     elif kind == "compare":
         shapes = _mechanisms(args) if args.mechanism else None
-        plots.compare.check_accountant(
-            args.accountant, plots.compare.labelled(shapes or plots.compare.default_shapes()), args.geometry,
-            fix="use --accountant auto (PLD where it is tight, RDP otherwise) or --accountant rdp, or --geometry scalar",
-        )
+        named = {repr(label): m for label, m in plots.compare.labelled(shapes or plots.compare.default_shapes()).items()}
+        require_accountant_fits(args.accountant, named, args.geometry, fix=CLI_PLD_FIX)
         plots.compare_mechanisms(
             args.targets, sample_rate=args.sample_rate, steps=args.steps, delta=args.delta, shapes=shapes,
             geometry=args.geometry, sensitivity=args.sensitivity, magnitude=args.magnitude, accountant=args.accountant, path=out,

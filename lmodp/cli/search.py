@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO
-from lmodp.cli._output import writable_file
+from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, require_accountant_fits
+from lmodp.cli._output import CLI_PLD_FIX, writable_file
+from lmodp.mechanisms import Laplace
 from lmodp.search import FAMILIES, METHODS, OBJECTIVES, search
 
 _EPILOG = """\
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the search and print (or write) the result."""
     if args.out is not None:
         writable_file(args.out, "--out")
+    if args.family != "gaussian":
+        require_accountant_fits(args.accountant, {f"the {args.family} family": Laplace(1.0)}, [args.geometry], fix=CLI_PLD_FIX)
     result = search(
         args.target_epsilon,
         args.delta,

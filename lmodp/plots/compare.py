@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from lmodp._progress import progress_bar
 from lmodp._validation import require_delta, require_positive, require_sample_rate, require_steps
-from lmodp.accounting.api import AUTO, resolve_accountant
+from lmodp.accounting.api import AUTO, require_accountant_fits, resolve_accountant
 from lmodp.mechanisms import Gaussian, Laplace, Mechanism
 from lmodp.plots._style import NOISE_UNIT, colour, finish, finite_or_nan, label_log_axis, labelled, marker, new_figure
 from lmodp.plots.epsilon import geometries_of
@@ -86,18 +86,6 @@ def calibrate_shape(
     )
 
 
-_PLD_FIX = "use accountant='auto' (PLD where it is tight, RDP otherwise) or 'rdp', or geometry='scalar'"
-
-
-def check_accountant(accountant: str, shapes: Mapping[str, Mechanism], geometries: Sequence[str], *, fix: str = _PLD_FIX) -> None:
-    """Raise before any calibration if ``accountant`` cannot account one of ``shapes`` in one of
-    ``geometries`` (the PLD for non-Gaussian noise in l2); the message ends with ``fix``."""
-    for label, shape in shapes.items():
-        for g in geometries:
-            if accountant == "pld" and resolve_accountant(AUTO, shape, g) != "pld":
-                raise ValueError(f"the PLD accountant has no tight bound for {label!r} (non-Gaussian noise) in the {g} geometry: {fix}")
-
-
 def equal_budget_table(
     targets: Sequence[float],
     *,
@@ -125,7 +113,7 @@ def equal_budget_table(
     if not targets:
         raise ValueError("targets must contain at least one ε")
     geometries = geometries_of(geometry)
-    check_accountant(accountant, items, geometries)
+    require_accountant_fits(accountant, {repr(label): shape for label, shape in items.items()}, geometries)
     jobs = [(g, label, shape, t) for g in geometries for label, shape in items.items() for t in targets]
     rows = []
     with progress_bar(total=len(jobs), desc="calibrating", unit="shape", enabled=progress) as bar:
