@@ -36,7 +36,7 @@ from lmodp.accounting.api import AUTO, epsilon, resolve_accountant
 from lmodp.accounting.conversion import OrderGridEdgeWarning
 from lmodp.accounting.paper import PaperNumberWarning, paper_overall_epsilon
 from lmodp.mechanisms import Gaussian, Laplace, describe, mechanism_from_dict
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper_params import paper_budgets, paper_mechanism
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +205,10 @@ def _task_count(settings: DemoSettings) -> int:
 
 def compute_rows(settings: DemoSettings = FULL, *, bar: Any = None) -> tuple[list[DemoRow], dict]:
     """The demo's numbers (no figures): one :class:`DemoRow` per budget and geometry."""
+    released = paper_budgets("task1")
     for b in settings.budgets:
-        require_positive("budget", b)
+        if require_positive("budget", b) not in released:
+            raise ValueError(f"budgets must be among the ε of the paper's released task1 sets, {released}, got {b:g}")
     bar = progress_bar(enabled=False) if bar is None else bar
     cal = _calibrated(settings, bar)
     rows = [_row(b, g, settings, cal, bar) for g in settings.geometries for b in settings.budgets]

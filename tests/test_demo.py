@@ -40,6 +40,12 @@ def test_progress_bar_on_a_terminal(demo_run):
     assert "lmodp demo" in progress and "100%" in progress
 
 
+def test_budget_without_a_released_set_fails_at_once(capsys, tmp_path):
+    assert main(["demo", "--budgets", "0.5", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "[0.3, 0.7, 2.0, 3.0]" in err and "got 0.5" in err
+
+
 @pytest.mark.parametrize("quiet", [False, True])
 def test_quiet_turns_the_progress_bar_off(tmp_path, monkeypatch, capsys, quiet):
     import lmodp.demo

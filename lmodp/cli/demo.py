@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="Gaussian vs LMO noise at equal budget on SST-2: figures and a report", description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--out", type=Path, default=Path("lmodp-demo"), help="output folder (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="reduced settings: budgets 0.7 and 3, looser calibration, a shorter search")
-    parser.add_argument("--budgets", type=float, nargs="+", metavar="EPS", help="budgets ε to report (default: 0.3 0.7 2 3)")
+    parser.add_argument("--budgets", type=float, nargs="+", metavar="EPS", help="budgets ε to report, among those of the paper's released sets (default: 0.3 0.7 2 3)")
     parser.add_argument("--no-search", action="store_true", help="skip the LMO search (report the released shapes rescaled only)")
     parser.add_argument("--no-search-l2", action="store_true", help="search the scalar geometry only (about 35 s faster)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
