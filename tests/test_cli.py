@@ -109,6 +109,48 @@ def test_out_of_range_value(capsys, tmp_path, monkeypatch, argv, option):
     _assert_one_line_error(capsys, [*argv, option, OUT_OF_RANGE[option]])
 
 
+def test_version(capsys):
+    from lmodp import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lmodp {__version__}"
+
+
+# The least arguments with which each leaf that writes files would run (its output option last).
+RUNNABLE = {
+    ("demo",): ["--quick", "-o"],
+    ("search",): ["--target-epsilon", "1", "--delta", "1e-5", "--sample-rate", "0.1", "--steps", "10", "--out"],
+    ("plot", "density"): ["-o"],
+    ("plot", "rdp"): ["-o"],
+    ("plot", "epsilon"): ["-o"],
+    ("plot", "compare"): ["-o"],
+    ("plot", "training"): ["HISTORY", "-o"],
+}
+
+
+def test_every_leaf_that_writes_a_file_is_covered():
+    writes = {argv for argv, parser in LEAVES if {"-o", "--out"} & set(parser._option_string_actions)}
+    assert writes == set(RUNNABLE)
+
+
+@pytest.mark.parametrize("argv", list(RUNNABLE), ids=" ".join)
+@pytest.mark.parametrize("where", ["/proc/lmodp-forbidden", "A_FILE/below"], ids=["proc", "below-a-file"])
+def test_unwritable_output_is_one_line_and_exit_2_before_any_work(capsys, tmp_path, argv, where):
+    import time
+
+    history = tmp_path / "history.json"
+    history.write_text('{"step": [1, 2], "epsilon": [0.1, 0.2], "loss": [1.0, 0.9]}')
+    (tmp_path / "a-file").write_text("")
+    target = where.replace("A_FILE", str(tmp_path / "a-file"))
+    target = target if argv == ("demo",) else target + ("/x.json" if argv == ("search",) else "/x.png")
+    args = [str(history) if a == "HISTORY" else a for a in RUNNABLE[argv]]
+    started = time.perf_counter()
+    _assert_one_line_error(capsys, [*argv, *args, target])
+    assert time.perf_counter() - started < 3.0  # checked up front, not after the computation
+
+
 def test_missing_subcommand(capsys):
     _assert_one_line_error(capsys, [])
     _assert_one_line_error(capsys, ["no-such-command"])
@@ -130,3 +172,16 @@ def test_cli_reference_matches_parser():
     docs = Path(__file__).resolve().parents[1] / "docs"
     render = runpy.run_path(str(docs / "gen_cli_reference.py"))["render"]
     assert (docs / "cli.md").read_text() == render(), "docs/cli.md is stale: run python docs/gen_cli_reference.py"
+
+
+def test_cli_reference_generator_help_prints_help_and_writes_nothing():
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "gen_cli_reference.py"
+    before = (script.parent / "cli.md").stat().st_mtime_ns
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage:") and "--check" in done.stdout
+    assert (script.parent / "cli.md").stat().st_mtime_ns == before
+    check = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0 and "up to date" in check.stdout
+    assert (script.parent / "cli.md").stat().st_mtime_ns == before

@@ -13,9 +13,23 @@ from lmodp.cli import main
 from lmodp.paper_params import paper_mechanism, paper_parameters
 
 
+# The run settings every command with a mechanism must give.
+SST2 = ["--sample-rate", str(2048 / 67350), "--steps", "192", "--delta", "1e-10"]
+
+
 def _run_json(capsys, argv):
     assert main(["epsilon", *argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
+
+
+def dp_accounting_gaussian_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
+    """An independent reference: dp-accounting's PLD for the Poisson-subsampled Gaussian."""
+    dp_accounting = pytest.importorskip("dp_accounting")
+    from dp_accounting.pld import PLDAccountant
+
+    acc = PLDAccountant(value_discretization_interval=1e-4)
+    acc.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma)), steps)
+    return acc.get_epsilon(delta)
 
 
 def test_help_exits_zero(capsys):
@@ -26,43 +40,84 @@ def test_help_exits_zero(capsys):
 
 
 def test_gaussian_json_matches_library(capsys):
-    out = _run_json(capsys, ["--mechanism", "gaussian", "--sigma", "1.0", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-5"])
-    expected = lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2")
-    assert out["epsilon"] == expected
-    assert out["accountant"] == "rdp"
-    assert out["optimal_order"] > 1
+    argv = ["--mechanism", "gaussian", "--sigma", "1.0", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-5"]
+    out = _run_json(capsys, argv)
+    # default "auto": the PLD, exact for the Gaussian (also in l2), against dp-accounting
+    assert out["accountant"] == "pld" and out["accountant_requested"] == "auto"
+    assert out["epsilon"] == lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2", accountant="pld")
+    assert abs(out["epsilon"] - dp_accounting_gaussian_epsilon(1.0, 0.01, 1000, 1e-5)) <= 1e-3
+    assert out["optimal_order"] is None
     assert out["mechanism"] == {"family": "gaussian", "sigma": 1.0}
+    assert out["defaulted"] == []
+    rdp = _run_json(capsys, [*argv, "--accountant", "rdp"])
+    assert rdp["epsilon"] == lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2")
+    assert rdp["accountant"] == "rdp" and rdp["optimal_order"] > 1
+    assert out["epsilon"] < rdp["epsilon"]
 
 
 def test_family_implied_by_the_parameters(capsys):
-    gaussian = _run_json(capsys, ["--sigma", "1.0", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-5"])
+    gaussian = _run_json(capsys, ["--sigma", "1.0", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-5", "--accountant", "rdp"])
     assert gaussian["mechanism"] == {"family": "gaussian", "sigma": 1.0}
     assert gaussian["epsilon"] == lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2")
-    laplace = _run_json(capsys, ["--scale", "2", "--geometry", "scalar", "--steps", "10", "--sample-rate", "0.05"])
+    laplace = _run_json(capsys, ["--scale", "2", "--geometry", "scalar", "--steps", "10", "--sample-rate", "0.05", "--delta", "1e-10"])
     assert laplace["mechanism"] == {"family": "laplace", "scale": 2.0}
-    lmo_argv = ["--uniform-weight", "1", "--uniform-low", "0.5", "--uniform-high", "1", "--geometry", "scalar", "--steps", "10"]
+    lmo_argv = ["--uniform-weight", "1", "--uniform-low", "0.5", "--uniform-high", "1", "--geometry", "l2", *SST2]
     lmo = _run_json(capsys, lmo_argv)
-    assert lmo["mechanism"]["family"] == "lmo"
+    assert lmo["mechanism"]["family"] == "lmo" and lmo["accountant"] == "rdp"  # "auto" in l2 for non-Gaussian noise
     expected = lmodp.LMO(uniform_weight=1.0, uniform_low=0.5, uniform_high=1.0)
-    assert lmo["epsilon"] == lmodp.epsilon(expected, sample_rate=2048 / 67350, steps=10, delta=1e-10, geometry="scalar")
+    assert lmo["epsilon"] == lmodp.epsilon(expected, sample_rate=2048 / 67350, steps=192, delta=1e-10, geometry="l2")
 
 
 def test_text_output(capsys):
-    assert main(["epsilon", "--mechanism", "gaussian", "--sigma", "2", "--steps", "10"]) == 0
+    assert main(["epsilon", "--mechanism", "gaussian", "--sigma", "2", *SST2]) == 0
     out = capsys.readouterr().out
-    assert "epsilon:" in out and "optimal order:" in out and "accountant:    rdp" in out
+    assert "epsilon:" in out and "optimal order:" in out and "accountant:    pld (auto" in out
+    assert "NOTE" not in out
+
+
+def test_run_settings_are_required_with_a_mechanism(capsys):
+    """The issue's case: --sigma 1.0 --steps 1000 used the paper's q and delta silently."""
+    assert main(["epsilon", "--sigma", "1.0", "--steps", "1000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--sample-rate, --delta" in err and "--steps" not in err.split("(")[0]
+
+
+def test_builtin_example_says_which_settings_it_supplied(capsys):
+    assert main(["epsilon", "--steps", "500"]) == 0
+    out = capsys.readouterr().out
+    assert "NOTE: --sample-rate, --delta not given: taken from the built-in example" in out
+    assert _run_json(capsys, ["--steps", "500"])["defaulted"] == ["sample_rate", "delta"]
+    assert _run_json(capsys, [])["defaulted"] == ["sample_rate", "steps", "delta"]
+
+
+@pytest.mark.parametrize(
+    "content,named",
+    [
+        ({"family": "gaussian", "sigma": 1.0, "sigmaa": 2.0}, "['sigmaa']"),
+        ({"family": "lmo", "convention": "exponential_rate", "gamma_weight": 1.0, "gamma_shap": 2.0}, "['gamma_shap']"),
+        ({"a1": 0.1, "a3": 0.1, "a4": 0.1, "G_theta": 0.5, "G_k": 1, "E_lambda": 5, "U_a": 1, "U_b": 2, "U_c": 3}, "['U_c']"),
+        ({"gamma_weight": 1.0}, "['gamma_weight']"),
+    ],
+)
+def test_params_file_with_unknown_key_names_it(capsys, tmp_path, content, named):
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps(content))
+    assert main(["epsilon", "--params", str(path), "--paper-exponential", "rate", *SST2]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err and "--paper-exponential" not in err
 
 
 def test_params_file_in_lmodp_format(capsys, tmp_path):
     path = tmp_path / "g.json"
     path.write_text(json.dumps(Gaussian(1.5).to_dict()))
     out = _run_json(capsys, ["--params", str(path), "--steps", "50", "--sample-rate", "0.1", "--delta", "1e-6"])
-    assert out["epsilon"] == lmodp.epsilon(Gaussian(1.5), sample_rate=0.1, steps=50, delta=1e-6, geometry="l2")
+    assert out["epsilon"] == lmodp.epsilon(Gaussian(1.5), sample_rate=0.1, steps=50, delta=1e-6, geometry="l2", accountant="pld")
 
 
 def test_builtin_example(capsys):
     out = _run_json(capsys, [])
-    assert out["builtin_example"] is True
+    assert out["builtin_example"] is True and out["accountant"] == "rdp"
     assert out["mechanism"] == paper_mechanism(0.3, "task1", exponential="rate").to_dict()
     expected = lmodp.epsilon(paper_mechanism(0.3, "task1", exponential="rate"), sample_rate=2048 / 67350, steps=192, delta=1e-10, geometry="l2")
     assert out["epsilon"] == expected
@@ -70,19 +125,24 @@ def test_builtin_example(capsys):
 
 
 def test_laplace_scalar(capsys):
-    out = _run_json(capsys, ["--mechanism", "laplace", "--scale", "2", "--geometry", "scalar", "--steps", "100", "--sample-rate", "0.05"])
-    assert out["epsilon"] == lmodp.epsilon(lmodp.Laplace(2.0), sample_rate=0.05, steps=100, delta=1e-10, geometry="scalar")
+    argv = ["--mechanism", "laplace", "--scale", "2", "--geometry", "scalar", "--steps", "100", "--sample-rate", "0.05", "--delta", "1e-10"]
+    out = _run_json(capsys, argv)
+    assert out["accountant"] == "pld"
+    assert out["epsilon"] == lmodp.epsilon(lmodp.Laplace(2.0), sample_rate=0.05, steps=100, delta=1e-10, geometry="scalar", accountant="pld")
+    assert _run_json(capsys, [*argv, "--accountant", "rdp"])["epsilon"] == lmodp.epsilon(
+        lmodp.Laplace(2.0), sample_rate=0.05, steps=100, delta=1e-10, geometry="scalar"
+    )
 
 
 @pytest.mark.filterwarnings("ignore::lmodp.accounting.OrderGridEdgeWarning")
 def test_paper_file_and_flags(capsys, tmp_path):
     path = tmp_path / "paper.json"
     path.write_text(json.dumps(paper_parameters(2, "task1")))
-    from_file = _run_json(capsys, ["--params", str(path), "--paper-exponential", "rate", "--geometry", "scalar", "--steps", "5"])
+    from_file = _run_json(capsys, ["--params", str(path), "--paper-exponential", "rate", "--geometry", "scalar", *SST2])
     flags = _run_json(
         capsys,
         ["--mechanism", "lmo", "--gamma-weight", "0.1", "--gamma-shape", "2", "--gamma-scale", "1", "--exponential-weight", "0.1",
-         "--exponential-rate", "5", "--uniform-weight", "0.2", "--uniform-low", "7", "--uniform-high", "8", "--geometry", "scalar", "--steps", "5"],
+         "--exponential-rate", "5", "--uniform-weight", "0.2", "--uniform-low", "7", "--uniform-high", "8", "--geometry", "scalar", *SST2],
     )
     assert from_file["epsilon"] == flags["epsilon"]
 
@@ -90,9 +150,9 @@ def test_paper_file_and_flags(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--delta", "2", "--mechanism", "gaussian", "--sigma", "1"],
-        ["--mechanism", "gaussian", "--sigma", "1", "--sample-rate", "0"],
-        ["--mechanism", "gaussian", "--sigma", "1", "--steps", "-3"],
+        ["--delta", "2", "--mechanism", "gaussian", "--sigma", "1", "--sample-rate", "0.1", "--steps", "10"],
+        ["--mechanism", "gaussian", "--sigma", "1", "--sample-rate", "0", "--steps", "10", "--delta", "1e-5"],
+        ["--mechanism", "gaussian", "--sigma", "1", "--steps", "-3", "--sample-rate", "0.1", "--delta", "1e-5"],
         ["--mechanism", "gaussian", "--sigma", "-1"],
         ["--mechanism", "gaussian"],
         ["--mechanism", "laplace"],
@@ -119,8 +179,15 @@ def test_bad_arguments_one_line_exit_2(capsys, argv):
     assert "error" in err
 
 
+def test_pld_for_non_gaussian_noise_in_l2_names_the_cli_fix(capsys):
+    assert main(["epsilon", "--scale", "2", *SST2, "--accountant", "pld"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--accountant auto" in err and "epsilon_interval(" not in err
+    assert _run_json(capsys, ["--scale", "2", *SST2, "--accountant", "pld", "--geometry", "scalar"])["accountant"] == "pld"
+
+
 def test_paper_file_requires_convention(capsys, tmp_path):
     path = tmp_path / "paper.json"
     path.write_text(json.dumps(paper_parameters(0.3, "task1")))
-    assert main(["epsilon", "--params", str(path)]) == 2
+    assert main(["epsilon", "--params", str(path), *SST2]) == 2
     assert "--paper-exponential" in capsys.readouterr().err

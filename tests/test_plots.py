@@ -107,14 +107,20 @@ def test_epsilon_curve(tmp_path):
     fig = plots.epsilon_curve({"Gaussian": Gaussian(1.5), "LMO": RELEASED}, x="epochs", points=8, path=path, **SMALL)
     _non_trivial(path)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert any("RDP, scalar" in t for t in legend) and any("RDP, l2" in t for t in legend)
-    ys = fig.axes[0].get_lines()[0].get_ydata()
-    assert np.all(np.diff(ys) >= 0)  # ε grows with the number of steps
+    # the tightest sound accountant per line; the Gaussian's two geometries are one pair, drawn once
+    assert legend == ["Gaussian — PLD, scalar and l2 (identical)", "LMO — PLD, scalar", "LMO — RDP, l2"]
+    assert "T = 20 steps" in fig.axes[0].get_title() and "δ = 1e-05" in fig.axes[0].get_title()
+    lines = fig.axes[0].get_lines()
+    assert np.all(np.diff(lines[0].get_ydata()) >= 0)  # ε grows with the number of steps
+    expected = lmodp.epsilon(Gaussian(1.5), sample_rate=0.05, steps=20, delta=1e-5, geometry="l2", accountant="pld")
+    assert lines[0].get_ydata()[-1] == pytest.approx(expected, rel=1e-12)
+    rdp = plots.epsilon_curve({"LMO": RELEASED}, accountant="rdp", points=4, **SMALL)
+    assert [t.get_text() for t in rdp.axes[0].get_legend().get_texts()] == ["LMO — RDP, scalar", "LMO — RDP, l2"]
 
 
 def test_epsilon_curve_with_pld(tmp_path):
     path = tmp_path / "eps_pld.png"
-    fig = plots.epsilon_curve(Laplace(3.0), pld=True, points=6, pld_points=1, path=path, **SMALL)
+    fig = plots.epsilon_curve(Laplace(3.0), accountant="rdp", pld=True, points=6, pld_points=1, path=path, **SMALL)
     _non_trivial(path)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any("PLD, scalar" in t for t in legend) and any("l2 interval" in t for t in legend)
@@ -126,11 +132,47 @@ def test_compare_mechanisms(tmp_path):
     assert {(r.label, r.geometry) for r in rows} == {(m, g) for m in ("Gaussian", "LMO") for g in ("scalar", "l2")}
     for r in rows:
         assert r.epsilon <= r.target  # one-sided calibration
-        assert lmodp.epsilon(mechanism_from_dict(r.mechanism), geometry=r.geometry, **SMALL) <= r.target
-    plots.plot_equal_budget(rows, path=path)
+        assert lmodp.epsilon(mechanism_from_dict(r.mechanism), geometry=r.geometry, accountant=r.accountant, **SMALL) <= r.target
+    assert {(r.label, r.geometry, r.accountant) for r in rows} == {
+        ("Gaussian", "scalar", "pld"), ("Gaussian", "l2", "pld"), ("LMO", "scalar", "pld"), ("LMO", "l2", "rdp")
+    }
+    fig = plots.plot_equal_budget(rows, path=path)
     _non_trivial(path)
+    # one panel per geometry, so that no curve hides another; each names its accountant(s)
+    assert [ax.get_title() for ax in fig.axes] == [
+        "scalar geometry (a one-dimensional query)\nε by PLD",
+        "l2 geometry (a clipped gradient: DP-SGD)\nε by PLD (Gaussian), RDP (the others)",
+    ]
+    assert [line.get_label() for line in fig.axes[1].get_lines()] == ["Gaussian", "LMO"]
     fig = plots.compare_mechanisms([1.0, 4.0], shapes={"Gaussian": Gaussian(1.0), "Laplace": Laplace(1.0)}, geometry="scalar", magnitude="std", tolerance=1e-2, **SMALL)
     assert "standard deviation" in fig.axes[0].get_ylabel()
+
+
+def test_compare_refuses_pld_for_laplace_mixtures_in_l2_before_calibrating():
+    with pytest.raises(ValueError, match="accountant='auto'"):
+        plots.equal_budget_table([1.0], shapes={"Laplace": Laplace(1.0)}, geometry="l2", accountant="pld", **SMALL)
+    rows = plots.equal_budget_table([2.0], shapes={"Gaussian": Gaussian(1.0)}, geometry="l2", accountant="pld", tolerance=1e-2, **SMALL)
+    assert rows[0].accountant == "pld" and rows[0].epsilon <= 2.0
+
+
+def test_point_mass_omega_is_an_arrow_not_a_density(tmp_path):
+    fig = plots.noise_density({"Laplace": Laplace(2.0), "LMO": RELEASED}, samples=1_000)
+    omega_ax = fig.axes[1]
+    arrows = [a for a in omega_ax.texts if getattr(a, "arrow_patch", None) is not None]
+    assert len(arrows) == 1 and arrows[0].xy[0] == pytest.approx(0.5)
+    legend = [t.get_text() for t in omega_ax.get_legend().get_texts()]
+    assert any("point mass" in t and "no density" in t for t in legend)
+    assert omega_ax.get_xlim()[1] > 1.0  # the released set's ω (around 0.6-1.5) is not cut off
+    only = plots.noise_density(Laplace(2.0), samples=1_000).axes[1]
+    assert list(only.get_yticks()) == [] and "no density" in only.get_ylabel()
+
+
+def test_training_curve_names_delta_and_says_the_loss_is_not_private():
+    fig = plots.training_curve(dict(HISTORY, delta=1e-5))
+    assert "δ = 1e-05" in fig._suptitle.get_text()
+    assert "NOT private" in fig.axes[0].get_title()
+    assert "δ = 1e-05" in fig.axes[0].get_xlabel()
+    assert plots.training_curve(HISTORY, title="mine")._suptitle.get_text() == "mine"
 
 
 HISTORY = {
@@ -178,8 +220,34 @@ def test_training_curve_from_finetune_history(tmp_path):
 def test_plot_cli(tmp_path, capsys, argv):
     out = tmp_path / f"{argv[0]}.png"
     assert main(["plot", *argv, "--out", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"kind": argv[0], "path": str(out)}
+    assert json.loads(capsys.readouterr().out) == {"kind": argv[0], "path": str(out), "defaulted": []}
     _non_trivial(out)
+
+
+def test_plot_cli_says_which_settings_it_defaulted(tmp_path, capsys):
+    out = tmp_path / "eps.png"
+    assert main(["plot", "epsilon", "-m", "gaussian:2", "--steps", "20", "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["defaulted"] == ["sample_rate", "delta"]
+    assert "NOTE: --sample-rate, --delta not given: used the paper's SST-2 run" in captured.err
+
+
+def test_plot_compare_pld_in_l2_fails_up_front_naming_the_cli_fix(tmp_path, capsys):
+    import time
+
+    started = time.perf_counter()
+    assert main(["plot", "compare", "--accountant", "pld", "--out", str(tmp_path / "c.png")]) == 2
+    assert time.perf_counter() - started < 2.0  # before any calibration
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--accountant auto" in err and "--geometry scalar" in err and "lmodp.plots" not in err
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_plot_compare_help_names_its_default_mechanisms(capsys):
+    with pytest.raises(SystemExit):
+        main(["plot", "compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: )" not in text and "(default: Gaussian, Laplace and the LMO shape" in text
 
 
 def test_plot_cli_training_and_mechanism_file(tmp_path, capsys):

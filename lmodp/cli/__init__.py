@@ -1,8 +1,10 @@
 """The ``lmodp`` command line: one module per subcommand, each exposing ``register``.
 
 A subcommand module defines ``register(subparsers)``, which adds its parser and sets
-``func`` (called with the parsed namespace, returning an exit code). Bad arguments, and
-``ValueError`` raised by the library for bad values, end in a one-line error and exit code 2.
+``func`` (called with the parsed namespace, returning an exit code). Bad arguments,
+``ValueError`` raised by the library for bad values, and files that cannot be read or written
+(``OSError``; output paths are checked up front, :mod:`lmodp.cli._output`) end in a one-line
+error and exit code 2.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import importlib
 import logging
 import sys
 from typing import NoReturn, Sequence
+
+from lmodp import __version__
 
 SUBCOMMANDS = ("epsilon", "plot", "demo", "search", "finetune", "audit")
 
@@ -29,6 +33,7 @@ def build_parser() -> OneLineErrorParser:
         prog="lmodp",
         description="Sound privacy accounting and noise design for DP fine-tuning (LMO-DP).",
     )
+    parser.add_argument("--version", action="version", version=f"lmodp {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
     subparsers.required = True
@@ -44,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         print(f"lmodp {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -8,8 +8,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lmodp.accounting.api import ACCOUNTANTS, account
+from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, account, require_accountant_fits, resolve_accountant
+from lmodp.cli._output import CLI_PLD_FIX
 from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism, mechanism_from_dict
+from lmodp.mechanisms.lmo import PAPER_KEYS
 from lmodp.paper_params import paper_budgets, paper_mechanism
 
 #: The built-in example: the LMO-DP paper's task1 ε=0.3 parameter set (E_lambda read as a
@@ -18,6 +20,10 @@ EXAMPLE_PAPER_SET = 0.3
 EXAMPLE_SAMPLE_RATE = 2048 / 67350
 EXAMPLE_STEPS = 192
 EXAMPLE_DELTA = 1e-10
+#: The run settings: required with a mechanism, taken from the built-in example without one.
+RUN_SETTINGS = {"sample_rate": EXAMPLE_SAMPLE_RATE, "steps": EXAMPLE_STEPS, "delta": EXAMPLE_DELTA}
+# Keys of a paper file that are not parameters.
+_PAPER_METADATA = ("distributions",)
 
 _LMO_FLAGS = (
     "gamma_weight",
@@ -33,14 +39,16 @@ _LMO_FLAGS = (
 _EPILOG = f"""\
 With no mechanism arguments it runs the built-in example: the LMO-DP paper's task1 eps=0.3
 parameter set with E_lambda read as a rate, on SST-2 (sample rate 2048/67350, {EXAMPLE_STEPS} steps,
-delta {EXAMPLE_DELTA:g}), L2 geometry with clip norm (sensitivity) 1, as in DP-SGD.
+delta {EXAMPLE_DELTA:g}), L2 geometry with clip norm (sensitivity) 1, as in DP-SGD; the output
+says which run settings came from the example. With a mechanism, --sample-rate, --steps and
+--delta are required.
 Examples:
   lmodp epsilon
   lmodp epsilon --sigma 1.0 --sample-rate 0.01 --steps 1000 --delta 1e-5
-  lmodp epsilon --scale 2 --geometry scalar --steps 100        (Laplace)
-  lmodp epsilon --gamma-weight 1 --gamma-shape 2 --gamma-scale 1 --steps 100   (LMO)
-  lmodp epsilon --paper-set 2 --paper-exponential scale --json
-  lmodp epsilon --params my_lmo.json      (an lmodp LMO.to_dict() file, or a paper file with
+  lmodp epsilon --scale 2 --geometry scalar --sample-rate 0.01 --steps 100 --delta 1e-6   (Laplace)
+  lmodp epsilon --gamma-weight 1 --gamma-shape 2 --gamma-scale 1 --sample-rate 0.01 --steps 100 --delta 1e-6   (LMO)
+  lmodp epsilon --paper-set 2 --paper-exponential scale --sample-rate 0.0304083 --steps 192 --delta 1e-10 --json
+  lmodp epsilon --params my_lmo.json ...  (an lmodp Mechanism.to_dict() file, or a paper file with
                                            --paper-exponential)
 """
 
@@ -69,13 +77,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     for name in _LMO_FLAGS:
         mech.add_argument(f"--{name.replace('_', '-')}", type=float, help=f"LMO {name.replace('_', ' ')}")
-    run_group = p.add_argument_group("training run")
-    run_group.add_argument("--sample-rate", type=float, help=f"Poisson sampling rate q (example: {EXAMPLE_SAMPLE_RATE:.6g})")
-    run_group.add_argument("--steps", type=int, help=f"number of steps T (example: {EXAMPLE_STEPS})")
-    run_group.add_argument("--delta", type=float, help=f"target delta (example: {EXAMPLE_DELTA:g})")
+    run_group = p.add_argument_group("training run (required with a mechanism)")
+    run_group.add_argument("--sample-rate", type=float, help=f"Poisson sampling rate q (built-in example: {EXAMPLE_SAMPLE_RATE:.6g})")
+    run_group.add_argument("--steps", type=int, help=f"number of steps T (built-in example: {EXAMPLE_STEPS})")
+    run_group.add_argument("--delta", type=float, help=f"target delta (built-in example: {EXAMPLE_DELTA:g})")
     run_group.add_argument("--geometry", choices=("scalar", "l2"), default="l2", help="sensitivity geometry (default: l2)")
     run_group.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity / clip norm (default: 1)")
-    p.add_argument("--accountant", choices=sorted(ACCOUNTANTS), default="rdp", help="accountant (default: rdp)")
+    p.add_argument(
+        "--accountant", choices=ACCOUNTANT_CHOICES, default=AUTO,
+        help="accountant (default: auto, the tightest sound one: PLD in the scalar geometry and for the Gaussian, RDP otherwise)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -103,7 +114,18 @@ def _mechanism(args: argparse.Namespace) -> tuple[Mechanism, bool]:
             raise ValueError(f"--params: cannot read {args.params}: {err}") from None
         if not isinstance(data, dict):
             raise ValueError("--params must hold a JSON object")
-        return (mechanism_from_dict(data) if "family" in data else _paper_file_mechanism(data, args.paper_exponential)), False
+        if "family" in data:
+            try:
+                return mechanism_from_dict(data), False
+            except ValueError as err:
+                raise ValueError(f"--params {args.params}: {err}") from None
+        unknown = sorted(set(data) - set(PAPER_KEYS) - set(_PAPER_METADATA))
+        if unknown:
+            raise ValueError(
+                f"--params {args.params}: unknown key(s) {unknown}; an lmodp file has \"family\" and that family's "
+                f"parameters (Mechanism.to_dict()), a paper file the keys {list(PAPER_KEYS)}"
+            )
+        return _paper_file_mechanism(data, args.paper_exponential), False
     given = {"gaussian": args.sigma is not None, "laplace": args.scale is not None, "lmo": bool(lmo_flags)}
     families = [f for f, present in given.items() if present]
     if len(families) > 1:
@@ -124,19 +146,31 @@ def _mechanism(args: argparse.Namespace) -> tuple[Mechanism, bool]:
     return paper_mechanism(EXAMPLE_PAPER_SET, "task1", exponential="rate"), True
 
 
+def _run_settings(args: argparse.Namespace, example: bool) -> tuple[dict[str, Any], list[str]]:
+    """The run settings, and the names of those taken from the built-in example (only without a mechanism)."""
+    missing = [name for name in RUN_SETTINGS if getattr(args, name) is None]
+    if missing and not example:
+        given = ", ".join(f"--{name.replace('_', '-')}" for name in missing)
+        example_flags = " ".join(f"--{name.replace('_', '-')} {value:.6g}" for name, value in RUN_SETTINGS.items())
+        raise ValueError(f"give the run settings {given} (the paper's SST-2 run, for instance, is {example_flags})")
+    settings = {name: RUN_SETTINGS[name] if getattr(args, name) is None else getattr(args, name) for name in RUN_SETTINGS}
+    return settings, missing
+
+
 def run(args: argparse.Namespace) -> int:
     """Compute and print ε (text or ``--json``); returns the exit code."""
     mechanism, example = _mechanism(args)
-    sample_rate = EXAMPLE_SAMPLE_RATE if args.sample_rate is None else args.sample_rate
-    steps = EXAMPLE_STEPS if args.steps is None else args.steps
-    delta = EXAMPLE_DELTA if args.delta is None else args.delta
+    run_settings, defaulted = _run_settings(args, example)
+    sample_rate, steps, delta = run_settings["sample_rate"], run_settings["steps"], run_settings["delta"]
+    require_accountant_fits(args.accountant, {repr(mechanism): mechanism}, [args.geometry], fix=CLI_PLD_FIX)
+    accountant = resolve_accountant(args.accountant, mechanism, args.geometry)
     acc = account(
         mechanism,
         sample_rate=sample_rate,
         steps=steps,
         geometry=args.geometry,
         sensitivity=args.sensitivity,
-        accountant=args.accountant,
+        accountant=accountant,
     )
     if hasattr(acc, "get_epsilon_and_order"):
         eps, order = acc.get_epsilon_and_order(delta)
@@ -146,22 +180,28 @@ def run(args: argparse.Namespace) -> int:
         "epsilon": eps,
         "delta": delta,
         "optimal_order": None if math.isnan(order) else order,
-        "accountant": args.accountant,
+        "accountant": accountant,
+        "accountant_requested": args.accountant,
         "mechanism": mechanism.to_dict(),
         "sample_rate": sample_rate,
         "steps": steps,
         "geometry": args.geometry,
         "sensitivity": args.sensitivity,
         "builtin_example": example,
+        "defaulted": defaulted,
     }
     if args.json:
         print(json.dumps(result))
         return 0
     if example:
         print("built-in example: LMO-DP paper task1 eps=0.3 set (E_lambda as a rate), SST-2 run")
+    if defaulted:
+        names = ", ".join(f"--{name.replace('_', '-')}" for name in defaulted)
+        print(f"NOTE: {names} not given: taken from the built-in example (the paper's SST-2 run)")
     print(f"mechanism:     {mechanism!r}")
     print(f"run:           sample_rate={sample_rate:.6g}, steps={steps}, geometry={args.geometry}, sensitivity={args.sensitivity:g}")
     print(f"epsilon:       {eps:.6g}  (delta={delta:g})")
     print(f"optimal order: {'n/a' if result['optimal_order'] is None else format(order, 'g')}")
-    print(f"accountant:    {args.accountant}")
+    how = " (auto: the tightest sound accountant here)" if args.accountant == AUTO else ""
+    print(f"accountant:    {accountant}{how}")
     return 0

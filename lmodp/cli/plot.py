@@ -5,7 +5,9 @@ Mechanisms are given with ``-m/--mechanism SPEC`` (repeatable), where SPEC is on
 per-step ε = EPS, with E_lambda read as a RATE, as the paper's accountant reads it;
 ``paper:EPS:GROUP`` picks another group), or the path of a JSON file holding a mechanism
 (``Mechanism.to_dict()`` output) or a search result (its ``"mechanism"`` entry). The
-accounting defaults are the paper's SST-2 setting (q = 2048/67350, T = 192, δ = 1e-10).
+accounting settings not given are the paper's SST-2 run (q = 2048/67350, T = 192, δ = 1e-10),
+and every output says which were taken from it. The output file is checked before anything is
+computed.
 
 matplotlib (the ``plots`` extra) is imported only when a figure is drawn.
 """
@@ -14,19 +16,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, require_accountant_fits
+from lmodp.cli._output import CLI_PLD_FIX, writable_file
 from lmodp.mechanisms import Gaussian, Laplace, Mechanism, mechanism_from_dict
 
 SST2_SAMPLE_RATE = 2048 / 67350
 SST2_STEPS = 192
 SST2_DELTA = 1e-10
+#: Accounting settings taken from the SST-2 run when not given (``--name``: value).
+SST2_RUN = {"sample_rate": SST2_SAMPLE_RATE, "steps": SST2_STEPS, "delta": SST2_DELTA}
 KINDS = ("density", "rdp", "epsilon", "compare", "training")
 SPEC_HELP = """\
 SPEC: gaussian:SIGMA | laplace:SCALE | paper:EPS[:GROUP] (the authors' released set, E_lambda
 read as a rate, as their accountant reads it) | paper-scale:EPS[:GROUP] (E_lambda read as a scale,
 as their sampler reads it) | FILE.json (a Mechanism.to_dict() object or a search result).
-Accounting defaults: the paper's SST-2 run, q = 2048/67350, T = 192, delta = 1e-10."""
+Accounting settings not given: the paper's SST-2 run, q = 2048/67350, T = 192, delta = 1e-10
+(a NOTE on stderr and "defaulted" in --json say which)."""
 
 
 def parse_mechanism(spec: str) -> Mechanism:
@@ -70,26 +78,33 @@ def parse_mechanism(spec: str) -> Mechanism:
 
 def _add_output(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("-o", "--out", type=Path, default=Path(f"lmodp-{kind}.png"), help="output file: .png, .svg or .pdf (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print {kind, path} as JSON instead of the path")
+    p.add_argument("--json", action="store_true", help="print {kind, path, defaulted} as JSON instead of the path")
 
 
-def _add_mechanisms(p: argparse.ArgumentParser, *, default: list[str] | None, single: bool = False) -> None:
+def _add_mechanisms(p: argparse.ArgumentParser, *, default: list[str] | None, single: bool = False, default_help: str = "") -> None:
     p.epilog = SPEC_HELP
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     if single:
         p.add_argument("-m", "--mechanism", default=default[0] if default else None, required=default is None, metavar="SPEC", help="the mechanism (default: %(default)s)")
     else:
-        p.add_argument("-m", "--mechanism", action="append", metavar="SPEC", help=f"a mechanism; repeat for several (default: {' '.join(default or [])})")
+        shown = default_help or " ".join(default or [])
+        p.add_argument("-m", "--mechanism", action="append", metavar="SPEC", help=f"a mechanism; repeat for several (default: {shown})")
         p.set_defaults(default_mechanisms=default)
 
 
-def _add_accounting(p: argparse.ArgumentParser, *, steps: bool = True) -> None:
-    p.add_argument("--sample-rate", type=float, default=SST2_SAMPLE_RATE, help="Poisson sampling rate q (default: 2048/67350)")
-    if steps:
-        p.add_argument("--steps", type=int, default=SST2_STEPS, help="number of steps T (default: %(default)s)")
-    p.add_argument("--delta", type=float, default=SST2_DELTA, help="δ (default: %(default)g)")
+def _add_accounting(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sample-rate", type=float, help="Poisson sampling rate q (default: SST-2's 2048/67350)")
+    p.add_argument("--steps", type=int, help=f"number of steps T (default: SST-2's {SST2_STEPS})")
+    p.add_argument("--delta", type=float, help=f"δ (default: SST-2's {SST2_DELTA:g})")
     p.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity Δ or L2 clip norm C (default: %(default)s)")
     p.add_argument("--geometry", nargs="+", choices=("scalar", "l2"), default=["scalar", "l2"], help="geometries to draw (default: both)")
+
+
+def _add_accountant(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--accountant", choices=ACCOUNTANT_CHOICES, default=AUTO,
+        help="accountant (default: auto, the tightest sound one: PLD in the scalar geometry and for the Gaussian, RDP otherwise)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -111,16 +126,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = kinds.add_parser("epsilon", help="ε against training steps or epochs")
     _add_mechanisms(p, default=["paper:0.7", "gaussian:10"])
     _add_accounting(p)
-    p.add_argument("--pld", action="store_true", help="add PLD values (scalar) and the l2 interval (slower)")
+    _add_accountant(p)
+    p.add_argument("--pld", action="store_true", help="add PLD values where the lines are RDP, and the l2 interval (slower)")
     p.add_argument("--x", choices=("steps", "epochs"), default="steps", help="x axis (default: %(default)s)")
     _add_output(p, "epsilon")
 
     p = kinds.add_parser("compare", help="noise magnitude against target ε at equal budget")
-    _add_mechanisms(p, default=None)
+    _add_mechanisms(p, default=None, default_help="Gaussian, Laplace and the LMO shape of the paper's released ε=0.7 set")
     p.add_argument("--targets", type=float, nargs="+", default=[0.3, 0.7, 2.0, 3.0], help="target ε values (default: %(default)s)")
     _add_accounting(p)
     p.add_argument("--magnitude", choices=("mean_abs", "std"), default="mean_abs", help="noise magnitude shown (default: %(default)s)")
-    p.add_argument("--accountant", default="rdp", help="accountant name, e.g. rdp or pld (default: %(default)s)")
+    _add_accountant(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (shown on stderr only when it is a terminal)")
     _add_output(p, "compare")
 
     p = kinds.add_parser("training", help="loss / metric against ε from a fine-tune history (JSON file)")
@@ -136,13 +153,27 @@ def _mechanisms(args: argparse.Namespace) -> list[Mechanism]:
     return [parse_mechanism(s) for s in specs]
 
 
+def _fill_run_settings(args: argparse.Namespace) -> list[str]:
+    """Put the SST-2 value into every accounting setting not given; the names of those filled."""
+    defaulted = [name for name in SST2_RUN if getattr(args, name, False) is None]
+    for name in defaulted:
+        setattr(args, name, SST2_RUN[name])
+    return defaulted
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from lmodp import plots
     except ImportError as err:
         raise SystemExit(f"lmodp plot: error: {err}") from None
 
+    from lmodp.plots._style import SAVE_FORMATS
+
     kind, out = args.kind, args.out
+    if out.suffix.lower() not in SAVE_FORMATS:
+        raise ValueError(f"--out must end in one of {SAVE_FORMATS}, got {str(out)!r}")
+    writable_file(out, "--out")
+    defaulted = _fill_run_settings(args)
     if kind == "density":
         if args.samples < 100:
             raise ValueError(f"--samples must be >= 100, got {args.samples}")
@@ -152,13 +183,16 @@ def run(args: argparse.Namespace) -> int:
     elif kind == "epsilon":
         plots.epsilon_curve(
             _mechanisms(args), sample_rate=args.sample_rate, steps=args.steps, delta=args.delta, geometry=args.geometry,
-            sensitivity=args.sensitivity, pld=args.pld, x=args.x, path=out,
+            sensitivity=args.sensitivity, accountant=args.accountant, pld=args.pld, x=args.x, path=out,
         )
     elif kind == "compare":
         shapes = _mechanisms(args) if args.mechanism else None
+        named = {repr(label): m for label, m in plots.compare.labelled(shapes or plots.compare.default_shapes()).items()}
+        require_accountant_fits(args.accountant, named, args.geometry, fix=CLI_PLD_FIX)
         plots.compare_mechanisms(
             args.targets, sample_rate=args.sample_rate, steps=args.steps, delta=args.delta, shapes=shapes,
             geometry=args.geometry, sensitivity=args.sensitivity, magnitude=args.magnitude, accountant=args.accountant, path=out,
+            progress=not args.quiet,
         )
     else:
         if not args.history.is_file():
@@ -168,8 +202,11 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as err:
             raise ValueError(f"history file {str(args.history)!r} is not valid JSON: {err}") from None
         plots.training_curve(history, x=args.x, path=out)
+    if defaulted:
+        names = ", ".join(f"--{name.replace('_', '-')}" for name in defaulted)
+        print(f"lmodp plot {kind}: NOTE: {names} not given: used the paper's SST-2 run (q = 2048/67350, T = 192, δ = 1e-10)", file=sys.stderr)
     if args.json:
-        print(json.dumps({"kind": kind, "path": str(out)}))
+        print(json.dumps({"kind": kind, "path": str(out), "defaulted": defaulted}))
     else:
         print(out)
     return 0

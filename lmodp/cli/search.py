@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from lmodp.accounting.api import ACCOUNTANTS
+from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, require_accountant_fits
+from lmodp.cli._output import CLI_PLD_FIX, writable_file
+from lmodp.mechanisms import Laplace
 from lmodp.search import FAMILIES, METHODS, OBJECTIVES, search
 
 _EPILOG = """\
@@ -36,7 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--steps", type=int, required=True, help="number of steps T (>= 1)")
     budget.add_argument("--geometry", choices=("scalar", "l2"), default="l2", help="sensitivity geometry (default: l2)")
     budget.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity / clip norm (default: 1)")
-    budget.add_argument("--accountant", choices=sorted(ACCOUNTANTS), default="rdp", help="accountant (default: rdp)")
+    budget.add_argument(
+        "--accountant", choices=ACCOUNTANT_CHOICES, default=AUTO,
+        help="accountant (default: auto, the tightest sound one: PLD in the scalar geometry and for the Gaussian, RDP otherwise)",
+    )
     what = p.add_argument_group("what to search")
     what.add_argument("--objective", choices=OBJECTIVES, default="mean_abs", help="objective (default: mean_abs)")
     what.add_argument("--gamma", type=float, default=0.9, help="gamma of the usefulness objective (default: 0.9)")
@@ -49,12 +54,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--out", type=Path, metavar="RESULT.json", help="write the result as JSON to this file")
     out.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out.add_argument(
+        "-q", "--quiet", "--no-progress", dest="quiet", action="store_true",
+        help="no progress bar (it is shown on stderr only when stderr is a terminal)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the search and print (or write) the result."""
+    if args.out is not None:
+        writable_file(args.out, "--out")
+    if args.family != "gaussian":
+        require_accountant_fits(args.accountant, {f"the {args.family} family": Laplace(1.0)}, [args.geometry], fix=CLI_PLD_FIX)
     result = search(
         args.target_epsilon,
         args.delta,
@@ -71,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         maxiter=args.maxiter,
         popsize=args.popsize,
         grid_limit=args.grid_limit,
-        progress=not args.no_progress,
+        progress=not args.quiet,
     )
     if args.out is not None:
         result.to_json(args.out)
@@ -79,12 +91,16 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict()))
         return 0
     better = "higher" if result.sense == "max" else "lower"
-    print(f"best {args.family} mechanism: {result.mechanism!r}")
-    print(f"  epsilon {result.epsilon:.6g} (target {args.target_epsilon:g}, delta {args.delta:g}, accountant {args.accountant})")
+    used = result.settings["accountants"]
+    print(f"best {args.family} mechanism: {result.summary()}")
+    print(f"  epsilon {result.epsilon:.6g} (target {args.target_epsilon:g}, delta {args.delta:g}, {used['mechanism'].upper()} accountant)")
     print(f"  {result.objective} = {result.objective_value:.6g} ({better} is better)")
-    print(f"Gaussian baseline: sigma = {result.baseline.sigma:.6g}, {result.objective} = {result.baseline_objective_value:.6g}")
-    if result.laplace is not None:
-        print(f"plain Laplace: scale = {result.laplace.mean_abs():.6g}, {result.objective} = {result.laplace_objective_value:.6g}")
+    print(
+        f"Gaussian baseline: sigma = {result.baseline.sigma:.6g}, {result.objective} = {result.baseline_objective_value:.6g} "
+        f"({used['baseline'].upper()} accountant)"
+    )
+    if result.laplace is not None and not result.laplace_is_best:
+        print(f"plain Laplace: scale = {result.laplace.scale:.6g}, {result.objective} = {result.laplace_objective_value:.6g}")
     print(f"E|Y| ratio to Gaussian: {result.noise_ratio:.4g}")
     print(f"{result.evaluations} accountant evaluations, {result.wall_time_s:.1f} s")
     if args.out is not None:

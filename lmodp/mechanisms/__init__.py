@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping
 
 from lmodp.mechanisms.base import Mechanism
@@ -15,10 +16,14 @@ _FAMILIES = {"gaussian": Gaussian, "laplace": Laplace, "lmo": LMO}
 
 
 def mechanism_from_dict(data: Mapping[str, Any]) -> Mechanism:
-    """Rebuild a mechanism from :meth:`Mechanism.to_dict` output."""
+    """Rebuild a mechanism from :meth:`Mechanism.to_dict` output; ValueError naming any unknown key."""
     family = data.get("family")
     if family not in _FAMILIES:
         raise ValueError(f"family must be one of {sorted(_FAMILIES)}, got {family!r}")
+    parameters = list(inspect.signature(_FAMILIES[family]).parameters)
+    unknown = sorted(set(data) - {"family", "convention"} - set(parameters))
+    if unknown:
+        raise ValueError(f"unknown {family} parameter(s) {unknown}; the {family} parameters are {parameters}")
     return _FAMILIES[family].from_dict(data)
 
 

@@ -37,6 +37,8 @@ from lmodp._validation import require_finite, require_nonnegative, require_posit
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 
 CONVENTION = "exponential_rate"
+#: The keys of the LMO-DP authors' parameter files (:meth:`LMO.from_paper_json`).
+PAPER_KEYS = ("a1", "a3", "a4", "G_theta", "G_k", "E_lambda", "U_a", "U_b")
 
 
 class LMO(LaplaceScaleMixture):
@@ -147,7 +149,7 @@ class LMO(LaplaceScaleMixture):
             raise ValueError(f"exponential must be 'rate' or 'scale', got {exponential!r}")
         if isinstance(data, (str, Path)):
             data = json.loads(Path(data).read_text())
-        missing = [k for k in ("a1", "a3", "a4", "G_theta", "G_k", "E_lambda", "U_a", "U_b") if k not in data]
+        missing = [k for k in PAPER_KEYS if k not in data]
         if missing:
             raise ValueError(f"paper parameter data lacks keys {missing}")
         e_lambda = require_positive("E_lambda", data["E_lambda"])

@@ -29,6 +29,8 @@ OKABE_ITO = {
     "black": "#000000",
 }
 _CYCLE = ("blue", "vermillion", "bluish_green", "orange", "reddish_purple", "sky_blue", "yellow")
+#: Markers cycled with the colours, so that curves differ in shape as well as hue.
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 #: Line style of each sensitivity geometry.
 GEOMETRY_STYLES = {"scalar": "-", "l2": "--"}
 SAVE_FORMATS = (".png", ".svg", ".pdf")
@@ -40,10 +42,15 @@ def colour(index: int) -> str:
     return OKABE_ITO[_CYCLE[index % len(_CYCLE)]]
 
 
-def new_figure(ncols: int = 1, *, width: float = 6.4, height: float = 4.4) -> tuple[Figure, list]:
-    """A Figure with ``ncols`` side-by-side axes and constrained layout."""
+def marker(index: int) -> str:
+    """The ``index``-th marker, paired with :func:`colour`."""
+    return _MARKERS[index % len(_MARKERS)]
+
+
+def new_figure(ncols: int = 1, *, width: float = 6.4, height: float = 4.4, sharey: bool = False) -> tuple[Figure, list]:
+    """A Figure with ``ncols`` side-by-side axes (sharing the y axis if ``sharey``) and constrained layout."""
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    axes = fig.subplots(1, ncols, squeeze=False, sharey=sharey)[0]
     for ax in axes:
         ax.grid(True, which="major", alpha=0.3)
     return fig, list(axes)
@@ -65,6 +72,22 @@ def labelled(mechanisms: Mapping[str, Mechanism] | Sequence[Mechanism] | Mechani
         if not isinstance(m, Mechanism):
             raise ValueError(f"mechanisms[{label!r}] must be an lmodp Mechanism, got {type(m).__name__}")
     return items
+
+
+def label_log_axis(axis, values: Sequence[float]) -> None:
+    """Label a logarithmic ``axis`` with plain numbers: 1-2-5 steps spanning ``values`` (finite ones),
+    no minor ticks. Suits axes spanning a few decades at most."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    if not finite:
+        return
+    low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    ticks = [m * 10.0**e for e in range(low, high + 1) for m in (1, 2, 5)]
+    ticks = [t for t in ticks if min(finite) / 1.5 <= t <= max(finite) * 1.5]
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(lambda v, _: f"{v:g}")
+    axis.set_minor_locator(NullLocator())
 
 
 def finite_or_nan(x: float) -> float:

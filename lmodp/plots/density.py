@@ -29,7 +29,8 @@ def noise_density(
     histogram of ``samples`` draws from its own sampler on top (the two must agree: a visual
     check of sampler against density). Right (when a Laplace scale mixture is present): the
     density of the inverse scale ω, from :func:`lmodp.plots.omega.omega_density`; a plain
-    Laplace's ω is a point mass, drawn as a vertical line. ``x_max`` defaults to the largest
+    Laplace's ω is a point mass, which has no density: it is drawn as an upward arrow (a Dirac
+    delta, height not to scale) and named so in the legend. ``x_max`` defaults to the largest
     ``quantile`` of |Y| over the mechanisms (estimated from the samples).
     """
     items = labelled(mechanisms)
@@ -70,18 +71,29 @@ def noise_density(
 
 
 def _plot_omega(ax, mixtures: dict[str, LaplaceScaleMixture], order: list[str]) -> None:
+    along_x = ax.get_xaxis_transform()  # x in data units, y as a fraction of the panel's height
+    atoms = []
     for label, m in mixtures.items():
         c = colour(order.index(label))
         od = omega_density(m)
         if od.atom is not None:
-            ax.axvline(od.atom, color=c, lw=1.8, label=f"{label}: point mass ω={od.atom:.3g}")
+            ax.annotate("", xy=(od.atom, 0.85), xycoords=along_x, xytext=(od.atom, 0.0), textcoords=along_x,
+                        arrowprops=dict(arrowstyle="-|>", color=c, lw=1.8, mutation_scale=14))
+            ax.plot([], [], color=c, lw=1.8, marker="^", label=f"{label}: ω ≡ {od.atom:.3g}, a point mass (arrow: no density)")
+            atoms.append(od.atom)
         else:
             ax.plot(od.x, od.density, color=c, lw=1.8, label=label)
         ax.axvline(m.omega_mean(), color=c, lw=0.8, ls=":")
     ax.axvline(np.nan, color=OKABE_ITO["black"], lw=0.8, ls=":", label="E[ω] (dotted)")
-    ax.set_xlim(left=0.0)
-    ax.set_ylim(bottom=0.0)
+    ax.autoscale_view()
+    ax.set_xlim(left=0.0, right=max([ax.get_xlim()[1], *(1.25 * a for a in atoms)]))
     ax.set_xlabel("inverse Laplace scale ω (1 / noise unit)")
-    ax.set_ylabel("density of ω (per unit of ω)")
+    if len(atoms) == len(mixtures):  # nothing has a density: no density scale to show
+        ax.set_ylim(0.0, 1.0)
+        ax.set_yticks([])
+        ax.set_ylabel("ω is a point mass (no density)")
+    else:
+        ax.set_ylim(bottom=0.0)
+        ax.set_ylabel("density of ω (per unit of ω)")
     ax.set_title("Mixing law of ω (numerical convolution)")
     ax.legend(fontsize="small")

@@ -10,13 +10,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lmodp._validation import require_delta, require_geometry, require_positive, require_sample_rate, require_steps
-from lmodp.accounting.api import epsilon
+from lmodp.accounting.api import AUTO, epsilon, resolve_accountant
 from lmodp.accounting.conversion import OrderGridEdgeWarning, rdp_to_epsilon
 from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.pld_interval import epsilon_interval
 from lmodp.accounting.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Mechanism
-from lmodp.plots._style import GEOMETRY_STYLES, colour, finish, labelled, new_figure
+from lmodp.plots._style import GEOMETRY_STYLES, colour, finish, label_log_axis, labelled, new_figure
 
 X_AXES = ("steps", "epochs")
 
@@ -52,6 +52,17 @@ def rdp_epsilons(mechanism: Mechanism, step_counts: np.ndarray, *, sample_rate: 
         return np.array([rdp_to_epsilon(DEFAULT_ORDERS, t * per_step, delta=delta)[0] for t in step_counts])
 
 
+def pld_epsilons(mechanism: Mechanism, step_counts: np.ndarray, *, sample_rate: float, delta: float, geometry: str, sensitivity: float) -> np.ndarray:
+    """The PLD accountant's ε after each of ``step_counts`` steps (one composition per count)."""
+    return np.array([
+        epsilon(mechanism, sample_rate=sample_rate, steps=int(t), delta=delta, geometry=geometry, sensitivity=sensitivity, accountant="pld")
+        for t in step_counts
+    ])
+
+
+_EPSILONS = {"rdp": rdp_epsilons, "pld": pld_epsilons}
+
+
 def epsilon_curve(
     mechanisms: Mapping[str, Mechanism] | Sequence[Mechanism] | Mechanism,
     *,
@@ -60,6 +71,7 @@ def epsilon_curve(
     delta: float,
     geometry: str | Sequence[str] = ("scalar", "l2"),
     sensitivity: float = 1.0,
+    accountant: str = AUTO,
     pld: bool = False,
     x: str = "steps",
     points: int = 40,
@@ -68,11 +80,14 @@ def epsilon_curve(
 ) -> Figure:
     """ε(δ) after 1…``steps`` Poisson-subsampled steps, for each mechanism and geometry.
 
-    Lines: the RDP accountant's upper bound (solid: scalar geometry, dashed: l2). With
-    ``pld=True`` also, at ``pld_points`` step counts: the PLD accountant's ε in the scalar
-    geometry (markers), and in the l2 geometry the interval of :func:`lmodp.accounting.pld_interval.epsilon_interval`
-    (shaded: its lower end is the ε of concrete shifts, certainly reached; the upper end the
-    sound bound). ``x="epochs"`` plots against steps × q.
+    Lines (solid: scalar geometry, dashed: l2; the legend names the accountant): the sound
+    upper bound of ``accountant``, by default ``"auto"``, the tightest sound one (PLD in the
+    scalar geometry and for the Gaussian, RDP for other noise in l2). With ``pld=True`` also, at
+    ``pld_points`` step counts: the PLD accountant's ε in the scalar geometry (markers, where
+    the line is not already the PLD), and for non-Gaussian noise in the l2 geometry the interval of
+    :func:`lmodp.accounting.pld_interval.epsilon_interval` (shaded: its lower end is the ε of
+    concrete shifts, certainly reached; the upper end the sound bound). ``x="epochs"`` plots
+    against steps × q.
     """
     items = labelled(mechanisms)
     sample_rate = require_sample_rate("sample_rate", sample_rate)
@@ -88,26 +103,38 @@ def epsilon_curve(
     coarse = step_grid(steps, pld_points)
     to_x = (lambda t: np.asarray(t) * sample_rate) if x == "epochs" else (lambda t: np.asarray(t))
     fig, (ax,) = new_figure(1, width=7.2)
+    drawn = []
     for i, (label, m) in enumerate(items.items()):
         c = colour(i)
+        curves: dict[tuple[str, bytes], list[str]] = {}  # identical curves are drawn once
         for g in geometries:
-            eps = rdp_epsilons(m, grid, sample_rate=sample_rate, delta=delta, geometry=g, sensitivity=sensitivity)
-            ax.plot(to_x(grid), eps, color=c, ls=GEOMETRY_STYLES[g], lw=1.8, label=f"{label} — RDP, {g}")
-            if pld:
+            used = resolve_accountant(accountant, m, g)
+            eps = _EPSILONS[used](m, grid, sample_rate=sample_rate, delta=delta, geometry=g, sensitivity=sensitivity)
+            curves.setdefault((used, eps.tobytes()), []).append(g)
+            drawn.append(eps)
+            if pld and used != "pld":
                 _add_pld(ax, m, coarse, to_x, c, label, g, sample_rate=sample_rate, delta=delta, sensitivity=sensitivity)
+        for (used, values), gs in curves.items():
+            where = gs[0] if len(gs) == 1 else " and ".join(gs) + " (identical)"
+            ax.plot(to_x(grid), np.frombuffer(values), color=c, ls=GEOMETRY_STYLES[gs[0]], lw=1.8, label=f"{label} — {used.upper()}, {where}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    label_log_axis(ax.xaxis, to_x(grid))
+    label_log_axis(ax.yaxis, np.concatenate(drawn))
     ax.set_xlabel("training steps" if x == "steps" else f"epochs (steps × q, q = {sample_rate:.4g})")
     ax.set_ylabel(f"ε at δ = {delta:g} (upper bound unless marked)")
-    ax.set_title(f"Privacy spent (Poisson rate q = {sample_rate:.4g}, sensitivity {sensitivity:g})", fontsize="medium")
+    ax.set_title(
+        f"Privacy spent over T = {steps} steps (Poisson rate q = {sample_rate:.4g}, δ = {delta:g}, sensitivity {sensitivity:g})",
+        fontsize="medium",
+    )
     ax.legend(fontsize="small")
     return finish(fig, path)
 
 
 def _add_pld(ax, mechanism, coarse, to_x, c, label, geometry, *, sample_rate, delta, sensitivity) -> None:
-    if geometry == "scalar":
-        eps = [epsilon(mechanism, sample_rate=sample_rate, steps=int(t), delta=delta, geometry="scalar", sensitivity=sensitivity, accountant="pld") for t in coarse]
-        ax.plot(to_x(coarse), eps, color=c, ls="none", marker="o", ms=5, label=f"{label} — PLD, scalar")
+    if resolve_accountant(AUTO, mechanism, geometry) == "pld":
+        eps = pld_epsilons(mechanism, coarse, sample_rate=sample_rate, delta=delta, geometry=geometry, sensitivity=sensitivity)
+        ax.plot(to_x(coarse), eps, color=c, ls="none", marker="o", ms=5, label=f"{label} — PLD, {geometry}")
         return
     bounds = [epsilon_interval(mechanism, sample_rate=sample_rate, steps=int(t), delta=delta, sensitivity=sensitivity) for t in coarse]
     lower = [b.lower for b in bounds]

@@ -17,6 +17,15 @@ X_AXES = ("epsilon", "step")
 _X_KEYS = {"epsilon": ("epsilon", "eps"), "step": ("step", "steps")}
 
 
+def _plain(history: Any) -> Any:
+    """A ``TrainingHistory`` (or any object with ``to_dict``, or a dataclass) as plain data."""
+    if hasattr(history, "to_dict"):
+        return history.to_dict()
+    if dataclasses.is_dataclass(history) and not isinstance(history, type):
+        return dataclasses.asdict(history)
+    return history
+
+
 def history_columns(history: Any) -> dict[str, np.ndarray]:
     """A fine-tune history as ``{column: float array}``, every column one entry per step.
 
@@ -27,10 +36,7 @@ def history_columns(history: Any) -> dict[str, np.ndarray]:
     before the first step is dropped) and ``eval_metric`` is renamed ``eval <metric_name>``.
     Non-numeric columns are dropped; missing entries (``None``) become NaN.
     """
-    if hasattr(history, "to_dict"):
-        history = history.to_dict()
-    elif dataclasses.is_dataclass(history) and not isinstance(history, type):
-        history = dataclasses.asdict(history)
+    history = _plain(history)
     if isinstance(history, Sequence) and not isinstance(history, (str, bytes)):
         keys = list(dict.fromkeys(k for record in history for k in record))
         history = {k: [record.get(k) for record in history] for k in keys}
@@ -76,6 +82,21 @@ def _pick(columns: dict[str, np.ndarray], names: Sequence[str], what: str) -> st
     raise ValueError(f"history has no {what} column (looked for {list(names)}; columns: {sorted(columns)})")
 
 
+def history_delta(history: Any) -> float | None:
+    """The δ of a fine-tune history (its ``delta`` entry, or a constant ``delta`` column), or None."""
+    history = _plain(history)
+    if isinstance(history, Mapping):
+        value = history.get("delta")
+    elif isinstance(history, Sequence) and history and isinstance(history[0], Mapping):
+        values = {record.get("delta") for record in history}
+        value = values.pop() if len(values) == 1 else None
+    else:
+        value = None
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        value = value[0] if len(set(value)) == 1 else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def training_curve(
     history: Any,
     *,
@@ -88,7 +109,10 @@ def training_curve(
 
     ``metrics`` names the columns to draw; by default every numeric column that is not the
     step, ε or δ: columns with "loss" in their name go to the left panel, the others (accuracy,
-    eval metrics) to the right one. ε is the accountant's sound upper bound after each step.
+    eval metrics) to the right one. ε is the accountant's sound upper bound after each step, at
+    the history's δ (named in the title when the history records it). The loss panel says that
+    the training loss is NOT private: it is computed on the private batches without noise.
+    ``title`` replaces the default title.
     """
     if x not in X_AXES:
         raise ValueError(f"x must be one of {X_AXES}, got {x!r}")
@@ -106,14 +130,20 @@ def training_curve(
     panels = [p for p in (losses, others) if p]
     fig, axes = new_figure(len(panels))
     xs = columns[x_key]
+    delta = history_delta(history)
+    at_delta = "" if delta is None else f" at δ = {delta:g}"
     for ax, panel in zip(axes, panels):
         for i, key in enumerate(panel):
             ys = columns[key]
             ok = np.isfinite(xs) & np.isfinite(ys)
             ax.plot(xs[ok], ys[ok], color=colour(i + (0 if panel is losses else len(losses))), marker="o" if ok.sum() < 30 else None, ms=4, lw=1.6, label=key)
-        ax.set_xlabel("ε spent (sound upper bound)" if x == "epsilon" else "optimizer step")
+        ax.set_xlabel(f"ε spent (sound upper bound{at_delta})" if x == "epsilon" else "optimizer step")
         ax.set_ylabel("loss (nats per example)" if panel is losses else "metric value")
+        if panel is losses:
+            ax.set_title("Training loss: NOT private (computed on the private batches, no noise)", fontsize="small")
+        else:
+            ax.set_title("Evaluation / other metrics", fontsize="small")
         ax.legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
+    against = "privacy spent" if x == "epsilon" else "optimizer step"
+    fig.suptitle(title or f"Fine-tuning progress against {against}{at_delta}", fontsize="medium")
     return finish(fig, path)

@@ -1,8 +1,9 @@
 """``lmodp.search.search``: the least noise of a family that meets a privacy budget, soundly.
 
-Every ε this module reports comes from :func:`lmodp.epsilon` (the sound accountant) evaluated on
-the exact returned mechanism, uncached, and is <= the target. Inside the optimisation, the RDP
-accountant may run on a short window of Rényi orders around the Laplace baseline's optimal
+Every ε this module reports comes from :func:`lmodp.epsilon` (the sound accountant; by default
+``"auto"``, the tightest sound one for each mechanism) evaluated on the exact returned mechanism,
+uncached, and is <= the target. Inside the optimisation, where the accountant is the RDP, it
+may run on a short window of Rényi orders around the Laplace baseline's optimal
 order (``fast_orders``): the RDP-to-(ε, δ) conversion minimises over the orders it is given, so
 fewer orders give a larger (up to floating-point rounding), still valid ε. (In the l2 geometry
 the per-order bound interpolates between anchor orders, so its values shift slightly, about
@@ -20,10 +21,10 @@ import warnings
 from typing import Any, Callable, Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from lmodp._progress import progress_bar
 from lmodp._validation import require_positive, require_steps
-from lmodp.accounting.api import epsilon_and_order
+from lmodp.accounting.api import AUTO, epsilon_and_order, require_accountant_fits, resolve_accountant
 from lmodp.accounting.orders import DEFAULT_ORDERS, integer_mask
 from lmodp.accounting.conversion import rdp_to_epsilon
 from lmodp.accounting.subsampling import poisson_subsampled_rdp
@@ -57,7 +58,7 @@ def search(
     sensitivity: float = 1.0,
     objective: ObjectiveSpec = "mean_abs",
     family: str = "lmo",
-    accountant: str = "rdp",
+    accountant: str = AUTO,
     seed: int = 0,
     method: Literal["optimize", "paper-grid"] = "optimize",
     gamma: float = 0.9,
@@ -74,22 +75,30 @@ def search(
 
     Budget: ``steps`` Poisson-subsampled releases (rate ``sample_rate``) of a query with the
     given ``sensitivity`` and ``geometry``, accounted by ``accountant`` at failure probability
-    ``delta``. Objectives: ``"mean_abs"`` (E|Y|), ``"variance"`` (Var Y; infinite-variance
-    candidates are rejected), ``"usefulness"`` (maximise P(|Y| <= gamma)), or a callable
-    (mechanism -> value to minimise, non-decreasing in the noise scale).
+    ``delta`` (``"auto"``, the default: the tightest sound accountant for each mechanism, PLD in
+    the scalar geometry and for the Gaussian, RDP for non-Gaussian noise in l2). Objectives:
+    ``"mean_abs"`` (E|Y|), ``"variance"`` (Var Y; infinite-variance candidates are rejected),
+    ``"usefulness"`` (maximise P(|Y| <= gamma)), or a callable (mechanism -> value to minimise,
+    non-decreasing in the noise scale).
 
     ``method="optimize"`` (family "lmo") runs differential evolution (``maxiter`` generations of
     ``popsize`` × 4 shapes, seeded by ``seed``) and a Nelder–Mead polish (``polish_evaluations``
     shapes) over the shape box of :mod:`lmodp.search.families`, calibrating each shape's scale to
     relative ``search_tolerance``; the winner is re-calibrated to ``tolerance`` and compared with
-    the calibrated plain Laplace mechanism (a member of the family), the better one returned
-    (Laplace on a tie).
+    the calibrated plain Laplace mechanism (a member of the family): it is returned only if it
+    beats every Laplace the calibration tolerance allows (:func:`beats_laplace`), otherwise the
+    ``Laplace`` instance is (``SearchResult.laplace_is_best``), so calibration noise never
+    decides a tie and a Laplace-shaped LMO is never reported as an LMO.
     ``method="paper-grid"`` scans the authors' grid (:mod:`lmodp.search.grid`; a seeded random
     ``grid_limit`` points of it, or all 40,824) and keeps the best point whose sound ε meets the
-    target. Families "laplace" and "gaussian" only calibrate the scale.
+    target (with ``"auto"`` the points are screened by the RDP bound and the winner's ε is the
+    PLD's, see :func:`_loop_uses_rdp`). Families "laplace" and "gaussian" only calibrate the
+    scale. ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal.
     """
     started = time.perf_counter()
     _check_choices(family, method, maxiter, popsize, polish_evaluations, tolerance, search_tolerance)
+    if family != "gaussian":
+        require_accountant_fits(accountant, {f"the {family} family": Laplace(1.0)}, [geometry])
     obj = resolve_objective(objective, gamma=gamma)
     accounting = accounting_settings(
         target_epsilon,
@@ -102,20 +111,22 @@ def search(
     )
     full = EpsilonOracle(accountant_epsilon(**accounting))
 
-    baseline, _, sigma = calibrate_with_oracle(full, Gaussian(1.0), target_epsilon, tolerance=tolerance)
+    baseline = calibrate_with_oracle(full, Gaussian(1.0), target_epsilon, tolerance=tolerance)[0]
     laplace = None
     search_orders: list[float] | None = None
     inner_evaluations = 0
     if family == "gaussian":
         winner = baseline
     else:
-        laplace = calibrate_with_oracle(full, Laplace(1.0), target_epsilon, initial=sigma, tolerance=tolerance)[0]
+        # From the same start as calibrate_scale(Laplace(1.0), ...), so that both give the very same Laplace.
+        laplace = calibrate_with_oracle(full, Laplace(1.0), target_epsilon, tolerance=tolerance)[0]
         winner = laplace
     if family == "lmo":
         inner = full
-        if fast_orders and accountant == "rdp":
-            search_orders = order_window(laplace, accounting)
-            inner = EpsilonOracle(orders_epsilon(search_orders, **accounting))
+        if fast_orders and _loop_uses_rdp(accountant, method, laplace, geometry):
+            rdp_accounting = dict(accounting, accountant="rdp")
+            search_orders = order_window(laplace, rdp_accounting)
+            inner = EpsilonOracle(orders_epsilon(search_orders, **rdp_accounting))
         if method == "optimize":
             winner = _optimize(inner, full, obj, target_epsilon, laplace, seed, maxiter, popsize, polish_evaluations,
                                search_tolerance, tolerance, progress)
@@ -131,6 +142,10 @@ def search(
         target_epsilon=target_epsilon, **accounting, objective=obj.name, gamma=gamma, family=family, method=method,
         seed=seed, maxiter=maxiter, popsize=popsize, polish_evaluations=polish_evaluations, grid_limit=grid_limit,
         tolerance=tolerance, search_tolerance=search_tolerance, search_orders=search_orders,
+        accountants={
+            name: resolve_accountant(accountant, m, geometry)
+            for name, m in (("mechanism", winner), ("baseline", baseline), ("laplace", laplace)) if m is not None
+        },
     )
     return SearchResult(
         mechanism=winner,
@@ -148,6 +163,19 @@ def search(
         laplace=laplace,
         laplace_objective_value=None if laplace is None else obj.value(laplace),
     )
+
+
+def _loop_uses_rdp(accountant: str, method: str, laplace: Laplace, geometry: str) -> bool:
+    """Whether the windowed RDP accountant judges candidates inside the loop (``fast_orders``).
+
+    Where the reported accountant is the RDP, always. Where ``"auto"`` resolves to the PLD, for
+    the paper grid only: its 40,824 points have fixed scales, many with a large ε at which the
+    PLD's loss grid is wide and slow (about 0.4 s a point), so they are screened by the RDP
+    bound and the survivors confirmed by the PLD; a point that only the PLD would accept is not
+    considered. The optimiser calibrates every shape to the target, where the PLD is fast.
+    """
+    loop = resolve_accountant(accountant, laplace, geometry)
+    return loop == "rdp" or (accountant == AUTO and method == "paper-grid")
 
 
 def _check_choices(
@@ -226,7 +254,7 @@ def _optimize(
     progress: bool,
 ) -> Mechanism:
     problem = ShapeProblem(inner, obj, target_epsilon, initial_factor=laplace.scale, tolerance=search_tolerance)
-    with tqdm(total=maxiter + 1, desc="LMO search", unit="gen", disable=not progress) as bar:
+    with progress_bar(total=maxiter + 1, desc="LMO search", unit="gen", enabled=progress) as bar:
         found = optimize_shape(
             problem, seed=seed, maxiter=maxiter, popsize=popsize, polish_evaluations=polish_evaluations,
             on_generation=bar.update,
@@ -234,9 +262,19 @@ def _optimize(
         bar.update()
     best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=tolerance)[0]
     logger.info("LMO search: %d shapes, best %s", problem.shapes_evaluated, best)
-    if obj.loss(best) < obj.loss(laplace):
-        return best
-    return laplace
+    return best if beats_laplace(best, laplace, obj, tolerance) else laplace
+
+
+def beats_laplace(candidate: Mechanism, laplace: Laplace, obj: Objective, tolerance: float) -> bool:
+    """Whether ``candidate`` is better than every Laplace mechanism meeting the budget.
+
+    ``laplace`` was calibrated to relative ``tolerance``: its scale b satisfies b* <= b <= (1 +
+    tolerance)·b*, b* the least feasible Laplace scale. The candidate wins only if its loss is
+    below that of Laplace(b / (1 + tolerance)), the best a Laplace could be; an objective
+    monotone in the scale makes this a strict test, and a candidate that is itself a Laplace
+    (ω a point mass) at a feasible scale can never pass it.
+    """
+    return obj.loss(candidate) < obj.loss(laplace.scaled(1.0 / (1.0 + tolerance)))
 
 
 def _scan_grid(
@@ -251,7 +289,7 @@ def _scan_grid(
     """The grid point with the least loss among those meeting the target (by ``inner``), confirmed by ``full``."""
     feasible: list[tuple[float, int, Mechanism]] = []
     total = GRID_SIZE if grid_limit is None else min(grid_limit, GRID_SIZE)
-    for i, mechanism in enumerate(tqdm(paper_grid(grid_limit, seed), total=total, desc="paper grid", disable=not progress)):
+    for i, mechanism in enumerate(progress_bar(paper_grid(grid_limit, seed), total=total, desc="paper grid", enabled=progress)):
         if inner(mechanism) <= target_epsilon:
             loss = obj.loss(mechanism)
             if math.isfinite(loss):

@@ -21,6 +21,7 @@ from lmodp._validation import (
     require_sample_rate,
     require_steps,
 )
+from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO
 from lmodp.mechanisms import Gaussian, Mechanism
 from lmodp.search.oracle import EpsilonOracle, accountant_epsilon
 
@@ -132,6 +133,8 @@ def accounting_settings(
 ) -> dict[str, Any]:
     """The validated keyword arguments of :func:`lmodp.epsilon` for a calibration to ``target_epsilon``."""
     require_positive("target_epsilon", target_epsilon)
+    if accountant not in ACCOUNTANT_CHOICES:
+        raise ValueError(f"accountant must be one of {ACCOUNTANT_CHOICES}, got {accountant!r}")
     if require_steps("steps", steps) < 1:
         raise ValueError("steps must be >= 1 to calibrate a noise scale (no step spends no budget)")
     return dict(
@@ -152,7 +155,7 @@ def calibrate_scale(
     sample_rate: float,
     steps: int,
     geometry: str,
-    accountant: str = "rdp",
+    accountant: str = AUTO,
     sensitivity: float = 1.0,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> Mechanism:
@@ -160,7 +163,9 @@ def calibrate_scale(
 
     One-sided: the returned mechanism's ε under :func:`lmodp.epsilon` with these settings was
     evaluated and is <= ``target_epsilon``; no factor below c / (1 + tolerance) meets the target
-    (where ε is monotone in the scale).
+    (where ε is monotone in the scale). ``accountant="auto"`` (the default) is the tightest sound
+    accountant (:func:`lmodp.accounting.api.tightest_accountant`: PLD in the scalar geometry and
+    for Gaussian noise, RDP otherwise).
     """
     accounting = accounting_settings(
         target_epsilon,
@@ -182,7 +187,7 @@ def calibrate_gaussian(
     sample_rate: float,
     steps: int,
     geometry: str,
-    accountant: str = "rdp",
+    accountant: str = AUTO,
     sensitivity: float = 1.0,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> float:
@@ -191,7 +196,8 @@ def calibrate_gaussian(
     σ is the standard deviation of the noise for a query of the given ``sensitivity`` (with
     ``sensitivity=1`` it is the usual noise multiplier). One-sided: ε(σ) <= target_epsilon was
     evaluated with the sound accountant, and σ <= (1 + tolerance)·σ* where σ* is the least σ
-    meeting the target.
+    meeting the target. The default accountant ``"auto"`` is the PLD, exact for the Gaussian in
+    both geometries.
     """
     calibrated = calibrate_scale(
         Gaussian(1.0),

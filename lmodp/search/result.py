@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from lmodp.mechanisms import Gaussian, Mechanism, mechanism_from_dict
+from lmodp.mechanisms import Gaussian, Mechanism, describe, mechanism_from_dict
 
 _FORMAT = "lmodp.search.result/1"
 _MECHANISM_FIELDS = ("mechanism", "baseline", "laplace")
@@ -31,9 +31,13 @@ class SearchResult:
       to the same budget with the same accountant and geometry.
     * ``noise_ratio``: E|Y| of the winner over E|Y| of the Gaussian baseline (< 1: less noise).
     * ``laplace``, ``laplace_objective_value``: the calibrated plain Laplace mechanism (the LMO
-      search's reference point), or None where not computed.
+      search's reference point), or None where not computed. When no LMO shape beat it,
+      ``mechanism`` IS that Laplace (:attr:`laplace_is_best`), never an LMO of Laplace shape.
     * ``evaluations``: accountant calls (cache hits excluded); ``wall_time_s``: seconds.
-    * ``settings``: every argument of the search (target, δ, q, T, geometry, ...).
+    * ``settings``: every argument of the search (target, δ, q, T, geometry, ...), and under
+      ``"accountants"`` the accountant each reported ε came from (``"auto"`` resolves per mechanism).
+
+    The JSON form (:meth:`to_dict`) also carries ``laplace_is_best`` and a one-line ``summary``.
     """
 
     mechanism: Mechanism
@@ -51,12 +55,28 @@ class SearchResult:
     laplace: Mechanism | None = None
     laplace_objective_value: float | None = None
 
+    @property
+    def laplace_is_best(self) -> bool:
+        """True when an LMO search found no shape better than plain Laplace (``mechanism`` is the Laplace)."""
+        return self.settings.get("family") == "lmo" and self.mechanism.family == "laplace"
+
+    def summary(self) -> str:
+        """The winner in one line, e.g. ``Laplace, scale b = 7.7 (no LMO shape beat plain Laplace)``."""
+        if self.mechanism.family == "laplace":
+            text = f"Laplace, scale b = {self.mechanism.scale:.6g}"
+            return text + " (no LMO shape beat plain Laplace)" if self.laplace_is_best else text
+        if self.mechanism.family == "gaussian":
+            return f"Gaussian, sigma = {self.mechanism.sigma:.6g}"
+        return describe(self.mechanism, digits=6)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (mechanisms as their ``to_dict()``)."""
+        """JSON-ready form (mechanisms as their ``to_dict()``), with ``laplace_is_best`` and ``summary``."""
         out: dict[str, Any] = {"format": _FORMAT}
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = value.to_dict() if isinstance(value, Mechanism) else value
+        out["laplace_is_best"] = self.laplace_is_best
+        out["summary"] = self.summary()
         return out
 
     def to_json(self, path: str | Path | None = None, *, indent: int | None = 2) -> str:
