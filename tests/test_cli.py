@@ -127,6 +127,7 @@ RUNNABLE = {
     ("plot", "epsilon"): ["-o"],
     ("plot", "compare"): ["-o"],
     ("plot", "training"): ["HISTORY", "-o"],
+    ("finetune",): ["--data", "HISTORY", "--model", "HISTORY", "--delta", "1e-5", "--out"],
 }
 
 
@@ -144,7 +145,7 @@ def test_unwritable_output_is_one_line_and_exit_2_before_any_work(capsys, tmp_pa
     history.write_text('{"step": [1, 2], "epsilon": [0.1, 0.2], "loss": [1.0, 0.9]}')
     (tmp_path / "a-file").write_text("")
     target = where.replace("A_FILE", str(tmp_path / "a-file"))
-    target = target if argv == ("demo",) else target + ("/x.json" if argv == ("search",) else "/x.png")
+    target = target if argv in (("demo",), ("finetune",)) else target + ("/x.json" if argv == ("search",) else "/x.png")
     args = [str(history) if a == "HISTORY" else a for a in RUNNABLE[argv]]
     started = time.perf_counter()
     _assert_one_line_error(capsys, [*argv, *args, target])

@@ -163,10 +163,12 @@ def _required_target(target: float | None, spec: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Load, fine-tune privately, and write the model, the history and the training curve."""
     from lmodp._validation import require_delta, require_positive
+    from lmodp.cli._output import writable_folder
 
     require_delta("--delta", args.delta)
     if args.target_epsilon is not None:
         require_positive("--target-epsilon", args.target_epsilon)
+    writable_folder(args.out, "--out")
     if not (args.model / "config.json").is_file():
         raise ValueError(f"--model {str(args.model)!r} is not a model directory (no config.json); save one with save_pretrained")
     rows = read_rows(args.data)
@@ -204,7 +206,6 @@ def run(args: argparse.Namespace) -> int:
         micro_batch_size=args.micro_batch_size, seed=args.seed, device=args.device, progress=not args.no_progress,
     )
 
-    args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out / "model")
     tokenizer.save_pretrained(args.out / "model")
     (args.out / "history.json").write_text(json.dumps(history.to_dict(), indent=2))

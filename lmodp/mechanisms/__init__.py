@@ -20,7 +20,7 @@ def mechanism_from_dict(data: Mapping[str, Any]) -> Mechanism:
     family = data.get("family")
     if family not in _FAMILIES:
         raise ValueError(f"family must be one of {sorted(_FAMILIES)}, got {family!r}")
-    parameters = list(inspect.signature(_FAMILIES[family]).parameters)
+    parameters = [p for p in inspect.signature(_FAMILIES[family].__init__).parameters if p != "self"]
     unknown = sorted(set(data) - {"family", "convention"} - set(parameters))
     if unknown:
         raise ValueError(f"unknown {family} parameter(s) {unknown}; the {family} parameters are {parameters}")
