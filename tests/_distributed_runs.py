@@ -21,6 +21,8 @@ import lmodp.train.distributed as lmodp_distributed
 from lmodp.mechanisms import Gaussian
 from lmodp.paper_params import paper_mechanism
 from lmodp.train import PrivacyBudgetExhausted, PrivacyLedger, finetune, make_private
+from lmodp.train.losses import classification_loss
+from lmodp.train.per_sample import model_inputs
 
 N = 40
 BATCH = 8  # q = 0.2, q·N = 8
@@ -87,11 +89,21 @@ def sampled_indices(loader: Any) -> list[list[int]]:
     return [indices.tolist() for indices in sampler]
 
 
-def seeded_run(mechanism: Any) -> dict[str, Any]:
-    """STEPS steps with fixed sampling and noise seeds: final parameters, ε and batch sizes."""
-    model, optimizer, loader = private_trio(Classifier(seed=rank()), mechanism, noise_seed=NOISE_SEED)
+def seeded_run(mechanism: Any, *, own_loop: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """STEPS steps with fixed sampling and noise seeds: final parameters, ε and batch sizes.
+    ``own_loop``: the user's forward and ``loss.backward()`` on each rank's part, then ``step()``."""
+    if own_loop:
+        kwargs["loss_reduction"] = "sum"
+    model, optimizer, loader = private_trio(Classifier(seed=rank()), mechanism, noise_seed=NOISE_SEED, **kwargs)
     indices = sampled_indices(loader)
-    outputs = [optimizer.step(batch) for batch in loader]
+    outputs = []
+    for batch in loader:
+        if own_loop:
+            optimizer.zero_grad()
+            classification_loss(model(**model_inputs(batch)), batch).sum().backward()
+            outputs.append(optimizer.step())
+        else:
+            outputs.append(optimizer.step(batch))
     return {
         "params": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "epsilon": [out.epsilon for out in outputs],
@@ -175,8 +187,9 @@ def refusals() -> dict[str, str | None]:
         }
 
 
-def two_process_scenarios(checkpoint_dir: str, max_epsilon: float) -> dict[str, Any]:
-    """Every scenario of the distributed tests, on one rank of the group (one spawn for all)."""
+def two_process_scenarios(checkpoint_dir: str, one_process_checkpoint_dir: str, max_epsilon: float) -> dict[str, Any]:
+    """Every scenario of the distributed tests, on one rank of the group (one spawn for all).
+    ``one_process_checkpoint_dir`` holds the checkpoint of a one-process run, to be resumed here."""
     saves: list[str] = []
     save = lmodp_distributed.save_checkpoint
     lmodp_distributed.save_checkpoint = lambda directory, state: (saves.append(directory), save(directory, state))[1]
@@ -184,9 +197,13 @@ def two_process_scenarios(checkpoint_dir: str, max_epsilon: float) -> dict[str, 
         history, _ = finetune_run(checkpoint_dir, max_steps=2)
     finally:
         lmodp_distributed.save_checkpoint = save
+    resumed_history, resumed_model = finetune_run(one_process_checkpoint_dir, resume=True)
     return {
+        "resumed": {"history": resumed_history.to_dict(), "params": resumed_model.state_dict()},
         "gaussian": seeded_run(Gaussian(1.0)),
         "lmo": seeded_run(LMO_MECHANISM),
+        "gaussian-vmap": seeded_run(Gaussian(1.0), clipping="vmap"),
+        "gaussian-own-loop": seeded_run(Gaussian(1.0), own_loop=True),
         "noise": {"gaussian": zero_gradient_noise(Gaussian(NOISE_SIGMA)), "lmo": zero_gradient_noise(LMO_MECHANISM)},
         "stop": budget_run(max_epsilon=max_epsilon, on_exhausted="stop"),
         "raise": budget_run(max_epsilon=max_epsilon, on_exhausted="raise"),

@@ -20,6 +20,8 @@ from _distributed_runs import BATCH, CLIP, DELTA, LMO_MECHANISM, N, NOISE_SIGMA,
 import lmodp  # noqa: E402
 from lmodp.mechanisms import Gaussian  # noqa: E402
 from lmodp.train import make_private  # noqa: E402
+from lmodp.train.losses import classification_loss  # noqa: E402
+from lmodp.train.per_sample import model_inputs  # noqa: E402
 
 Q = BATCH / N
 MECHANISMS = {"gaussian": Gaussian(1.0), "lmo": LMO_MECHANISM}
@@ -33,10 +35,23 @@ def budget() -> float:
 
 
 @pytest.fixture(scope="module")
+def one_process_whole_run(tmp_path_factory):
+    """finetune's 5 steps in one process."""
+    torch.set_num_threads(1)
+    history, model = runs.finetune_run(str(tmp_path_factory.mktemp("whole-run")))
+    return history, model.state_dict()
+
+
+@pytest.fixture(scope="module")
 def two_processes(tmp_path_factory, budget):
     directory = tmp_path_factory.mktemp("two-processes")
     checkpoint_dir = directory / "checkpoint"
-    results = runs.spawn(runs.two_process_scenarios, str(checkpoint_dir), budget, directory=directory)
+    one_process_checkpoint_dir = directory / "one-process-checkpoint"
+    torch.set_num_threads(1)
+    runs.finetune_run(str(one_process_checkpoint_dir), max_steps=2)
+    results = runs.spawn(
+        runs.two_process_scenarios, str(checkpoint_dir), str(one_process_checkpoint_dir), budget, directory=directory
+    )
     return {"ranks": results, "checkpoint_dir": checkpoint_dir}
 
 
@@ -57,13 +72,14 @@ def test_each_rank_samples_its_own_shard_and_the_union_is_the_one_process_poisso
     assert [r["gaussian"]["batch_size"] for r in ranks] == [sizes, sizes]
 
 
-@pytest.mark.parametrize("mechanism", list(MECHANISMS))
-def test_two_processes_end_with_the_parameters_of_one_process(two_processes, one_process, mechanism):
+@pytest.mark.parametrize("run", [*MECHANISMS, "gaussian-vmap", "gaussian-own-loop"])
+def test_two_processes_end_with_the_parameters_of_one_process(two_processes, one_process, run):
     """Same sampling seed and noise seed: the same logical batches and the same noise draws, so
     the same parameters up to float32 rounding of the summation order (rank 1 even started from
-    other parameters: rank 0's were broadcast)."""
-    reference = one_process[mechanism]["params"]
-    rank0, rank1 = (r[mechanism]["params"] for r in two_processes["ranks"])
+    other parameters: rank 0's were broadcast). Also with the vmap engine, and with the user's
+    own forward and backward on each rank's part (against the one-process book-keeping run)."""
+    reference = one_process[run.split("-")[0]]["params"]
+    rank0, rank1 = (r[run]["params"] for r in two_processes["ranks"])
     for name, expected in reference.items():
         assert torch.equal(rank0[name], rank1[name])
         torch.testing.assert_close(rank0[name], expected, rtol=0, atol=1e-6)
@@ -144,7 +160,14 @@ def test_wrapped_sharded_or_mismatched_setups_are_refused_on_every_rank(two_proc
         assert "private=False" in refused["non-private"]
 
 
-def test_a_checkpoint_written_by_rank_0_resumes_in_one_process(two_processes, tmp_path):
+def _assert_same_run(history, params, whole_history, whole_params) -> None:
+    assert history["batch_size"] == whole_history.batch_size and len(whole_history.step) == 5
+    assert history["epsilon"] == pytest.approx(whole_history.epsilon, rel=1e-12)
+    for name, expected in whole_params.items():
+        torch.testing.assert_close(params[name], expected, rtol=0, atol=1e-6)
+
+
+def test_a_checkpoint_written_by_rank_0_resumes_in_one_process(two_processes, one_process_whole_run):
     """2 steps of finetune on 2 processes, then the remaining 3 in one process from rank 0's
     checkpoint: the same run as 5 steps in one process (model, ε, batch sizes)."""
     ranks = two_processes["ranks"]
@@ -152,11 +175,12 @@ def test_a_checkpoint_written_by_rank_0_resumes_in_one_process(two_processes, tm
     assert ranks[0]["finetune"]["history"] == ranks[1]["finetune"]["history"]
     torch.set_num_threads(1)
     resumed, resumed_model = runs.finetune_run(str(two_processes["checkpoint_dir"]), resume=True)
-    whole, whole_model = runs.finetune_run(str(tmp_path))
-    assert resumed.batch_size == whole.batch_size and len(whole.step) == 5
-    assert resumed.epsilon == pytest.approx(whole.epsilon, rel=1e-12)
-    for name, expected in whole_model.state_dict().items():
-        torch.testing.assert_close(resumed_model.state_dict()[name], expected, rtol=0, atol=1e-6)
+    _assert_same_run(resumed.to_dict(), resumed_model.state_dict(), *one_process_whole_run)
+
+
+def test_a_one_process_checkpoint_resumes_on_two_processes(two_processes, one_process_whole_run):
+    for rank in two_processes["ranks"]:
+        _assert_same_run(rank["resumed"]["history"], rank["resumed"]["params"], *one_process_whole_run)
 
 
 def test_distributed_true_needs_an_initialised_process_group():
@@ -168,3 +192,14 @@ def test_distributed_true_needs_an_initialised_process_group():
             model, torch.optim.SGD(model.parameters(), lr=0.1), runs.dataset(), mechanism=Gaussian(1.0),
             max_grad_norm=CLIP, batch_size=BATCH, delta=DELTA, distributed="yes",
         )
+
+
+def test_an_empty_part_of_a_logical_batch_in_your_own_loop_adds_nothing():
+    """With W ranks a rank's part of a small logical batch is often empty: the user's forward and
+    backward of 0 rows must leave the clipped sum at 0 (the step then releases the noise alone)."""
+    model, dp_optimizer, _ = runs.private_trio(runs.Classifier(), Gaussian(1.0), loss_reduction="sum")
+    empty = {k: v[:0] for k, v in runs.dataset().items()}
+    dp_optimizer.zero_grad()
+    classification_loss(model(**model_inputs(empty)), empty).sum().backward()
+    assert all(float(s.abs().max()) == 0.0 for s in dp_optimizer.clipping.clipped_sums().values())
+    assert dp_optimizer.step().batch_size == 0
