@@ -184,12 +184,14 @@ def report(rows: list[dict[str, Any]]) -> None:
     print(f"{'mechanism':<10} {'processes':>9} {'examples/s':>11} {'efficiency':>10} {'CPU s/example':>14} "
           f"{'work efficiency':>16} {'noise s/step (rank 0)':>22}")
     for row in rows:
-        base = next(r for r in rows if r["mechanism"] == row["mechanism"] and r["world_size"] == rows[0]["world_size"])
-        scale = row["world_size"] / base["world_size"]
-        efficiency = row["examples_per_s"] / (scale * base["examples_per_s"])
-        work = base["cpu_s_per_example"] / row["cpu_s_per_example"]
-        print(f"{row['mechanism']:<10} {row['world_size']:>9} {row['examples_per_s']:>11.1f} {efficiency:>10.2f} "
-              f"{row['cpu_s_per_example']:>14.4f} {work:>16.2f} {row['noise_s_per_step']:>22.4f}")
+        base = next((r for r in rows if r["mechanism"] == row["mechanism"] and r["world_size"] == 1), None)
+        if base is None:  # a torchrun launch measures one world size: compare with the K = 1 launch
+            efficiency = work = "-"
+        else:
+            efficiency = f"{row['examples_per_s'] / (row['world_size'] * base['examples_per_s']):.2f}"
+            work = f"{base['cpu_s_per_example'] / row['cpu_s_per_example']:.2f}"
+        print(f"{row['mechanism']:<10} {row['world_size']:>9} {row['examples_per_s']:>11.1f} {efficiency:>10} "
+              f"{row['cpu_s_per_example']:>14.4f} {work:>16} {row['noise_s_per_step']:>22.4f}")
 
 
 def main() -> None:
