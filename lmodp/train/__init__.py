@@ -5,6 +5,8 @@
 * Building blocks: per-sample gradients (:mod:`~lmodp.train.per_sample`), clipping
   (:mod:`~lmodp.train.clipping`), torch noise samplers (:mod:`~lmodp.train.noise`), Poisson
   sampling (:mod:`~lmodp.train.sampling`), the privacy ledger (:mod:`~lmodp.train.budget`).
+* Data-parallel DP-SGD inside a ``torch.distributed`` process group: :mod:`~lmodp.train.distributed`
+  (used by :func:`make_private` and :func:`finetune` when they find one).
 """
 
 from lmodp.train.budget import PrivacyBudgetExhausted, PrivacyLedger

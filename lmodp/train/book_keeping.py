@@ -341,6 +341,9 @@ class BookKeepingClipping:
     def _clip_and_sum(self, forward_pass: _ForwardPass) -> None:
         forward_pass.done = True
         batch = forward_pass.batch_size
+        if batch == 0:  # an empty micro-batch (a rank's empty part of a logical batch) adds nothing
+            forward_pass.calls.clear()
+            return
         scale = self._scale(forward_pass)
         uses: dict[str, list[Factor]] = {}
         for call in forward_pass.calls:

@@ -96,15 +96,29 @@ class ClippedGradientSum:
     def examples(self) -> int:
         return sum(int(n.numel()) for n in self._norms)
 
+    @property
+    def loss_total(self) -> float:
+        """Sum of the per-example losses recorded so far."""
+        return self._loss_total
+
+    @property
+    def loss_examples(self) -> int:
+        """Number of per-example losses recorded so far."""
+        return self._loss_examples
+
     def mean_loss(self) -> float | None:
         """Mean per-example loss of the batch (None when no loss was recorded)."""
         return self._loss_total / self._loss_examples if self._loss_examples else None
+
+    def clipped_count(self) -> int:
+        """Number of examples whose gradient norm exceeded C."""
+        return int((self.norms() > self.max_grad_norm).sum())
 
     def clipped_fraction(self) -> float | None:
         """Share of examples whose gradient norm exceeded C (None for an empty batch)."""
         if not self.examples:
             return None
-        return float((self.norms() > self.max_grad_norm).double().mean())
+        return self.clipped_count() / self.examples
 
 
 class ClippingEngine(Protocol):

@@ -16,7 +16,8 @@ from lmodp._validation import require_delta, require_positive
 from lmodp.mechanisms import Mechanism
 from lmodp.train.budget import Accountant
 from lmodp.train.calibration import resolve_mechanism
-from lmodp.train.checkpoint import load_checkpoint, save_checkpoint
+from lmodp.train.checkpoint import load_checkpoint
+from lmodp.train.distributed import process_group, save_once
 from lmodp.train.losses import TASKS, accuracy, loss_for_task
 from lmodp.train.per_sample import model_inputs
 from lmodp.train.privacy_engine import make_private, resolve_sample_rate, steps_for_epochs
@@ -124,6 +125,7 @@ def finetune(
     device: str | torch.device | None = "auto",
     autocast_dtype: torch.dtype | None = None,
     progress: bool = True,
+    distributed: bool | None = None,
 ) -> TrainingHistory:
     """Fine-tune ``model`` on ``train_dataset`` with DP-SGD and return the :class:`TrainingHistory`.
 
@@ -146,6 +148,12 @@ def finetune(
     noise: that is seeded from the operating system's entropy unless ``noise_seed`` is given (for
     tests and reproductions only; a warning is logged). ``clipping`` ("bk" or "vmap") and
     ``micro_batch_size`` choose the clipping engine (see :func:`~lmodp.train.make_private`).
+
+    Inside a ``torch.distributed`` process group of world size > 1 (``distributed``: see
+    :func:`~lmodp.train.make_private`) every rank calls ``finetune`` with the same arguments and
+    the whole data set; each logical batch is spread over the ranks, the history is the whole
+    run's on every rank, rank 0 alone writes checkpoints (any world size can resume them) and
+    shows the progress bar. The non-private baseline runs in one process only.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -158,6 +166,12 @@ def finetune(
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     device = _pick_device(device)
+    ranks = process_group(distributed, device)
+    if ranks is not None and not private:
+        raise ValueError(
+            f"private=False inside a process group of {ranks.world_size} processes: lmodp spreads DP-SGD runs only; "
+            "run the non-private baseline in one process (or pass distributed=False to run it on each rank alone)"
+        )
     q = resolve_sample_rate(dataset_length(train_dataset), sample_rate=None, batch_size=batch_size)
     total_steps = steps_for_epochs(epochs, q)
     steps_per_epoch = max(1, round(1.0 / q))
@@ -170,7 +184,6 @@ def finetune(
     optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=weight_decay)
     schedule = (lambda s: 1.0) if lr_schedule == "constant" else (lambda s: max(0.0, 1.0 - s / total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    sampler_generator = torch.Generator().manual_seed(seed)
 
     if private:
         chosen = resolve_mechanism(
@@ -182,11 +195,13 @@ def finetune(
             delta=delta, geometry=geometry, accountant=accountant, clipping=clipping, micro_batch_size=micro_batch_size,
             loss=task, steps=total_steps, max_epsilon=max_epsilon if max_epsilon is not None else target_epsilon,
             on_exhausted=on_exhausted, seed=seed, noise_seed=noise_seed, autocast_dtype=autocast_dtype,
+            distributed=distributed,
         )
-        sampler_generator = loader.sampler.generator
     else:
         chosen = None
         stepper = optimizer
+        loader = DPDataLoader(train_dataset, sample_rate=q, steps=total_steps, generator=torch.Generator().manual_seed(seed))
+    sampler_generator = loader.sampler.generator
     history = TrainingHistory(
         task=task, delta=delta, sample_rate=q, total_steps=total_steps,
         mechanism=None if chosen is None else chosen.to_dict(),
@@ -210,7 +225,7 @@ def finetune(
 
     def checkpoint() -> None:
         if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, {
+            save_once(ranks, checkpoint_dir, {
                 "model": model.state_dict(), "optimizer": stepper.state_dict(), "scheduler": scheduler.state_dict(),
                 "sampler_generator": sampler_generator.get_state(), "history": history.to_dict(),
             })
@@ -221,8 +236,9 @@ def finetune(
             history.eval_metric.append(_evaluate(model, eval_dataset, task=task, batch_size=eval_batch_size, device=device))
             logger.info("step %d: eval %s = %.4f", step, history.metric_name, history.eval_metric[-1])
 
-    loader = DPDataLoader(train_dataset, sample_rate=q, steps=last_step - done, generator=sampler_generator)
-    bar = tqdm(total=total_steps, initial=done, disable=not progress, desc="DP fine-tuning" if private else "fine-tuning")
+    loader = loader.with_steps(last_step - done)
+    main = ranks is None or ranks.is_main
+    bar = tqdm(total=total_steps, initial=done, disable=not (progress and main), desc="DP fine-tuning" if private else "fine-tuning")
     step = done
     for batch in loader:
         if private:
@@ -231,15 +247,16 @@ def finetune(
                 history.stopped_by_budget = True
                 logger.info("privacy budget reached after %d steps: stopping", step)
                 break
-            loss, eps = out.loss, out.epsilon
+            loss, eps, size = out.loss, out.epsilon, out.batch_size
         else:
             loss, eps = _non_private_step(model, optimizer, batch, task, device), math.inf
+            size = int(next(iter(batch.values())).shape[0])
         scheduler.step()
         step += 1
         history.step.append(step)
         history.loss.append(loss)
         history.epsilon.append(eps)
-        history.batch_size.append(int(next(iter(batch.values())).shape[0]))
+        history.batch_size.append(size)
         bar.update(1)
         bar.set_postfix(loss="-" if loss is None else f"{loss:.4f}", eps=f"{eps:.4g}")
         if step % eval_every == 0 and step != last_step:

@@ -133,11 +133,18 @@ class DPOptimizer(torch.optim.Optimizer):
         self.original_optimizer.zero_grad(set_to_none=set_to_none)
         self.clipping.reset()
 
-    def _noisy_mean_(self, summed: torch.Tensor) -> torch.Tensor:
-        """(clipped sum + C·Y) / (q·N) in place of the sum, with Y drawn from the mechanism on the
-        sum's device (:meth:`~lmodp.train.noise.TorchNoiseSampler.add_scaled_`)."""
-        self.sampler.add_scaled_(summed, self.max_grad_norm, generator=self.noise_generator)
-        return summed.div_(self.expected_batch_size)
+    def _batch_statistics(self) -> tuple[float | None, int, float | None]:
+        """The logical batch's mean loss, size and clipped share (see :class:`StepOutput`)."""
+        sums = self.clipping.sums
+        return sums.mean_loss(), sums.examples, sums.clipped_fraction()
+
+    def _noisy_means(self, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """(clipped sum + C·Y) / (q·N) in place of each parameter's sum, with Y drawn from the
+        mechanism on the sum's device (:meth:`~lmodp.train.noise.TorchNoiseSampler.add_scaled_`)."""
+        for summed in sums.values():
+            self.sampler.add_scaled_(summed, self.max_grad_norm, generator=self.noise_generator)
+            summed.div_(self.expected_batch_size)
+        return sums
 
     def step(  # type: ignore[override]
         self, batch: Mapping[str, torch.Tensor] | Callable[[], Any] | None = None, closure: Callable[[], Any] | None = None
@@ -158,11 +165,10 @@ class DPOptimizer(torch.optim.Optimizer):
             for p in parameters.values():
                 p.grad = None  # replaced below; freed now so that the batch's sums do not sit beside it
             self.clipping.accumulate(batch)
-        sums = self.clipping.sums
-        loss = sums.mean_loss()
+        loss, examples, clipped_fraction = self._batch_statistics()
         if loss is not None and not math.isfinite(loss):
             raise FloatingPointError(f"the training loss is {loss} before step {self.ledger.steps}; lower the learning rate")
-        noisy = {name: self._noisy_mean_(s) for name, s in self.clipping.clipped_sums().items()}
+        noisy = self._noisy_means(self.clipping.clipped_sums())
         if not bool(torch.stack([torch.isfinite(g).all() for g in noisy.values()]).all()):
             raise FloatingPointError(
                 "the noisy gradient is not finite: the mechanism's noise overflowed float32 (omega drawn as 0, "
@@ -171,7 +177,7 @@ class DPOptimizer(torch.optim.Optimizer):
         for name, p in parameters.items():
             p.grad = noisy[name].to(p.dtype)
         self.original_optimizer.step()
-        out = StepOutput(loss=loss, batch_size=sums.examples, epsilon=epsilon, clipped_fraction=sums.clipped_fraction())
+        out = StepOutput(loss=loss, batch_size=examples, epsilon=epsilon, clipped_fraction=clipped_fraction)
         self.clipping.reset()
         return out
 

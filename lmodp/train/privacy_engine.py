@@ -15,6 +15,15 @@ from lmodp.mechanisms import Mechanism
 from lmodp.train.book_keeping import BookKeepingClipping
 from lmodp.train.budget import Accountant, PrivacyLedger
 from lmodp.train.clipping import ClippingEngine
+from lmodp.train.distributed import (
+    CollectiveLedger,
+    DistributedDPOptimizer,
+    ShardedDPDataLoader,
+    mechanism_fingerprint,
+    prepare_replicas,
+    process_group,
+    shared_generator,
+)
 from lmodp.train.losses import PerExampleLoss, loss_for_task
 from lmodp.train.noise import torch_sampler
 from lmodp.train.optimizer import DPOptimizer
@@ -148,6 +157,7 @@ def make_private(
     seed: int | None = None,
     noise_seed: int | None = None,
     autocast_dtype: torch.dtype | None = None,
+    distributed: bool | None = None,
 ) -> tuple[nn.Module, DPOptimizer, DPDataLoader]:
     """Wrap a model, its optimizer and its data for DP-SGD with noise from ``mechanism``.
 
@@ -175,6 +185,13 @@ def make_private(
     run is private only against someone who does not know the seed).
     With ``clipping="vmap"``, a transformers model is switched, in place, to a vmap-safe copy of
     its attention (:mod:`lmodp.train.hf_compat`).
+
+    Inside an initialised ``torch.distributed`` process group of world size > 1 (or with
+    ``distributed=True``; ``False`` ignores the group) the run is data-parallel
+    (:mod:`lmodp.train.distributed`): every rank passes the same arguments and the whole ``data``;
+    rank 0's parameters, sampling seed and noise generator are used; the loader yields this rank's
+    part of each logical batch, and each step releases the same noisy gradient on every rank as
+    one process would, with the noise drawn once, on rank 0.
     """
     max_grad_norm = require_clip_norm(max_grad_norm)
     delta = require_delta("delta", delta)
@@ -188,11 +205,19 @@ def make_private(
         raise ValueError("give at most one of epochs and steps")
     loss_fn: Callable = loss_for_task(loss) if isinstance(loss, str) else loss
     device = next(model.parameters()).device
+    ranks = process_group(distributed, device)
+    if ranks is not None:
+        prepare_replicas(model, ranks, {
+            "data set size": num_examples, "sample_rate": q, "steps": steps, "max_grad_norm": max_grad_norm,
+            "delta": delta, "max_epsilon": -1.0 if max_epsilon is None else max_epsilon,
+            "mechanism": mechanism_fingerprint(mechanism),
+        })
+    parallel = {} if ranks is None else {"ranks": ranks}
     engine = clipping_engine(
         model, loss_fn, clipping=clipping, max_grad_norm=max_grad_norm, micro_batch_size=micro_batch_size,
         autocast_dtype=autocast_dtype, loss_reduction=loss_reduction,
     )
-    ledger = PrivacyLedger(
+    ledger = (PrivacyLedger if ranks is None else CollectiveLedger)(
         accountant,
         mechanism=mechanism,
         sample_rate=q,
@@ -200,8 +225,9 @@ def make_private(
         geometry=geometry,
         max_epsilon=max_epsilon,
         on_exhausted=on_exhausted,
+        **parallel,
     )
-    dp_optimizer = DPOptimizer(
+    dp_optimizer = (DPOptimizer if ranks is None else DistributedDPOptimizer)(
         optimizer,
         clipping=engine,
         ledger=ledger,
@@ -209,8 +235,13 @@ def make_private(
         max_grad_norm=max_grad_norm,
         expected_batch_size=q * num_examples,
         noise_generator=noise_generator(device, noise_seed),
+        **parallel,
     )
-    loader = DPDataLoader(data, sample_rate=q, steps=steps, generator=sampling_generator(seed))
+    if ranks is None:
+        loader = DPDataLoader(data, sample_rate=q, steps=steps, generator=sampling_generator(seed))
+    else:
+        generator = shared_generator(sampling_generator(seed), ranks)
+        loader = ShardedDPDataLoader(data, sample_rate=q, steps=steps, generator=generator, ranks=ranks)
     logger.info(
         "DP-SGD: %s noise, C=%g, q=%.6g (expected batch %.1f of %d), %d steps, delta=%g, geometry=%s, clipping=%s",
         type(mechanism).__name__, max_grad_norm, q, q * num_examples, num_examples, steps, delta, geometry, clipping,

@@ -12,6 +12,7 @@ mappings, which are stacked column by column.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
@@ -90,6 +91,14 @@ class DPDataLoader:
 
     def __len__(self) -> int:
         return len(self.sampler)
+
+    def with_steps(self, steps: int) -> DPDataLoader:
+        """This loader for ``steps`` steps: same data, rate and sampler (its generator shared, so
+        the batches continue where this loader's stream is)."""
+        loader = copy.copy(self)
+        loader.sampler = copy.copy(self.sampler)
+        loader.sampler.steps = require_steps("steps", steps)
+        return loader
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         for indices in self.sampler:
