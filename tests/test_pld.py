@@ -15,7 +15,7 @@ from scipy.stats import norm
 
 import lmodp
 from lmodp import LMO, Gaussian, Laplace
-from lmodp.accounting.pld import PLDAccountant, mechanism_pld
+from lmodp.accounting.pld import PLDAccountant, PLDFallbackWarning, mechanism_pld
 from lmodp.mechanisms import LaplaceScaleMixture
 
 H = 1e-4
@@ -85,6 +85,63 @@ def test_deep_tail_of_composed_gaussian_against_closed_form():
         exact = norm.sf(eps / mu - mu / 2) - math.exp(eps) * norm.sf(eps / mu + mu / 2)
         got = acc.get_delta(eps)
         assert exact <= got <= exact * 1.01, eps
+
+
+def _solve_epsilon(delta_of_eps, delta: float, guess: float) -> float:
+    """The root of log δ(ε) = log δ, in mpmath."""
+    import mpmath as mp
+
+    return float(mp.findroot(lambda e: mp.log(delta_of_eps(e)) - mp.log(delta), guess))
+
+
+def test_tiny_delta_of_composed_gaussian_against_closed_form():
+    # δ far below the truncation mass 1e-15: the history is recomposed with smaller truncation
+    # and the far tail is reached by successive tilts. Reference: Balle & Wang's closed form.
+    import mpmath as mp
+
+    sigma, steps = 20.0, 1000
+    acc = PLDAccountant()
+    acc.step(mechanism=Gaussian(sigma), sample_rate=1.0, steps=steps, geometry="scalar")
+    with mp.workdps(50):
+        mu = mp.sqrt(steps) / sigma
+        exact = lambda e: mp.ncdf(mu / 2 - e / mu) - mp.exp(e) * mp.ncdf(-mu / 2 - e / mu)  # noqa: E731
+        for delta in (1e-16, 1e-30, 1e-150):
+            got = acc.get_epsilon(delta)
+            assert 0.0 <= got - _solve_epsilon(exact, delta, got) <= 2e-4, delta
+
+
+def test_tiny_delta_of_one_subsampled_gaussian_step_against_closed_form():
+    # remove direction (the larger one here): P = (1−q)N(0,1) + qN(1,1) against Q = N(0,1);
+    # P/Q > e^ε exactly for y > y*(ε) = log((e^ε − 1 + q)/q) + 1/2.
+    import mpmath as mp
+
+    acc = PLDAccountant()
+    acc.step(mechanism=Gaussian(1.0), sample_rate=0.01, steps=1, geometry="scalar")
+    with mp.workdps(60):
+        q = mp.mpf("0.01")
+
+        def exact(e):
+            y = mp.log((mp.exp(e) - 1 + q) / q) + mp.mpf(1) / 2
+            return (1 - q) * mp.ncdf(-y) + q * mp.ncdf(1 - y) - mp.exp(e) * mp.ncdf(-y)
+
+        for delta in (1e-30, 1e-100, 1e-200):
+            got = acc.get_epsilon(delta)
+            assert 0.0 <= got - _solve_epsilon(exact, delta, got) <= 1e-4, delta
+
+
+def test_issue_case_small_delta_is_finite_and_below_rdp():
+    rdp, pld = {}, {}
+    for delta in (1e-15, 1e-16, 1e-40):
+        rdp[delta] = lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=delta, geometry="scalar", accountant="rdp")
+        pld[delta] = lmodp_epsilon(Gaussian(1.0), q=0.01, steps=1000, delta=delta)
+    assert all(math.isfinite(v) and v <= rdp[d] for d, v in pld.items())
+    assert pld[1e-15] < pld[1e-16] < pld[1e-40]
+
+
+def test_delta_beyond_float_range_falls_back_to_rdp_with_a_reason():
+    with pytest.warns(PLDFallbackWarning, match="delta=1e-300"):
+        got = lmodp_epsilon(Laplace(1.0), q=0.01, steps=100, delta=1e-300)
+    assert got == lmodp.epsilon(Laplace(1.0), sample_rate=0.01, steps=100, delta=1e-300, geometry="scalar", accountant="rdp")
 
 
 class TwoScaleLaplace(LaplaceScaleMixture):
