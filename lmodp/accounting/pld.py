@@ -176,11 +176,14 @@ class PLDAccountant(EventHistory):
         return self._recomposed[tail]
 
     def _rdp_fallback(self, delta: float, reason: str) -> float:
-        warnings.warn(f"{reason}; reporting the RDP accountant's bound for the same history instead (sound, looser)",
-                      PLDFallbackWarning, stacklevel=3)
+        message = f"{reason}; reporting the RDP accountant's bound for the same history instead (sound, looser)"
+        warnings.warn(message, PLDFallbackWarning, stacklevel=3)
         rdp = RDPAccountant()
-        for event in self._events:
-            rdp._record(event)
+        for e in self._events:
+            rdp.step(
+                mechanism=mechanism_from_dict(e.mechanism), sample_rate=e.sample_rate, steps=e.steps,
+                sensitivity=e.sensitivity, geometry=e.geometry,
+            )
         return rdp.get_epsilon(delta)
 
     def get_delta(self, epsilon: float) -> float:
