@@ -98,6 +98,15 @@ def self_compose(
     return trim_tails(composed, tail_mass / 4.0)
 
 
+def window_length(pld: DiscretePLD, count: int, *, tail_mass: float = DEFAULT_TAIL_MASS) -> int:
+    """Grid points in the window that :func:`self_compose` uses for ``count`` copies (its cost)."""
+    if count <= 1:
+        return pld.probs.size
+    step = trim_tails(pld, tail_mass / (4.0 * count))
+    lo, hi = _chernoff_window(np.maximum(step.probs, 0.0), count, tail_mass / 2.0)
+    return hi - lo + 1
+
+
 def _circular_power(probs: np.ndarray, count: int, lo: int, hi: int) -> np.ndarray:
     """Entries lo..hi of the ``count``-fold circular self-convolution (length ≥ hi − lo + 1)."""
     length = sfft.next_fast_len(max(hi - lo + 1, probs.size), real=True)

@@ -106,7 +106,8 @@ def loss_range(model: NoiseModel, *, direction: str, sample_rate: float) -> tupl
 @dataclass(frozen=True)
 class HockeyStickCurve:
     """H(e^{ε_i}), P(L > ε_i) and Q(L > ε_i) on ε_i = (offset + i)·interval; ``error`` bounds
-    the rounding of H (outside-window mass included)."""
+    the rounding of H and ``q_error`` that of Q(L > ε_i) (outside-window mass included in both);
+    ``q_at_least`` is a lower bound on Q(L ≥ ε_i) (which differs where L has an atom)."""
 
     offset: int
     interval: float
@@ -114,6 +115,8 @@ class HockeyStickCurve:
     error: np.ndarray
     p_tail: np.ndarray
     q_tail: np.ndarray
+    q_error: np.ndarray
+    q_at_least: np.ndarray
 
 
 def hockey_stick_curve(model: NoiseModel, *, direction: str, sample_rate: float, interval: float) -> HockeyStickCurve:
@@ -131,6 +134,7 @@ def hockey_stick_curve(model: NoiseModel, *, direction: str, sample_rate: float,
         p_set = (1.0 - q) * mass[:, 2] + q * mass[:, 3]
         p_err = (1.0 - q) * err[:, 2] + q * err[:, 3]
         q_set, q_err = mass[:, 2], err[:, 2]
+        q_complement, c_err = mass[:, 0], err[:, 0]
     elif direction == "add":
         arg = np.expm1(-eps) + q
         empty = arg <= 0.0
@@ -139,9 +143,14 @@ def hockey_stick_curve(model: NoiseModel, *, direction: str, sample_rate: float,
         p_set, p_err = mass[:, 0], err[:, 0]
         q_set = (1.0 - q) * mass[:, 0] + q * mass[:, 1]
         q_err = (1.0 - q) * err[:, 0] + q * err[:, 1]
+        q_complement = (1.0 - q) * mass[:, 2] + q * mass[:, 3]
+        c_err = (1.0 - q) * err[:, 2] + q * err[:, 3]
     else:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     x = np.exp(eps)
     curve = np.maximum(p_set - x * q_set, 0.0)
     error = p_err + x * q_err + _ROUND * (p_set + x * q_set) + model.outside
-    return HockeyStickCurve(offset, interval, curve, error, p_set, q_set)
+    q_error = q_err + _ROUND * q_set + model.outside
+    # Q(L ≥ ε) = 1 − Q(L < ε) ≥ 1 − (window mass of {L < ε}) − (mass outside the window)
+    q_at_least = np.maximum(1.0 - q_complement - c_err - _ROUND - model.outside, q_set - q_error)
+    return HockeyStickCurve(offset, interval, curve, error, p_set, q_set, q_error, q_at_least)
