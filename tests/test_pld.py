@@ -163,10 +163,14 @@ class TwoScaleLaplace(LaplaceScaleMixture):
         return {"family": self.family, "rate_a": float(self.omega_atoms[0]), "rate_b": float(self.omega_atoms[1])}
 
 
+BRUTE_FORCE_GRID = np.linspace(-45.0, 46.0, 3_000_001)
+
+
 def brute_force_delta(density, *, q: float, eps: float, direction: str) -> float:
-    """∫ (P − e^ε Q)_+ by the trapezoid rule on a very fine grid (sensitivity 1)."""
-    y = np.linspace(-45.0, 46.0, 3_000_001)
-    f, f_shift = density(y), density(y - 1.0)
+    """∫ (P − e^ε Q)_+ by the trapezoid rule on a very fine grid (sensitivity 1); ``density``
+    may also be the pair (f, f(· − 1)) already evaluated on BRUTE_FORCE_GRID."""
+    y = BRUTE_FORCE_GRID
+    f, f_shift = density if isinstance(density, tuple) else (density(y), density(y - 1.0))
     mix = (1.0 - q) * f + q * f_shift
     p, qq = (mix, f) if direction == "remove" else (f, mix)
     return float(np.trapezoid(np.maximum(p - math.exp(eps) * qq, 0.0), y))
@@ -187,6 +191,43 @@ def test_non_monotone_mixture_against_brute_force():
             pld = mechanism_pld(mech, sample_rate=q, direction=direction, value_discretization_interval=H)
             for eps in (0.0, 0.1, 0.4, 0.7):
                 exact = brute_force_delta(density, q=q, eps=eps, direction=direction)
+                got = pld.get_delta(eps)
+                assert got >= exact - 1e-9, (q, direction, eps)
+                assert got <= exact + 1e-8, (q, direction, eps)
+
+
+def lmo_density(y, *, a1, k, theta, a3, rate, a4, lo, hi):
+    """f(y) = ½·E[ω e^{−ω|y|}] = ½·M'(−|y|) for ω = a1·Gamma(k, θ) + a3·Exp(rate) + a4·U[lo, hi],
+    from the closed-form MGF M(t) = (1 − a1θt)^{−k}·rate/(rate − a3 t)·(e^{a4 t hi} − e^{a4 t lo})/(a4 t (hi − lo))
+    and its logarithmic derivative (written here, independently of lmodp's kernels)."""
+    t = -np.abs(y)
+    small = np.abs(a4 * t) < 1e-3  # the uniform factor's series (cumulants (lo+hi)/2, (hi−lo)²/12, 0)
+    u = np.where(small, -1.0, a4 * t)
+    mean, var = (lo + hi) / 2, (hi - lo) ** 2 / 12
+    log_uniform = np.where(small, a4 * t * mean + (a4 * t) ** 2 * var / 2, np.log((np.exp(u * hi) - np.exp(u * lo)) / (u * (hi - lo))))
+    uniform_score = a4 * np.where(
+        small, mean + a4 * t * var, (hi * np.exp(u * hi) - lo * np.exp(u * lo)) / (np.exp(u * hi) - np.exp(u * lo)) - 1.0 / u
+    )
+    log_m = -k * np.log1p(-a1 * theta * t) + np.log(rate / (rate - a3 * t)) + log_uniform
+    score = a1 * k * theta / (1 - a1 * theta * t) + a3 / (rate - a3 * t) + uniform_score
+    return 0.5 * np.exp(log_m) * score
+
+
+def test_continuous_lmo_against_brute_force():
+    # the continuous-ω path of the PLD (Gamma + Exponential + Uniform mixing law): δ(ε) of one
+    # Poisson-subsampled release against the trapezoid integral of (P − e^ε Q)_+ with the
+    # density above (ω >= a4·lo = 0.5, so the tails beyond ±45 are below 1e-9)
+    params = dict(a1=0.5, k=2.0, theta=0.5, a3=0.3, rate=2.0, a4=0.5, lo=1.0, hi=2.0)
+    mech = LMO(gamma_weight=0.5, gamma_shape=2.0, gamma_scale=0.5, exponential_weight=0.3, exponential_rate=2.0,
+               uniform_weight=0.5, uniform_low=1.0, uniform_high=2.0)
+
+    assert abs(np.trapezoid(lmo_density(np.linspace(-60, 60, 1_200_001), **params), dx=1e-4) - 1.0) < 5e-9
+    pair = (lmo_density(BRUTE_FORCE_GRID, **params), lmo_density(BRUTE_FORCE_GRID - 1.0, **params))
+    for q in (1.0, 0.3):
+        for direction in ("add", "remove"):
+            pld = mechanism_pld(mech, sample_rate=q, direction=direction, value_discretization_interval=H)
+            for eps in (0.0, 0.1, 0.4, 0.7):
+                exact = brute_force_delta(pair, q=q, eps=eps, direction=direction)
                 got = pld.get_delta(eps)
                 assert got >= exact - 1e-9, (q, direction, eps)
                 assert got <= exact + 1e-8, (q, direction, eps)
