@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from lmodp._validation import require_positive, require_steps
 from lmodp.accounting.api import epsilon_and_order
-from lmodp.accounting.orders import DEFAULT_ORDERS, integer_mask
+from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.conversion import rdp_to_epsilon
 from lmodp.accounting.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Gaussian, Laplace, Mechanism
@@ -175,12 +175,10 @@ def _check_choices(
 
 def order_window(mechanism: Mechanism, accounting: dict[str, Any], count: int = FAST_ORDER_COUNT) -> list[float]:
     """About ``count`` orders of DEFAULT_ORDERS, log-spaced in α − 1 over [α*/2.5, 2.5·α*], where α*
-    is the optimal order of ``mechanism`` under ``accounting`` (integers only in the l2 geometry,
-    whose subsampling bound holds at integer orders)."""
+    is the optimal order of ``mechanism`` under ``accounting`` (every order has a bound in both
+    geometries)."""
     _, best = epsilon_and_order(mechanism, **accounting)
     pool = DEFAULT_ORDERS
-    if accounting["geometry"] == "l2":
-        pool = pool[integer_mask(pool)]
     window = pool[(pool >= best / 2.5) & (pool <= best * 2.5)]
     if window.size == 0:
         window = pool[[int(np.argmin(np.abs(pool - best)))]]
