@@ -384,28 +384,27 @@ def general_subsampled_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rat
 def _l2_bounds(
     mechanism: Mechanism, integer_orders: np.ndarray, low_orders: np.ndarray, sensitivity: float, tolerance: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(ε(j) for j = 0..max(integer_orders), ε at ``low_orders``) from the dimension-free L2 bound,
-    evaluated in one call.
+    """(ε(j) for j = 0..max(integer_orders), ε at ``low_orders``) from the dimension-free L2 bound.
 
-    Evaluated at every integer 2..min(max, 256), at the requested integers above and at the
-    fractional ``low_orders``; any other integer j gets the value at the next evaluated integer
-    above it, an upper bound because the Rényi divergence (hence the L2 bound, a supremum of
-    divergences) is nondecreasing in the order (van Erven & Harremoës 2014, Theorem 3).
+    Evaluated at every integer 2..min(max, 256) and at the requested integers above (one call),
+    and at the fractional ``low_orders`` (a second call, so that the integer values do not
+    depend on them: the bound interpolates between anchor orders of each call); any other
+    integer j gets the value at the next evaluated integer above it, an upper bound because the
+    Rényi divergence (hence the L2 bound, a supremum of divergences) is nondecreasing in the
+    order (van Erven & Harremoës 2014, Theorem 3).
     """
     top = int(integer_orders.max())
     dense = np.arange(2, min(top, _DENSE_INTEGER_LIMIT) + 1, dtype=float)
     evaluated = np.union1d(dense, integer_orders)
-    values = np.asarray(
-        divergence.l2_renyi_bound(
-            mechanism, np.concatenate([evaluated, low_orders]), l2_sensitivity=sensitivity, tolerance=tolerance
-        ),
-        dtype=float,
-    )
+    values = np.asarray(divergence.l2_renyi_bound(mechanism, evaluated, l2_sensitivity=sensitivity, tolerance=tolerance), dtype=float)
     j = np.arange(top + 1, dtype=float)
     nearest_above = np.searchsorted(evaluated, np.maximum(j, 2.0))
     table = values[nearest_above]
     table[:2] = 0.0
-    return table, values[evaluated.size :]
+    if low_orders.size == 0:
+        return table, low_orders
+    low = divergence.l2_renyi_bound(mechanism, low_orders, l2_sensitivity=sensitivity, tolerance=tolerance)
+    return table, np.asarray(low, dtype=float)
 
 
 def _l2_subsampled_rdp(mechanism: Mechanism, alphas: np.ndarray, q: float, sensitivity: float, tolerance: float) -> np.ndarray:
