@@ -142,6 +142,9 @@ def test_delta_beyond_float_range_falls_back_to_rdp_with_a_reason():
     with pytest.warns(PLDFallbackWarning, match="delta=1e-300"):
         got = lmodp_epsilon(Laplace(1.0), q=0.01, steps=100, delta=1e-300)
     assert got == lmodp.epsilon(Laplace(1.0), sample_rate=0.01, steps=100, delta=1e-300, geometry="scalar", accountant="rdp")
+    heavy = LMO(exponential_weight=1.0, exponential_rate=2.0)  # P(|Y| > s) ~ 1/s: no window reaches 1e-250
+    with pytest.warns(PLDFallbackWarning, match="tails are too heavy"):
+        assert math.isfinite(lmodp_epsilon(heavy, q=0.01, steps=100, delta=1e-250))
 
 
 class TwoScaleLaplace(LaplaceScaleMixture):

@@ -160,7 +160,10 @@ class PLDAccountant(EventHistory):
             tail = 10.0 ** math.floor(math.log10(_TRUNCATION_SHARE * delta))
             if tail < _SMALLEST_TRUNCATION:
                 return self._rdp_fallback(delta, f"delta={delta:g} is below what the PLD resolves in float64 (1e-280)")
-            plds = self._recompose(tail)
+            try:
+                plds = self._recompose(tail)
+            except ValueError as err:  # e.g. a window too wide for the noise's power-law tails
+                return self._rdp_fallback(delta, f"the PLD cannot resolve delta={delta:g} ({err})")
         eps = max(p.get_epsilon(delta) for p in plds)
         if math.isinf(eps):
             return self._rdp_fallback(delta, f"the PLD puts more than delta={delta:g} of mass at infinity")
