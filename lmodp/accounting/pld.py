@@ -31,8 +31,9 @@ Small δ. The truncation (``tail_mass_truncation`` τ per composition, the windo
 unreachable (ε = ∞) and inflate ε for δ within a factor 1000 of it. ``get_epsilon(δ)`` therefore
 recomposes the history with τ' and the window mass scaled to 10⁻³·δ whenever the stored PLDs'
 mass at +∞ exceeds 10⁻³·δ. Below δ = 10⁻²⁸⁰ (where float64 cannot hold the tail masses) or if
-the recomposed PLD still cannot reach δ, it returns the RDP accountant's bound for the same
-history with a :class:`PLDFallbackWarning` saying why, never a bare ∞.
+the recomposed PLD still cannot reach δ (or its window cannot reach that far into a power-law
+noise tail), it returns the RDP accountant's bound for the same history with a
+:class:`PLDFallbackWarning` saying why, never a bare ∞.
 """
 
 from __future__ import annotations
