@@ -81,9 +81,9 @@ def _count_l2_divergences(mech) -> int:
 
     _l2_sup._divergence_ratio = counting
     try:
-        lmodp.accounting.divergence.l2_renyi_bound(
-            mech, DEFAULT_ORDERS[DEFAULT_ORDERS == np.floor(DEFAULT_ORDERS)], l2_sensitivity=1.0
-        )
+        # the orders at which the l2 path evaluates the bound: the integers and those below 2
+        evaluated = (DEFAULT_ORDERS == np.floor(DEFAULT_ORDERS)) | (DEFAULT_ORDERS < 2.0)
+        lmodp.accounting.divergence.l2_renyi_bound(mech, DEFAULT_ORDERS[evaluated], l2_sensitivity=1.0)
     finally:
         _l2_sup._divergence_ratio = original
     return count

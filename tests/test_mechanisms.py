@@ -107,6 +107,45 @@ def test_gamma_only_closed_forms():
     assert m.fisher_information() == pytest.approx(k * (k + 1) ** 2 * theta**2 / (k + 2), rel=1e-8)
 
 
+@pytest.mark.parametrize("k", [1.0001, 1.005, 2.0001, 2.005])
+@pytest.mark.parametrize("theta", [0.3, 2.0])
+def test_moments_just_above_their_divergence_threshold(k, theta):
+    # Gamma(k, θ) inverse scale: E|Y| = E[1/ω] = 1/((k−1)θ) for k > 1, Var Y = 2E[1/ω²] =
+    # 2/((k−1)(k−2)θ²) for k > 2 (the tail P(|Y| > s) ~ s^{−k}; a cut-off integral loses ~3 %)
+    m = LMO(gamma_weight=1.0, gamma_shape=k, gamma_scale=theta)
+    assert m.mean_abs() == pytest.approx(1 / ((k - 1) * theta), rel=1e-8)
+    if k > 2:
+        assert m.variance() == pytest.approx(2 / ((k - 1) * (k - 2) * theta**2), rel=1e-8)
+
+
+def test_mean_abs_near_threshold_with_two_components():
+    # Gamma(0.005, θ) + Exponential(rate 1/θ) = Gamma(1.005, θ) (same scale): tail exponent 1.005
+    # from two components, E[1/ω] = 1/(0.005 θ)
+    theta = 0.5
+    m = LMO(gamma_weight=1.0, gamma_shape=0.005, gamma_scale=theta, exponential_weight=1.0, exponential_rate=1 / theta)
+    assert m.tail_exponent() == pytest.approx(1.005)
+    assert m.mean_abs() == pytest.approx(1 / (0.005 * theta), rel=1e-8)
+
+
+def test_quadrature_error_estimates_are_checked(monkeypatch):
+    from lmodp.mechanisms import mixture
+
+    monkeypatch.setattr(mixture, "_ACCEPTED_ERROR", 0.0)
+    m = LMO(gamma_weight=1.0, gamma_shape=3.0, gamma_scale=0.5)
+    for moment in (m.mean_abs, m.variance, m.fisher_information_bound):
+        with pytest.raises(ArithmeticError, match="error estimate"):
+            moment()
+
+
+@pytest.mark.parametrize("k, theta", [(3.0, 0.5), (1.005, 1.0), (0.5, 2.0)])
+def test_fisher_information_bound_against_closed_form(k, theta):
+    # Gamma-only: f(y) = (kθ/2)(1 + θ|y|)^{−k−1}, so I = k(k+1)²θ²/(k+2) (independent of the code)
+    exact = k * (k + 1) ** 2 * theta**2 / (k + 2)
+    bound = LMO(gamma_weight=1.0, gamma_shape=k, gamma_scale=theta).fisher_information_bound()
+    assert exact <= bound <= exact * (1 + 1e-8)
+    assert Laplace(0.7).fisher_information_bound() == pytest.approx(1 / 0.49, rel=1e-12)  # capped by E[ω²]
+
+
 @pytest.mark.parametrize("m", TASK1[:2] + [HEAVY], ids=repr)
 def test_fisher_information_against_finite_difference_quadrature(m):
     def integrand(s):
@@ -116,6 +155,7 @@ def test_fisher_information_against_finite_difference_quadrature(m):
 
     ref = 2 * integrate.quad(integrand, 1e-9, np.inf, limit=200, epsrel=1e-8)[0]
     assert m.fisher_information() == pytest.approx(ref, rel=1e-5)
+    assert m.fisher_information() <= m.fisher_information_bound() <= m.fisher_information() * (1 + 1e-8)
 
 
 def test_laplace_closed_forms_and_point_mass_lmo():

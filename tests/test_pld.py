@@ -15,7 +15,7 @@ from scipy.stats import norm
 
 import lmodp
 from lmodp import LMO, Gaussian, Laplace
-from lmodp.accounting.pld import PLDAccountant, mechanism_pld
+from lmodp.accounting.pld import PLDAccountant, PLDFallbackWarning, mechanism_pld
 from lmodp.mechanisms import LaplaceScaleMixture
 
 H = 1e-4
@@ -87,6 +87,66 @@ def test_deep_tail_of_composed_gaussian_against_closed_form():
         assert exact <= got <= exact * 1.01, eps
 
 
+def _solve_epsilon(delta_of_eps, delta: float, guess: float) -> float:
+    """The root of log δ(ε) = log δ, in mpmath."""
+    import mpmath as mp
+
+    return float(mp.findroot(lambda e: mp.log(delta_of_eps(e)) - mp.log(delta), guess))
+
+
+def test_tiny_delta_of_composed_gaussian_against_closed_form():
+    # δ far below the truncation mass 1e-15: the history is recomposed with smaller truncation
+    # and the far tail is reached by successive tilts. Reference: Balle & Wang's closed form.
+    import mpmath as mp
+
+    sigma, steps = 20.0, 1000
+    acc = PLDAccountant()
+    acc.step(mechanism=Gaussian(sigma), sample_rate=1.0, steps=steps, geometry="scalar")
+    with mp.workdps(50):
+        mu = mp.sqrt(steps) / sigma
+        exact = lambda e: mp.ncdf(mu / 2 - e / mu) - mp.exp(e) * mp.ncdf(-mu / 2 - e / mu)  # noqa: E731
+        for delta in (1e-16, 1e-30, 1e-150):
+            got = acc.get_epsilon(delta)
+            assert 0.0 <= got - _solve_epsilon(exact, delta, got) <= 2e-4, delta
+
+
+def test_tiny_delta_of_one_subsampled_gaussian_step_against_closed_form():
+    # remove direction (the larger one here): P = (1−q)N(0,1) + qN(1,1) against Q = N(0,1);
+    # P/Q > e^ε exactly for y > y*(ε) = log((e^ε − 1 + q)/q) + 1/2.
+    import mpmath as mp
+
+    acc = PLDAccountant()
+    acc.step(mechanism=Gaussian(1.0), sample_rate=0.01, steps=1, geometry="scalar")
+    with mp.workdps(60):
+        q = mp.mpf("0.01")
+
+        def exact(e):
+            y = mp.log((mp.exp(e) - 1 + q) / q) + mp.mpf(1) / 2
+            return (1 - q) * mp.ncdf(-y) + q * mp.ncdf(1 - y) - mp.exp(e) * mp.ncdf(-y)
+
+        for delta in (1e-30, 1e-100, 1e-200):
+            got = acc.get_epsilon(delta)
+            assert 0.0 <= got - _solve_epsilon(exact, delta, got) <= 1e-4, delta
+
+
+def test_issue_case_small_delta_is_finite_and_below_rdp():
+    rdp, pld = {}, {}
+    for delta in (1e-15, 1e-16, 1e-40):
+        rdp[delta] = lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=delta, geometry="scalar", accountant="rdp")
+        pld[delta] = lmodp_epsilon(Gaussian(1.0), q=0.01, steps=1000, delta=delta)
+    assert all(math.isfinite(v) and v <= rdp[d] for d, v in pld.items())
+    assert pld[1e-15] < pld[1e-16] < pld[1e-40]
+
+
+def test_delta_beyond_float_range_falls_back_to_rdp_with_a_reason():
+    with pytest.warns(PLDFallbackWarning, match="delta=1e-300"):
+        got = lmodp_epsilon(Laplace(1.0), q=0.01, steps=100, delta=1e-300)
+    assert got == lmodp.epsilon(Laplace(1.0), sample_rate=0.01, steps=100, delta=1e-300, geometry="scalar", accountant="rdp")
+    heavy = LMO(exponential_weight=1.0, exponential_rate=2.0)  # P(|Y| > s) ~ 1/s: no window reaches 1e-250
+    with pytest.warns(PLDFallbackWarning, match="tails are too heavy"):
+        assert math.isfinite(lmodp_epsilon(heavy, q=0.01, steps=100, delta=1e-250))
+
+
 class TwoScaleLaplace(LaplaceScaleMixture):
     """ω ∈ {rate_a, rate_b} with equal weights: a scale mixture LMO cannot express."""
 
@@ -106,10 +166,14 @@ class TwoScaleLaplace(LaplaceScaleMixture):
         return {"family": self.family, "rate_a": float(self.omega_atoms[0]), "rate_b": float(self.omega_atoms[1])}
 
 
+BRUTE_FORCE_GRID = np.linspace(-45.0, 46.0, 3_000_001)
+
+
 def brute_force_delta(density, *, q: float, eps: float, direction: str) -> float:
-    """∫ (P − e^ε Q)_+ by the trapezoid rule on a very fine grid (sensitivity 1)."""
-    y = np.linspace(-45.0, 46.0, 3_000_001)
-    f, f_shift = density(y), density(y - 1.0)
+    """∫ (P − e^ε Q)_+ by the trapezoid rule on a very fine grid (sensitivity 1); ``density``
+    may also be the pair (f, f(· − 1)) already evaluated on BRUTE_FORCE_GRID."""
+    y = BRUTE_FORCE_GRID
+    f, f_shift = density if isinstance(density, tuple) else (density(y), density(y - 1.0))
     mix = (1.0 - q) * f + q * f_shift
     p, qq = (mix, f) if direction == "remove" else (f, mix)
     return float(np.trapezoid(np.maximum(p - math.exp(eps) * qq, 0.0), y))
@@ -124,15 +188,49 @@ def test_non_monotone_mixture_against_brute_force():
     y = np.linspace(-3, 4, 701)
     loss = np.log(density(y)) - np.log(density(y - 1.0))
     assert np.any(np.diff(loss) > 1e-9) and np.any(np.diff(loss) < -1e-9)  # non-monotone
-    mech = TwoScaleLaplace(*rates)
+    assert_single_release_matches_brute_force(TwoScaleLaplace(*rates), density)
+
+
+def assert_single_release_matches_brute_force(mechanism, density) -> None:
+    """δ(ε) of one subsampled release (q = 1, 0.3; both directions) against brute_force_delta."""
     for q in (1.0, 0.3):
         for direction in ("add", "remove"):
-            pld = mechanism_pld(mech, sample_rate=q, direction=direction, value_discretization_interval=H)
+            pld = mechanism_pld(mechanism, sample_rate=q, direction=direction, value_discretization_interval=H)
             for eps in (0.0, 0.1, 0.4, 0.7):
                 exact = brute_force_delta(density, q=q, eps=eps, direction=direction)
                 got = pld.get_delta(eps)
                 assert got >= exact - 1e-9, (q, direction, eps)
                 assert got <= exact + 1e-8, (q, direction, eps)
+
+
+def lmo_density(y, *, a1, k, theta, a3, rate, a4, lo, hi):
+    """f(y) = ½·E[ω e^{−ω|y|}] = ½·M'(−|y|) for ω = a1·Gamma(k, θ) + a3·Exp(rate) + a4·U[lo, hi],
+    from the closed-form MGF M(t) = (1 − a1θt)^{−k}·rate/(rate − a3 t)·(e^{a4 t hi} − e^{a4 t lo})/(a4 t (hi − lo))
+    and its logarithmic derivative (written here, independently of lmodp's kernels)."""
+    t = -np.abs(y)
+    small = np.abs(a4 * t) < 1e-3  # the uniform factor's series (cumulants (lo+hi)/2, (hi−lo)²/12, 0)
+    u = np.where(small, -1.0, a4 * t)
+    mean, var = (lo + hi) / 2, (hi - lo) ** 2 / 12
+    log_uniform = np.where(small, a4 * t * mean + (a4 * t) ** 2 * var / 2, np.log((np.exp(u * hi) - np.exp(u * lo)) / (u * (hi - lo))))
+    uniform_score = a4 * np.where(
+        small, mean + a4 * t * var, (hi * np.exp(u * hi) - lo * np.exp(u * lo)) / (np.exp(u * hi) - np.exp(u * lo)) - 1.0 / u
+    )
+    log_m = -k * np.log1p(-a1 * theta * t) + np.log(rate / (rate - a3 * t)) + log_uniform
+    score = a1 * k * theta / (1 - a1 * theta * t) + a3 / (rate - a3 * t) + uniform_score
+    return 0.5 * np.exp(log_m) * score
+
+
+def test_continuous_lmo_against_brute_force():
+    # the continuous-ω path of the PLD (Gamma + Exponential + Uniform mixing law): δ(ε) of one
+    # Poisson-subsampled release against the trapezoid integral of (P − e^ε Q)_+ with the
+    # density above (ω >= a4·lo = 0.5, so the tails beyond ±45 are below 1e-9)
+    params = dict(a1=0.5, k=2.0, theta=0.5, a3=0.3, rate=2.0, a4=0.5, lo=1.0, hi=2.0)
+    mech = LMO(gamma_weight=0.5, gamma_shape=2.0, gamma_scale=0.5, exponential_weight=0.3, exponential_rate=2.0,
+               uniform_weight=0.5, uniform_low=1.0, uniform_high=2.0)
+
+    assert abs(np.trapezoid(lmo_density(np.linspace(-60, 60, 1_200_001), **params), dx=1e-4) - 1.0) < 5e-9
+    pair = (lmo_density(BRUTE_FORCE_GRID, **params), lmo_density(BRUTE_FORCE_GRID - 1.0, **params))
+    assert_single_release_matches_brute_force(mech, pair)
 
 
 @pytest.mark.parametrize("per_step", [0.3, 3.0])

@@ -10,7 +10,7 @@ import pytest
 import lmodp
 from lmodp import LMO, Gaussian, Laplace
 from lmodp.accounting.pld import PLDAccountant
-from lmodp.accounting.pld_interval import EpsilonInterval
+from lmodp.accounting.pld_interval import EpsilonInterval, split_shift_epsilon
 
 DIMS = (1, 4, 16)
 
@@ -83,6 +83,45 @@ def test_lower_bound_keeps_atoms_on_grid_points():
     assert 1.0 + math.log1p(-16e-6) - 1e-4 <= got.lower_by_dimensions[4] <= 1.0
 
 
+def _dp_accounting_epsilon(event, count: int, delta: float, interval: float = 1e-4) -> float:
+    dp_accounting = pytest.importorskip("dp_accounting")
+    acc = dp_accounting.pld.PLDAccountant(value_discretization_interval=interval)
+    acc.compose(event, count)
+    return acc.get_epsilon(delta)
+
+
+def test_gaussian_split_over_a_million_coordinates_is_the_scalar_value():
+    # Gaussian noise is rotation invariant: the shift C/√n on n = 2^20 coordinates is exactly
+    # the scalar pair, so the whole chain (20 squarings, re-gridding, subsampling, composition)
+    # must land just below dp-accounting's (pessimistic) ε of the subsampled Gaussian.
+    dp_accounting = pytest.importorskip("dp_accounting")
+    ours = split_shift_epsilon(Gaussian(1.0), dimensions=2**20, sample_rate=0.01, steps=1000, delta=1e-5)
+    reference = _dp_accounting_epsilon(dp_accounting.PoissonSampledDpEvent(0.01, dp_accounting.GaussianDpEvent(1.0)), 1000, 1e-5)
+    assert reference - 2e-4 <= ours <= reference
+
+
+@pytest.mark.parametrize("dimensions", [16, 64])
+def test_laplace_split_without_subsampling_against_dp_accounting(dimensions):
+    # q = 1: the n-coordinate Laplace(1) pair with shift 1/√n is the n-fold composition of the
+    # scalar Laplace pair, i.e. dp-accounting's LaplaceDpEvent(√n) composed n times.
+    dp_accounting = pytest.importorskip("dp_accounting")
+    ours = split_shift_epsilon(Laplace(1.0), dimensions=dimensions, sample_rate=1.0, steps=1, delta=1e-6)
+    reference = _dp_accounting_epsilon(dp_accounting.LaplaceDpEvent(math.sqrt(dimensions)), dimensions, 1e-6)
+    assert reference - 1e-5 <= ours <= reference
+
+
+def test_lower_end_approaches_the_fisher_limit():
+    # The case: Laplace b = 1, q = 0.01, T = 1000, δ = 1e-5. The d → ∞ value is the
+    # subsampled Gaussian with the same Fisher information (σ = b): 1.8282 (dp-accounting).
+    dp_accounting = pytest.importorskip("dp_accounting")
+    got = lmodp.epsilon_interval(Laplace(1.0), sample_rate=0.01, steps=1000, delta=1e-5)
+    limit = _dp_accounting_epsilon(dp_accounting.PoissonSampledDpEvent(0.01, dp_accounting.GaussianDpEvent(1.0)), 1000, 1e-5)
+    assert got.worst_dimensions == 2**20
+    assert limit - 2e-3 <= got.lower <= min(limit, got.upper)
+    values = [got.lower_by_dimensions[n] for n in sorted(got.lower_by_dimensions)]
+    assert values == sorted(values)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -98,3 +137,5 @@ def test_bad_input(kwargs):
     args = {"sample_rate": 0.1, "steps": 5, "delta": 1e-5} | kwargs
     with pytest.raises(ValueError):
         lmodp.epsilon_interval(Laplace(1.0), **args)
+    with pytest.raises(ValueError):
+        split_shift_epsilon(Laplace(1.0), dimensions=4, **args)

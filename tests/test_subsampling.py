@@ -17,6 +17,8 @@ from lmodp.accounting.subsampling import (
     binomial_remove_rdp,
     chi2_add_rdp,
     general_subsampled_rdp,
+    interpolated_subsampled_rdp,
+    low_order_subsampled_rdp,
     poisson_subsampled_rdp,
     zhu_wang_general_rdp,
 )
@@ -169,11 +171,69 @@ def test_l2_bound_covers_the_one_coordinate_shift(mechanism):
     assert np.all(l2 >= scalar * (1 - 1e-9))
 
 
-def test_l2_laplace_integer_orders_only():
-    orders = np.array([1.5, 2.0, 3.0, 2.5, 10.0])
-    rdp = poisson_subsampled_rdp(Laplace(1.0), orders, sample_rate=0.1, sensitivity=1.0, geometry="l2")
-    assert np.all(np.isinf(rdp[[0, 3]]))
-    assert np.all(np.isfinite(rdp[[1, 2, 4]]))
+def test_l2_laplace_every_order_finite_and_covers_the_one_coordinate_shift():
+    orders = np.array([1.05, 1.5, 2.0, 2.5, 3.0, 7.3, 10.0])
+    l2 = poisson_subsampled_rdp(Laplace(1.0), orders, sample_rate=0.1, sensitivity=1.0, geometry="l2")
+    scalar = poisson_subsampled_rdp(Laplace(1.0), orders, sample_rate=0.1, sensitivity=1.0, geometry="scalar")
+    assert np.all(np.isfinite(l2))
+    assert np.all(l2 >= scalar * (1 - 1e-9))
+
+
+def _mp_gaussian_directions(alpha: float, q: float, sigma: float) -> tuple[float, float]:
+    """Both directions of the Poisson-subsampled Gaussian (unit shift) by mpmath quadrature."""
+    phi = lambda y, mu: mp.npdf(y, mu, sigma)  # noqa: E731
+    mix = lambda y: (1 - q) * phi(y, 0) + q * phi(y, 1)  # noqa: E731
+    pts = [-mp.inf] + list(mp.linspace(-1, 2, 31)) + [mp.inf]
+    remove = mp.quad(lambda y: phi(y, 0) * (mix(y) / phi(y, 0)) ** alpha, pts)
+    add = mp.quad(lambda y: mix(y) * (phi(y, 0) / mix(y)) ** alpha, pts)
+    return float(mp.log(remove) / (alpha - 1)), float(mp.log(add) / (alpha - 1))
+
+
+@pytest.mark.parametrize("q,b", [(0.01, 0.05), (0.1, 0.1), (0.3, 1.0), (0.9, 0.2)])
+def test_low_order_bound_dominates_both_directions_laplace(q, b):
+    """low_order_subsampled_rdp with the pair's own D_α (Mironov's closed form) bounds both
+    directions computed by mpmath, and is nearly exact with little noise near α = 2."""
+    alphas = np.array([1.05, 1.3, 1.7, 1.99, 2.0])
+    bound = low_order_subsampled_rdp(alphas, laplace_rdp(alphas, b), sample_rate=q)
+    with mp.workdps(30):
+        ref = np.array([_mp_directions(float(a), q, b) for a in alphas]).max(axis=1)
+    assert np.all(bound >= ref * (1 - 1e-12))
+    if b <= 0.1:
+        assert np.all(bound[2:] <= ref[2:] * 1.01)
+
+
+@pytest.mark.parametrize("q,sigma", [(0.01, 0.1), (0.3, 0.1), (0.03, 0.3), (0.2, 4.6), (0.5, 1.0)])
+def test_low_order_bound_dominates_the_sampled_gaussian(q, sigma):
+    """Against mpmath quadrature of the subsampled Gaussian, the pair with D_α = α/(2σ²); with
+    little noise the bound is tight, and lmodp's sampled-Gaussian RDP uses it there."""
+    alphas = np.array([1.05, 1.2, 1.5, 1.9])
+    bound = low_order_subsampled_rdp(alphas, alphas / (2 * sigma**2), sample_rate=q)
+    with mp.workdps(40):
+        ref = np.array([_mp_gaussian_directions(float(a), q, sigma) for a in alphas]).max(axis=1)
+    assert np.all(bound >= ref * (1 - 1e-12))
+    sampled = sampled_gaussian_rdp(alphas, noise_multiplier=sigma, sample_rate=q)
+    assert np.all(sampled >= ref * (1 - 1e-9)) and np.all(sampled <= bound)
+    if sigma <= 0.1:
+        assert np.all(sampled[1:] <= ref[1:] * 1.01)
+
+
+@pytest.mark.parametrize("q,b", [(0.01, 0.05), (0.3, 1.0), (0.9, 0.2)])
+def test_interpolated_bound_dominates_both_directions(q, b):
+    integers = np.arange(2.0, 10.0)
+    at_integers = general_subsampled_rdp(integers, laplace_table(9, b), sample_rate=q)
+    fractional = np.array([2.5, 3.3, 7.9])
+    bound = interpolated_subsampled_rdp(fractional, integers, at_integers)
+    with mp.workdps(30):
+        ref = np.array([_mp_directions(float(a), q, b) for a in fractional]).max(axis=1)
+    assert np.all(bound >= ref * (1 - 1e-12))
+    assert np.all(bound <= ref * 1.11)
+    with pytest.raises(ValueError, match="floor and ceil"):
+        interpolated_subsampled_rdp([10.5], integers, at_integers)
+
+
+def test_low_order_bound_rejects_orders_above_two():
+    with pytest.raises(ValueError, match=r"\(1, 2\]"):
+        low_order_subsampled_rdp([2.5], [1.0], sample_rate=0.1)
 
 
 def test_gaussian_dispatch_uses_noise_multiplier_for_both_geometries():
@@ -210,8 +270,10 @@ def test_binomial_bounds_reject_fractional_orders_and_short_tables():
 
 
 def test_l2_path_evaluates_the_bound_once_and_fills_by_monotonicity(monkeypatch):
-    """Plumbing of the l2 path with a stand-in L2 bound (Mironov's Laplace curve): one call, at
-    2..256 and the requested integers above, other integers take the next evaluated order's value."""
+    """Plumbing of the l2 path with a stand-in L2 bound (Mironov's Laplace curve): one call at
+    2..256 and the requested integers above, one at the orders below 2; other integers take the
+    next evaluated order's value, fractional orders above 2 are interpolated between integers and
+    those below 2 get the low-order bound capped by the value at 2."""
     import types
 
     from lmodp.accounting import DEFAULT_ORDERS
@@ -225,11 +287,41 @@ def test_l2_path_evaluates_the_bound_once_and_fills_by_monotonicity(monkeypatch)
 
     monkeypatch.setattr(module, "divergence", types.SimpleNamespace(l2_renyi_bound=fake_l2_bound))
     got = poisson_subsampled_rdp(Laplace(2.0), DEFAULT_ORDERS, sample_rate=0.02, sensitivity=1.0, geometry="l2")
-    assert len(calls) == 1
+    assert len(calls) == 2
+    low = DEFAULT_ORDERS[DEFAULT_ORDERS < 2]
     np.testing.assert_array_equal(calls[0], np.concatenate([np.arange(2, 257), [320, 384, 512, 768, 1024]]))
+    np.testing.assert_array_equal(calls[1], low)
     table = np.zeros(1025)
     j = np.arange(2, 1025)
     table[2:] = laplace_rdp(np.where(j <= 256, j, np.array([320, 384, 512, 768, 1024])[np.searchsorted([320, 384, 512, 768, 1024], j)]), 2.0)
     integers = DEFAULT_ORDERS == np.floor(DEFAULT_ORDERS)
-    np.testing.assert_array_equal(got[integers], general_subsampled_rdp(DEFAULT_ORDERS[integers], table, sample_rate=0.02))
-    assert np.all(np.isinf(got[~integers]))
+    at_integers = general_subsampled_rdp(DEFAULT_ORDERS[integers], table, sample_rate=0.02)
+    np.testing.assert_array_equal(got[integers], at_integers)
+    high = ~integers & (DEFAULT_ORDERS > 2)
+    np.testing.assert_allclose(
+        got[high], interpolated_subsampled_rdp(DEFAULT_ORDERS[high], DEFAULT_ORDERS[integers], at_integers), rtol=1e-15
+    )
+    low = DEFAULT_ORDERS < 2
+    expected_low = low_order_subsampled_rdp(DEFAULT_ORDERS[low], laplace_rdp(DEFAULT_ORDERS[low], 2.0), sample_rate=0.02)
+    np.testing.assert_array_equal(got[low], np.minimum(expected_low, at_integers[0]))
+
+
+def test_l2_little_noise_takes_orders_below_two():
+    """With little noise the optimum is below order 2: the l2 bound must use those orders
+    (integer orders alone are ~40x looser here) and stay above an achieved value, the
+    one-coordinate (scalar) Laplace PLD of dp-accounting."""
+    from lmodp.accounting import DEFAULT_ORDERS, RDPAccountant
+
+    q, steps, delta = 0.01, 1000, 1e-5
+    every, integers = RDPAccountant(), RDPAccountant(orders=DEFAULT_ORDERS[DEFAULT_ORDERS == np.floor(DEFAULT_ORDERS)])
+    for acc in (every, integers):
+        acc.step(mechanism=Laplace(0.1), sample_rate=q, steps=steps, geometry="l2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eps, order = every.get_epsilon_and_order(delta)
+        eps_integers = integers.get_epsilon(delta)
+    assert order < 2 and eps * 10 < eps_integers
+    dp_accounting = pytest.importorskip("dp_accounting")
+    reference = dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-3)
+    reference.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.LaplaceDpEvent(0.1)), steps)
+    assert reference.get_epsilon(delta) <= eps

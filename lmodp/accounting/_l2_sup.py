@@ -22,7 +22,9 @@ E[ω²]/E[ω], I = ∫ f'²/f the Fisher information. The bound combines, per or
    convex function from above.
 
 What rests on numerics rather than proof: the quadrature values (pessimistic by an error
-estimate, not a proven bound) and the Fisher information (scipy quadrature, inflated by 1e-8).
+estimate, not a proven bound) and the Fisher information (a quadrature with a margin checked
+against a second rule, capped by the proven E[ω²]:
+:meth:`~lmodp.mechanisms.mixture.LaplaceScaleMixture.fisher_information_bound`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ _SERIES_BELOW = 1e-4
 _INITIAL_RATIO = 1.25
 _MIN_RATIO = 1.0001
 _ANCHOR_RATIO = 1.1
-_FISHER_MARGIN = 1e-8
 #: Default relative slack of the sup: the bound is within about this factor of the best value found.
 DEFAULT_L2_TOLERANCE = 5e-3
 
@@ -75,7 +76,7 @@ class NoiseConstants:
 
     @classmethod
     def of(cls, mechanism: LaplaceScaleMixture) -> "NoiseConstants":
-        return cls(mechanism.fisher_information() * (1.0 + _FISHER_MARGIN), max_score(mechanism), mechanism.omega_moments())
+        return cls(mechanism.fisher_information_bound(), max_score(mechanism), mechanism.omega_moments())
 
 
 def first_order_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> np.ndarray:

@@ -29,7 +29,8 @@ from lmodp.accounting.orders import validate_orders
 
 
 class OrderGridEdgeWarning(UserWarning):
-    """The optimal order is the smallest or largest finite order of the grid: widen the grid."""
+    """The optimal order is the smallest or largest finite order of the grid: a grid reaching
+    beyond it (``RDPAccountant(orders=...)``, any orders > 1) may give a smaller ε."""
 
 
 def _validated_curve(orders: ArrayLike, rdp: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -45,10 +46,12 @@ def _validated_curve(orders: ArrayLike, rdp: ArrayLike) -> tuple[np.ndarray, np.
 
 def _warn_if_edge(alphas: np.ndarray, best: int, improvable: bool) -> None:
     if improvable and (alphas[best] == alphas.min() or alphas[best] == alphas.max()):
-        side = "smallest" if alphas[best] == alphas.min() else "largest"
+        smallest = alphas[best] == alphas.min()
+        side, beyond = ("smallest", "closer to 1") if smallest else ("largest", "above it")
         warnings.warn(
-            f"the optimal Rényi order {alphas[best]:g} is the {side} finite order of the grid; "
-            "a wider grid may give a tighter bound",
+            f"the optimal Rényi order {alphas[best]:g} is the {side} order of the grid with a finite bound; "
+            f"orders {beyond} may give a smaller bound: pass them in "
+            "lmodp.accounting.RDPAccountant(orders=...) (every order > 1 is supported in both geometries)",
             OrderGridEdgeWarning,
             stacklevel=3,
         )

@@ -25,10 +25,21 @@ interval (an RDP upper bound and a PLD lower bound that is certainly achieved).
 
 ``get_epsilon_lower(δ)`` is an optimistic estimate (losses rounded down), so users see the
 interval [get_epsilon_lower, get_epsilon] that contains the true ε.
+
+Small δ. The truncation (``tail_mass_truncation`` τ per composition, the window mass
+``window_tail`` per step) puts up to about τ of mass at +∞, which would make every δ below it
+unreachable (ε = ∞) and inflate ε for δ within a factor 1000 of it. ``get_epsilon(δ)`` therefore
+recomposes the history with τ' and the window mass scaled to 10⁻³·δ whenever the stored PLDs'
+mass at +∞ exceeds 10⁻³·δ. Below δ = 10⁻²⁸⁰ (where float64 cannot hold the tail masses) or if
+the recomposed PLD still cannot reach δ (or its window cannot reach that far into a power-law
+noise tail), it returns the RDP accountant's bound for the same history with a
+:class:`PLDFallbackWarning` saying why, never a bare ∞.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any, Mapping
 
 from lmodp._validation import require_delta, require_nonnegative, require_positive, require_sample_rate
@@ -36,11 +47,21 @@ from lmodp.accounting.events import EventHistory, MechanismEvent
 from lmodp.accounting.pld_compose import DEFAULT_TAIL_MASS, compose, self_compose
 from lmodp.accounting.pld_connect_dots import pessimistic_pld
 from lmodp.accounting.pld_discrete import DiscretePLD, rounded_down_laws
-from lmodp.accounting.pld_hockey_stick import DIRECTIONS, hockey_stick_curve, noise_model
+from lmodp.accounting.pld_hockey_stick import DEFAULT_WINDOW_TAIL, DIRECTIONS, hockey_stick_curve, noise_model
+from lmodp.accounting.rdp_accountant import RDPAccountant
 from lmodp.mechanisms import Gaussian, Mechanism, mechanism_from_dict
 
 DEFAULT_INTERVAL = 1e-4
 _STATE_VERSION = 1
+# Mass at +∞ from truncation allowed, as a share of the δ asked for; above it the history is
+# recomposed with smaller truncation.
+_TRUNCATION_SHARE = 1e-3
+# Smallest truncation mass the recomposition uses (float64 resolves masses well above 1e-308).
+_SMALLEST_TRUNCATION = 1e-283
+
+
+class PLDFallbackWarning(UserWarning):
+    """The PLD could not resolve the δ asked for; the (sound, looser) RDP bound was returned."""
 
 
 def mechanism_pld(
@@ -51,16 +72,18 @@ def mechanism_pld(
     sensitivity: float = 1.0,
     value_discretization_interval: float = DEFAULT_INTERVAL,
     pessimistic: bool = True,
+    window_tail: float = DEFAULT_WINDOW_TAIL,
 ) -> DiscretePLD:
     """Discrete PLD of one Poisson-subsampled release in the scalar geometry, in one direction.
 
     ``pessimistic=True``: dominates the true pair (pessimistic connect-the-dots), so every ε
     read off it or its compositions is an upper bound. ``False``: the law of L under P with every
     loss rounded DOWN to the grid; δ(ε) = E_P[(1 − e^{ε−L})_+] only decreases, also after
-    composition, so ε read off it is a lower bound (an optimistic estimate)."""
+    composition, so ε read off it is a lower bound (an optimistic estimate). ``window_tail``
+    bounds the noise mass outside the window (pessimistic: it is added at +∞)."""
     q = require_sample_rate("sample_rate", sample_rate)
     h = require_positive("value_discretization_interval", value_discretization_interval)
-    model = noise_model(mechanism, sensitivity=require_positive("sensitivity", sensitivity))
+    model = noise_model(mechanism, sensitivity=require_positive("sensitivity", sensitivity), window_tail=window_tail)
     c = hockey_stick_curve(model, direction=direction, sample_rate=q, interval=h)
     if pessimistic:
         return pessimistic_pld(c.offset, h, c.curve, c.error)
@@ -96,6 +119,7 @@ class PLDAccountant(EventHistory):
         self._events: list[MechanismEvent] = []
         self._steps: dict[tuple[str, str], DiscretePLD] = {}
         self._composed: dict[str, DiscretePLD | None] = {d: None for d in DIRECTIONS}
+        self._recomposed: dict[float, list[DiscretePLD]] = {}
 
     # --- what happened (step() and history come from EventHistory) ------------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
@@ -118,6 +142,7 @@ class PLDAccountant(EventHistory):
                     block if previous is None else compose(previous, block, tail_mass=self.tail_mass_truncation)
                 )
         self._events.append(event)
+        self._recomposed.clear()
 
     # --- how it is accounted ------------------------------------------------------------
     def composed_pld(self, direction: str) -> DiscretePLD | None:
@@ -125,12 +150,45 @@ class PLDAccountant(EventHistory):
         return self._composed[direction]
 
     def get_epsilon(self, delta: float) -> float:
-        """An upper bound on ε such that the whole history is (ε, δ)-DP (max over directions)."""
+        """An upper bound on ε such that the whole history is (ε, δ)-DP (max over directions).
+
+        Any δ in (0, 1) gives a finite value (see the module docstring for small δ)."""
+        delta = require_delta("delta", delta)
         plds = [p for p in self._composed.values() if p is not None]
         if not plds:
-            require_delta("delta", delta)
             return 0.0
-        return max(p.get_epsilon(delta) for p in plds)
+        if max(p.infinity_mass for p in plds) > _TRUNCATION_SHARE * delta:
+            tail = 10.0 ** math.floor(math.log10(_TRUNCATION_SHARE * delta))
+            if tail < _SMALLEST_TRUNCATION:
+                return self._rdp_fallback(delta, f"delta={delta:g} is below what the PLD resolves in float64 (1e-280)")
+            try:
+                plds = self._recompose(tail)
+            except ValueError as err:  # e.g. a window too wide for the noise's power-law tails
+                return self._rdp_fallback(delta, f"the PLD cannot resolve delta={delta:g} ({err})")
+        eps = max(p.get_epsilon(delta) for p in plds)
+        if math.isinf(eps):
+            return self._rdp_fallback(delta, f"the PLD puts more than delta={delta:g} of mass at infinity")
+        return eps
+
+    def _recompose(self, tail: float) -> list[DiscretePLD]:
+        """The pessimistic composed PLDs with truncation mass ``tail`` (cached until the next step)."""
+        if tail not in self._recomposed:
+            window = tail / (8.0 * max(self.steps_taken, 1))
+            self._recomposed[tail] = self._compose_history(
+                pessimistic=True, interval=self.value_discretization_interval, tail_mass=tail, window_tail=window
+            )
+        return self._recomposed[tail]
+
+    def _rdp_fallback(self, delta: float, reason: str) -> float:
+        message = f"{reason}; reporting the RDP accountant's bound for the same history instead (sound, looser)"
+        warnings.warn(message, PLDFallbackWarning, stacklevel=3)
+        rdp = RDPAccountant()
+        for e in self._events:
+            rdp.step(
+                mechanism=mechanism_from_dict(e.mechanism), sample_rate=e.sample_rate, steps=e.steps,
+                sensitivity=e.sensitivity, geometry=e.geometry,
+            )
+        return rdp.get_epsilon(delta)
 
     def get_delta(self, epsilon: float) -> float:
         """An upper bound on δ such that the whole history is (ε, δ)-DP (max over directions)."""
@@ -145,8 +203,17 @@ class PLDAccountant(EventHistory):
         (:func:`mechanism_pld` with ``pessimistic=False``), so ``get_epsilon_lower(δ) ≤ true ε ≤ get_epsilon(δ)``;
         the gap shows the discretisation error (at most about steps·interval/10 here)."""
         require_delta("delta", delta)
-        h = self.value_discretization_interval / 10.0
-        worst = 0.0
+        plds = self._compose_history(
+            pessimistic=False,
+            interval=self.value_discretization_interval / 10.0,
+            tail_mass=self.tail_mass_truncation,
+            window_tail=DEFAULT_WINDOW_TAIL,
+        )
+        return max((p.get_epsilon(delta) for p in plds), default=0.0)
+
+    def _compose_history(self, *, pessimistic: bool, interval: float, tail_mass: float, window_tail: float) -> list[DiscretePLD]:
+        """The composed PLD of the whole history in each direction, recomputed with these settings."""
+        out = []
         for direction in DIRECTIONS:
             total: DiscretePLD | None = None
             for event in self._events:
@@ -157,14 +224,15 @@ class PLDAccountant(EventHistory):
                     sample_rate=event.sample_rate,
                     direction=direction,
                     sensitivity=event.sensitivity,
-                    value_discretization_interval=h,
-                    pessimistic=False,
+                    value_discretization_interval=interval,
+                    pessimistic=pessimistic,
+                    window_tail=window_tail,
                 )
-                block = self_compose(law, event.steps, tail_mass=self.tail_mass_truncation)
-                total = block if total is None else compose(total, block, tail_mass=self.tail_mass_truncation)
+                block = self_compose(law, event.steps, tail_mass=tail_mass)
+                total = block if total is None else compose(total, block, tail_mass=tail_mass)
             if total is not None:
-                worst = max(worst, total.get_epsilon(delta))
-        return worst
+                out.append(total)
+        return out
 
     # --- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -190,4 +258,4 @@ class PLDAccountant(EventHistory):
             self._record(MechanismEvent(**e))
 
 
-__all__ = ["DEFAULT_INTERVAL", "PLDAccountant", "mechanism_pld"]
+__all__ = ["DEFAULT_INTERVAL", "PLDAccountant", "PLDFallbackWarning", "mechanism_pld"]

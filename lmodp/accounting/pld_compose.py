@@ -17,8 +17,10 @@ bound on what came from below) and the rounding noise (the negative entries) are
 top of the window; what came from above only lowers δ. Remaining floating-point error
 of the FFT power is about count·u times the largest entry; where the result falls below 1e-8 of
 its largest entry, the upper tail is recomputed with exponential tilting (relative precision,
-see :func:`_tilted_power`), which adds at most τ/2 of folded mass (pessimistic: it only raises
-δ; optimistic: removed from the top). The remaining rounding is not bounded rigorously.
+see :func:`_tilted_power`), again from wherever the tilted result itself falls below its noise
+floor (successive tilts reach the far tail that tiny δ needs); each tilt adds at most τ/2 of
+folded mass (pessimistic: it only raises δ; optimistic: removed from the top). The remaining
+rounding is not bounded rigorously.
 
 ``full_support=True`` uses a transform long enough for the whole support (no folding).
 """
@@ -39,6 +41,8 @@ DEFAULT_TAIL_MASS = 1e-15
 _LAMBDAS = np.geomspace(1e-10, 1.0, 40)
 # Below this fraction of the largest entry, an FFT power is dominated by rounding (≈ count·u).
 _NOISE_FLOOR = 1e-8
+# Far tails (tiny δ) are reached by successive tilts, each resolving ~8 more decades.
+_MAX_TILTS = 64
 
 
 def _chernoff_window(probs: np.ndarray, count: int, tail_mass: float) -> tuple[int, int]:
@@ -77,9 +81,12 @@ def self_compose(
     folded_in = tail_mass / 4.0 if folded else 0.0
     out = _circular_power(probs, count, lo, hi)
     start = _noisy_from(out)
-    if start is not None:
-        out[start:] = _tilted_power(probs, count, lo, hi, lo + start, tail_mass)
+    for _ in range(_MAX_TILTS):
+        if start is None:
+            break
+        out[start:], noisy = _tilted_power(probs, count, lo, hi, lo + start, tail_mass)
         folded_in += tail_mass / 2.0
+        start = None if noisy is None or noisy == 0 else start + noisy
     negative = float(-out[out < 0.0].sum())
     out = np.maximum(out, 0.0)
     if pld.pessimistic:
@@ -89,6 +96,15 @@ def self_compose(
         _remove_from_top(out, negative + folded_in)
     composed = DiscretePLD(pld.interval, count * step.offset + lo, out, min(infinity, 1.0), pld.pessimistic)
     return trim_tails(composed, tail_mass / 4.0)
+
+
+def window_length(pld: DiscretePLD, count: int, *, tail_mass: float = DEFAULT_TAIL_MASS) -> int:
+    """Grid points in the window that :func:`self_compose` uses for ``count`` copies (its cost)."""
+    if count <= 1:
+        return pld.probs.size
+    step = trim_tails(pld, tail_mass / (4.0 * count))
+    lo, hi = _chernoff_window(np.maximum(step.probs, 0.0), count, tail_mass / 2.0)
+    return hi - lo + 1
 
 
 def _circular_power(probs: np.ndarray, count: int, lo: int, hi: int) -> np.ndarray:
@@ -105,8 +121,12 @@ def _noisy_from(out: np.ndarray) -> int | None:
     return None if below.size == 0 else mode + int(below[0])
 
 
-def _tilted_power(probs: np.ndarray, count: int, lo: int, hi: int, start: int, tail_mass: float) -> np.ndarray:
-    r"""Entries start..hi of the ``count``-fold self-convolution computed in relative precision.
+def _tilted_power(
+    probs: np.ndarray, count: int, lo: int, hi: int, start: int, tail_mass: float
+) -> tuple[np.ndarray, int | None]:
+    r"""Entries start..hi of the ``count``-fold self-convolution computed in relative precision,
+    and the offset (from ``start``) where this tilted result in turn falls below its noise floor
+    (None if nowhere: the caller tilts again from there).
 
     The FFT power has an absolute error of about count·u times the largest entry, which swamps
     the far upper tail. Exponential tilting commutes with convolution:
@@ -127,7 +147,7 @@ def _tilted_power(probs: np.ndarray, count: int, lo: int, hi: int, start: int, t
     tilted = np.exp(log_probs + lam * np.arange(probs.size) - k_lam)
     raw = _circular_power(tilted, count, lo, hi_t)[start - lo : hi - lo + 1]
     k = np.arange(start, hi + 1)
-    return raw * np.exp(count * k_lam - lam * k)
+    return raw * np.exp(count * k_lam - lam * k), _noisy_from(raw)
 
 
 def compose(first: DiscretePLD, second: DiscretePLD, *, tail_mass: float = DEFAULT_TAIL_MASS) -> DiscretePLD:

@@ -25,12 +25,13 @@ from lmodp.accounting._pld_kernels import lower_convex_hull
 from lmodp.accounting.pld_discrete import DiscretePLD
 
 
-def _pld_from_dots(offset: int, interval: float, values: np.ndarray) -> DiscretePLD:
-    """The PLD whose curve is the lower convex hull of (0, 1) and (e^{(offset+i)h}, values_i)."""
+def pld_from_dots(offset: int, interval: float, values: np.ndarray, *, start: float = 1.0, pessimistic: bool = True) -> DiscretePLD:
+    """The PLD whose curve is the lower convex hull of (0, ``start``) and (e^{(offset+i)h},
+    values_i), flat after the last point (its value is the mass at +∞)."""
     n = values.size
     eps = (offset + np.arange(n)) * interval
     x = np.concatenate(([0.0], np.exp(eps)))
-    v = np.concatenate(([1.0], values))
+    v = np.concatenate(([start], values))
     hull = lower_convex_hull(x, v)
     hx = x[hull]
     hv = v[hull]
@@ -40,10 +41,10 @@ def _pld_from_dots(offset: int, interval: float, values: np.ndarray) -> Discrete
     masses = hx[1:] * (right - slopes)
     probs = np.zeros(n)
     probs[hull[1:] - 1] = np.maximum(masses, 0.0)
-    return DiscretePLD(interval, offset, probs, float(hv[-1]), pessimistic=True)
+    return DiscretePLD(interval, offset, probs, float(hv[-1]), pessimistic=pessimistic)
 
 
 def pessimistic_pld(offset: int, interval: float, curve: np.ndarray, error: np.ndarray) -> DiscretePLD:
     """Dominating PLD on the grid from H((offset+i)h) ≈ ``curve[i]`` with |error| ≤ ``error[i]``."""
     upper = np.minimum.accumulate(np.minimum(curve + error, 1.0))
-    return _pld_from_dots(offset, interval, upper)
+    return pld_from_dots(offset, interval, upper)

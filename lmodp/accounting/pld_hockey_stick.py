@@ -15,8 +15,8 @@ t = log q − log(e^{−ε} − 1 + q), and
 
 is computed from the closed-form distribution function over the monotone pieces of ℓ
 (:func:`lmodp.accounting._pld_kernels.level_set_masses`). The window (−R, Δ + R) is chosen with
-P(|Y| > R) ≤ 10⁻³⁰; the mass outside it (≤ 2·10⁻³⁰ under f and f_Δ) is added to the rounding
-bound, which makes the bound valid for the untruncated curve.
+P(|Y| > R) ≤ ``window_tail`` (default 10⁻³⁰); the mass outside it (≤ 2·``window_tail`` under f
+and f_Δ) is added to the rounding bound, which makes the bound valid for the untruncated curve.
 """
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scipy import special
+
 from lmodp.accounting import _pld_kernels as K
 from lmodp.mechanisms import Gaussian, LaplaceScaleMixture, Mechanism
 from lmodp.mechanisms._mixture_kernels import log_tail
 
 DIRECTIONS = ("add", "remove")
-_LOG_TAIL_TARGET = math.log(1e-30)
+#: Default bound on P(|Y| > R) outside the window of the hockey-stick curve.
+DEFAULT_WINDOW_TAIL = 1e-30
 _ROUND = 8.0 * 2.0**-52
 # Losses beyond ±_LOSS_CAP are not resolved on the grid (the pessimistic curve puts what lies
 # above at +∞; e^{±500} stays far from float64 overflow).
@@ -56,28 +59,29 @@ class NoiseModel:
         return min(vals), max(vals)
 
 
-def noise_model(mechanism: Mechanism, *, sensitivity: float) -> NoiseModel:
-    """Kernel form of a Gaussian or Laplace-scale-mixture mechanism (others: ValueError).
+def noise_model(mechanism: Mechanism, *, sensitivity: float, window_tail: float = DEFAULT_WINDOW_TAIL) -> NoiseModel:
+    """Kernel form of a Gaussian or Laplace-scale-mixture mechanism (others: ValueError), with a
+    window radius R such that P(|Y| > R) ≤ ``window_tail``.
 
     A Laplace scale mixture whose ω is discrete may say so with attributes ``omega_atoms`` (the
     values of ω, > 0) and ``omega_weights`` (their probabilities)."""
+    log_target = math.log(window_tail)
     if hasattr(mechanism, "omega_atoms"):
         rates = np.asarray(mechanism.omega_atoms, dtype=float)
         weights = np.asarray(mechanism.omega_weights, dtype=float)
         if rates.shape != weights.shape or np.any(rates <= 0.0) or np.any(weights <= 0.0):
             raise ValueError("omega_atoms and omega_weights must be positive arrays of the same length")
-        radius = (-_LOG_TAIL_TARGET) / float(rates.min())
+        radius = (-log_target) / float(rates.min())
         params = np.concatenate((rates, weights / weights.sum()))
         return NoiseModel(K.DISCRETE, params, sensitivity, radius, 2.0 * K.noise_survival(radius, K.DISCRETE, params))
     if isinstance(mechanism, Gaussian):
         params = np.array([mechanism.sigma])
-        radius = 11.5 * mechanism.sigma
-        tail = math.erfc(11.5 / math.sqrt(2.0))
-        return NoiseModel(K.GAUSSIAN, params, sensitivity, radius, tail)
+        z = -float(special.ndtri(window_tail / 2.0))  # P(|Y| > zσ) = 2Φ(−z) = erfc(z/√2)
+        return NoiseModel(K.GAUSSIAN, params, sensitivity, z * mechanism.sigma, float(special.erfc(z / math.sqrt(2.0))))
     if isinstance(mechanism, LaplaceScaleMixture):
         params = np.ascontiguousarray(mechanism.params, dtype=float)
         radius = 1.0 / mechanism.omega_mean()
-        while log_tail(radius, params) > _LOG_TAIL_TARGET:
+        while log_tail(radius, params) > log_target:
             radius *= 2.0
             if radius > 1e250:
                 raise ValueError("mechanism tails are too heavy for the PLD window (P(|Y| > 1e250) > 1e-30)")
@@ -102,7 +106,8 @@ def loss_range(model: NoiseModel, *, direction: str, sample_rate: float) -> tupl
 @dataclass(frozen=True)
 class HockeyStickCurve:
     """H(e^{ε_i}), P(L > ε_i) and Q(L > ε_i) on ε_i = (offset + i)·interval; ``error`` bounds
-    the rounding of H (outside-window mass included)."""
+    the rounding of H and ``q_error`` that of Q(L > ε_i) (outside-window mass included in both);
+    ``q_at_least`` is a lower bound on Q(L ≥ ε_i) (which differs where L has an atom)."""
 
     offset: int
     interval: float
@@ -110,6 +115,8 @@ class HockeyStickCurve:
     error: np.ndarray
     p_tail: np.ndarray
     q_tail: np.ndarray
+    q_error: np.ndarray
+    q_at_least: np.ndarray
 
 
 def hockey_stick_curve(model: NoiseModel, *, direction: str, sample_rate: float, interval: float) -> HockeyStickCurve:
@@ -127,6 +134,7 @@ def hockey_stick_curve(model: NoiseModel, *, direction: str, sample_rate: float,
         p_set = (1.0 - q) * mass[:, 2] + q * mass[:, 3]
         p_err = (1.0 - q) * err[:, 2] + q * err[:, 3]
         q_set, q_err = mass[:, 2], err[:, 2]
+        q_complement, c_err = mass[:, 0], err[:, 0]
     elif direction == "add":
         arg = np.expm1(-eps) + q
         empty = arg <= 0.0
@@ -135,9 +143,14 @@ def hockey_stick_curve(model: NoiseModel, *, direction: str, sample_rate: float,
         p_set, p_err = mass[:, 0], err[:, 0]
         q_set = (1.0 - q) * mass[:, 0] + q * mass[:, 1]
         q_err = (1.0 - q) * err[:, 0] + q * err[:, 1]
+        q_complement = (1.0 - q) * mass[:, 2] + q * mass[:, 3]
+        c_err = (1.0 - q) * err[:, 2] + q * err[:, 3]
     else:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     x = np.exp(eps)
     curve = np.maximum(p_set - x * q_set, 0.0)
     error = p_err + x * q_err + _ROUND * (p_set + x * q_set) + model.outside
-    return HockeyStickCurve(offset, interval, curve, error, p_set, q_set)
+    q_error = q_err + _ROUND * q_set + model.outside
+    # Q(L ≥ ε) = 1 − Q(L < ε) ≥ 1 − (window mass of {L < ε}) − (mass outside the window)
+    q_at_least = np.maximum(1.0 - q_complement - c_err - _ROUND - model.outside, q_set - q_error)
+    return HockeyStickCurve(offset, interval, curve, error, p_set, q_set, q_error, q_at_least)

@@ -16,6 +16,9 @@ upper bound on the maximum of the two.
   :func:`chi2_add_rdp` (the add direction from the χ² divergence) and
   :func:`general_subsampled_rdp` (the smallest of Zhu–Wang, a convexity bound, and the larger
   of the exact remove direction and the χ² add bound).
+* Fractional orders: :func:`low_order_subsampled_rdp` for 1 < α ≤ 2 (from ε(α) at the same
+  order) and :func:`interpolated_subsampled_rdp` for α > 2 (the convexity in α of the cumulant
+  (α − 1)·D_α between the neighbouring integer orders).
 * :func:`poisson_subsampled_rdp` dispatches by mechanism and geometry.
 
 All sums are evaluated in log space (``gammaln`` for binomial coefficients, ``logsumexp``).
@@ -134,7 +137,10 @@ def sampled_gaussian_rdp(orders: ArrayLike, *, noise_multiplier: float, sample_r
 
     Numerical error: integer orders, a few ulp of log A_α; fractional orders, a truncation of
     at most about 1e-10·(A_α − 1) added pessimistically, plus rounding of order 1e-16·A_α, i.e. a
-    relative error of about 1e-16/(A_α − 1) on ε (below 1e-9 whenever A_α − 1 > 1e-7).
+    relative error of about 1e-16/(A_α − 1) on ε (below 1e-9 whenever A_α − 1 > 1e-7). With very
+    little noise (σ ≲ 0.2) the truncation term can dominate at orders below 2; there the value
+    is also capped by :func:`low_order_subsampled_rdp` with ε(α) = α/(2σ²), a proven bound that
+    is tight in that regime.
     """
     alphas = validate_orders(orders)
     sigma = require_positive("noise_multiplier", noise_multiplier)
@@ -148,6 +154,12 @@ def sampled_gaussian_rdp(orders: ArrayLike, *, noise_multiplier: float, sample_r
         else:
             log_a = _log_a_fractional(float(alpha), q, sigma)
         out[k] = max(log_a, 0.0) / (alpha - 1.0)
+    low = alphas < 2.0
+    if np.any(low):
+        # With little noise the series' truncation term is loose at these orders; the general
+        # low-order bound (valid for any pair with D_α = α/(2σ²)) is then the tighter one.
+        plain = alphas[low] / (2.0 * sigma**2)
+        out[low] = np.minimum(out[low], low_order_subsampled_rdp(alphas[low], plain, sample_rate=q))
     return out
 
 
@@ -227,6 +239,13 @@ def _add_remainder_factor(m: np.ndarray, q: float) -> np.ndarray:
     return np.minimum(np.maximum(c0, r_minus_one / (q * q)), c0 + c0 * g_sup / 3.0)
 
 
+def _log_expm1(x: np.ndarray) -> np.ndarray:
+    """log(e^x − 1) for x >= 0 (−inf at 0), without overflow for large x."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.where(x > 30.0, x + np.log1p(-np.exp(-x)), np.log(np.expm1(np.minimum(x, 30.0))))
+
+
 def chi2_add_rdp(orders: ArrayLike, rdp_at_2: float, *, sample_rate: float) -> np.ndarray:
     r"""Add direction D_α(Q ‖ (1−q)Q + qP) at any real α > 1, given ``rdp_at_2`` >= D_2(P‖Q) and D_2(Q‖P).
 
@@ -254,8 +273,83 @@ def chi2_add_rdp(orders: ArrayLike, rdp_at_2: float, *, sample_rate: float) -> n
     m = alphas - 1.0
     with np.errstate(over="ignore", divide="ignore"):
         log_c = np.log(_add_remainder_factor(m, q)) + 2.0 * math.log(q)
-        log_excess = log_c + (math.log(math.expm1(rdp_at_2)) if rdp_at_2 > 0.0 else -math.inf)
+        log_excess = log_c + _log_expm1(rdp_at_2)
         return np.log1p(np.exp(log_excess)) / m
+
+
+def _add_low_order_factor(m: np.ndarray, q: float) -> np.ndarray:
+    r"""ρ(m, q) = sup_{t≥0} (1+t)^{1−m} (1+qt)^{−(m+2)} for 0 < m ≤ 1 (see :func:`low_order_subsampled_rdp`).
+
+    The logarithm φ(t) = (1−m)·log(1+t) − (m+2)·log(1+qt) has φ'(t) = 0 at the single point
+    t* = ((1−m) − (m+2)q)/(q(1+2m)), where φ' changes sign from + to −; if t* <= 0, φ is
+    non-increasing and the sup is φ(0) = 0."""
+    t_star = ((1.0 - m) - (m + 2.0) * q) / (q * (1.0 + 2.0 * m))
+    t = np.maximum(t_star, 0.0)
+    return np.exp((1.0 - m) * np.log1p(t) - (m + 2.0) * np.log1p(q * t)) * (1.0 + 1e-12)
+
+
+def low_order_subsampled_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rate: float) -> np.ndarray:
+    r"""Both directions at real 1 < α <= 2, given ``base_rdp`` >= D_α(P‖Q) and D_α(Q‖P) at each order.
+
+    Write X = P/Q under Q (E[X] = 1), Y = X − 1, m = α − 1 ∈ (0, 1] and E = e^{m·ε(α)} − 1.
+
+    *Remove direction.* E_Q[(1 + qY)^α] = 1 + E_Q[β(qY)] with β(u) = (1+u)^α − 1 − αu >= 0 and
+    β(qy) = q²∫_0^y (y−r) β''(qr) dr, β''(u) = α m (1+u)^{m−1}. For y >= 0,
+    β''(qr)/β''(r) = ((1+r)/(1+qr))^{1−m} <= q^{m−1} because (1+r)/(1+qr) <= 1/q; for −1 <= y < 0
+    (r ∈ [y, 0]) the ratio is <= 1 <= q^{m−1}. Hence β(qy) <= q^α β(y) pointwise and
+    E_Q[β(qY)] <= q^α E_Q[β(Y)] = q^α (e^{m D_α(P‖Q)} − 1) <= q^α·E.
+
+    *Add direction.* E_Q[(1 + qY)^{−m}] = 1 + E_Q[r(qY)] with r(u) = (1+u)^{−m} − 1 + mu >= 0,
+    r''(u) = m(m+1)(1+u)^{−m−2}. For y < 0 the same substitution gives r(qy) <= q² r(y)
+    ((1+r)/(1+qr) <= 1); for y >= 0, r''(qr)/β''(r) = (1+r)^{1−m}(1+qr)^{−(m+2)} <= ρ, so
+    r(qy) <= q²ρ·β(y) (:func:`_add_low_order_factor`). Both r and β are >= 0, so
+    E_Q[r(qY)] <= q²(E_Q[r(Y)] + ρ E_Q[β(Y)]) = q²((e^{m D_α(Q‖P)} − 1) + ρ(e^{m D_α(P‖Q)} − 1))
+    <= q²(1 + ρ)·E. Also Q <= M/(1 − q) pointwise, so D_α(Q‖M) <= D_∞(Q‖M) <= −log(1 − q).
+
+    Returned: max(remove, add) with remove = log(1 + q^α E)/m and add = min(log(1 + q²(1+ρ)E)/m,
+    −log(1 − q)); at α = 2 the remove bound is the exact binomial expansion. To leading order
+    the remove term q^α·e^{m ε(α)} is what the subsampled divergence is when P/Q is large, which
+    is where orders below 2 are optimal (little noise). Written here for lmodp.
+    """
+    alphas = validate_orders(orders)
+    if np.any(alphas > 2.0):
+        raise ValueError("orders must lie in (1, 2] for the low-order subsampling bound")
+    base = np.asarray(base_rdp, dtype=float)
+    if base.shape != alphas.shape or np.any(np.isnan(base)) or np.any(base < 0.0):
+        raise ValueError("base_rdp must be >= 0 (or +inf) at every order, one value per order")
+    q = require_sample_rate("sample_rate", sample_rate)
+    m = alphas - 1.0
+    log_e = _log_expm1(m * base)
+    log_q = math.log(q)
+    remove = np.logaddexp(0.0, alphas * log_q + log_e) / m
+    if q == 1.0:
+        return remove
+    add_factor = 2.0 * log_q + np.log1p(_add_low_order_factor(m, q))
+    add = np.minimum(np.logaddexp(0.0, add_factor + log_e) / m, -math.log1p(-q))
+    return np.maximum(remove, add) * (1.0 + 1e-12)
+
+
+def interpolated_subsampled_rdp(orders: ArrayLike, integer_orders: ArrayLike, integer_rdp: ArrayLike) -> np.ndarray:
+    r"""Bounds at real orders between integers from bounds at the integers around them.
+
+    For any pair (P, Q), α ↦ (α − 1)·D_α(P‖Q) is convex (van Erven & Harremoës 2014, Cor. 2),
+    so with j = ⌊α⌋, t = α − j: (α−1)D_α <= (1−t)(j−1)D_j + t·j·D_{j+1}. Bounds at j and j + 1
+    valid for every pair of a family (here the subsampled pairs of all shifts in the L2 ball,
+    in both directions) therefore bound the family at α. Every ⌊α⌋ and ⌈α⌉ must be in
+    ``integer_orders``.
+    """
+    alphas = validate_orders(orders)
+    ints = np.asarray(integer_orders, dtype=float)
+    values = np.asarray(integer_rdp, dtype=float)
+    lo, hi = np.floor(alphas), np.ceil(alphas)
+    i_lo, i_hi = np.searchsorted(ints, lo), np.searchsorted(ints, hi)
+    if np.any(i_hi >= ints.size) or np.any(ints[np.minimum(i_lo, ints.size - 1)] != lo) or np.any(ints[i_hi] != hi):
+        raise ValueError("integer_orders must contain floor and ceil of every order")
+    t = alphas - lo
+    with np.errstate(invalid="ignore"):
+        cgf_lo = np.where(t < 1.0, (1.0 - t) * (lo - 1.0) * values[i_lo], 0.0)
+        cgf_hi = np.where(t > 0.0, t * (hi - 1.0) * values[i_hi], 0.0)
+    return (cgf_lo + cgf_hi) / (alphas - 1.0)
 
 
 def general_subsampled_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rate: float) -> np.ndarray:
@@ -287,25 +381,48 @@ def general_subsampled_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rat
     return np.minimum(np.minimum(zhu_wang_general_rdp(alphas, table, sample_rate=q), convexity), directions)
 
 
-def _l2_integer_table(mechanism: Mechanism, integer_orders: np.ndarray, sensitivity: float, tolerance: float) -> np.ndarray:
-    """ε(j) for j = 0..max(orders) from the dimension-free L2 bound, evaluated once per call.
+def _l2_bounds(
+    mechanism: Mechanism, integer_orders: np.ndarray, low_orders: np.ndarray, sensitivity: float, tolerance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ε(j) for j = 0..max(integer_orders), ε at ``low_orders``) from the dimension-free L2 bound.
 
-    Evaluated at every integer 2..min(max, 256) and at the requested integers above; any other
-    integer j gets the value at the next evaluated order above it, an upper bound because the
-    Rényi divergence (hence the L2 bound, a supremum of divergences) is nondecreasing in the order
-    (van Erven & Harremoës 2014, Theorem 3).
+    Evaluated at every integer 2..min(max, 256) and at the requested integers above (one call),
+    and at the fractional ``low_orders`` (a second call, so that the integer values do not
+    depend on them: the bound interpolates between anchor orders of each call); any other
+    integer j gets the value at the next evaluated integer above it, an upper bound because the
+    Rényi divergence (hence the L2 bound, a supremum of divergences) is nondecreasing in the
+    order (van Erven & Harremoës 2014, Theorem 3).
     """
     top = int(integer_orders.max())
     dense = np.arange(2, min(top, _DENSE_INTEGER_LIMIT) + 1, dtype=float)
     evaluated = np.union1d(dense, integer_orders)
-    values = np.asarray(
-        divergence.l2_renyi_bound(mechanism, evaluated, l2_sensitivity=sensitivity, tolerance=tolerance), dtype=float
-    )
+    values = np.asarray(divergence.l2_renyi_bound(mechanism, evaluated, l2_sensitivity=sensitivity, tolerance=tolerance), dtype=float)
     j = np.arange(top + 1, dtype=float)
     nearest_above = np.searchsorted(evaluated, np.maximum(j, 2.0))
     table = values[nearest_above]
     table[:2] = 0.0
-    return table
+    if low_orders.size == 0:
+        return table, low_orders
+    low = divergence.l2_renyi_bound(mechanism, low_orders, l2_sensitivity=sensitivity, tolerance=tolerance)
+    return table, np.asarray(low, dtype=float)
+
+
+def _l2_subsampled_rdp(mechanism: Mechanism, alphas: np.ndarray, q: float, sensitivity: float, tolerance: float) -> np.ndarray:
+    """The l2 branch of :func:`poisson_subsampled_rdp` at every order (see there)."""
+    integers = integer_mask(alphas)
+    low = ~integers & (alphas < 2.0)
+    high = ~integers & (alphas > 2.0)
+    needed = np.unique(np.concatenate([alphas[integers], np.floor(alphas[high]), np.ceil(alphas[high]), [2.0]]))
+    table, low_base = _l2_bounds(mechanism, needed, alphas[low], sensitivity, tolerance)
+    at_integers = general_subsampled_rdp(needed, table, sample_rate=q)
+    out = np.empty_like(alphas)
+    out[integers] = at_integers[np.searchsorted(needed, alphas[integers])]
+    if np.any(high):
+        out[high] = interpolated_subsampled_rdp(alphas[high], needed, at_integers)
+    if np.any(low):
+        at_two = float(at_integers[np.searchsorted(needed, 2.0)])
+        out[low] = np.minimum(low_order_subsampled_rdp(alphas[low], low_base, sample_rate=q), at_two)
+    return out
 
 
 def poisson_subsampled_rdp(
@@ -324,11 +441,13 @@ def poisson_subsampled_rdp(
       norm Δ is the scalar case): :func:`sampled_gaussian_rdp` with noise multiplier σ/Δ.
     * ``"scalar"``: :func:`lmodp.accounting.divergence.subsampled_scalar_rdp`, both directions by
       quadrature, at every order.
-    * ``"l2"``, other mechanisms: integer orders only, :func:`general_subsampled_rdp` (a bound on
-      the maximum of both directions), fed with the dimension-free L2 bound ε(j) of
-      :func:`lmodp.accounting.divergence.l2_renyi_bound` (``l2_tolerance`` is its relative slack:
-      larger is faster and looser, never unsound).
-      Fractional orders get +inf (no bound is claimed there) and the conversion ignores them.
+    * ``"l2"``, other mechanisms: bounds on the maximum of both directions fed with the
+      dimension-free L2 bound ε(α) of :func:`lmodp.accounting.divergence.l2_renyi_bound`
+      (``l2_tolerance`` is its relative slack: larger is faster and looser, never unsound):
+      integer orders by :func:`general_subsampled_rdp`, fractional orders above 2 by
+      :func:`interpolated_subsampled_rdp` between the integers around them, and orders in
+      (1, 2) by :func:`low_order_subsampled_rdp` (capped by the bound at order 2, as the
+      divergence is nondecreasing in the order).
     """
     alphas = validate_orders(orders)
     q = require_sample_rate("sample_rate", sample_rate)
@@ -342,9 +461,4 @@ def poisson_subsampled_rdp(
         return np.asarray(divergence.unsubsampled_rdp(mechanism, alphas, sensitivity=delta_s, geometry=geometry), dtype=float)
     if geometry == "scalar":
         return np.asarray(divergence.subsampled_scalar_rdp(mechanism, alphas, sample_rate=q, sensitivity=delta_s), dtype=float)
-    out = np.full_like(alphas, np.inf)
-    integers = integer_mask(alphas)
-    if np.any(integers):
-        table = _l2_integer_table(mechanism, alphas[integers], delta_s, l2_tolerance)
-        out[integers] = general_subsampled_rdp(alphas[integers], table, sample_rate=q)
-    return out
+    return _l2_subsampled_rdp(mechanism, alphas, q, delta_s, l2_tolerance)

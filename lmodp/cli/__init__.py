@@ -4,7 +4,7 @@ A subcommand module defines ``register(subparsers)``, which adds its parser and 
 ``func`` (called with the parsed namespace, returning an exit code). Bad arguments,
 ``ValueError`` raised by the library for bad values, and files that cannot be read or written
 (``OSError``; output paths are checked up front, :mod:`lmodp.cli._output`) end in a one-line
-error and exit code 2.
+error and exit code 2; warnings are printed as one line each on stderr.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from typing import NoReturn, Sequence
 
 from lmodp import __version__
@@ -42,13 +43,20 @@ def build_parser() -> OneLineErrorParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Show a warning as one line on stderr (no source location or code line)."""
+    print(f"lmodp: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmodp`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args) or 0)
     except (ValueError, OSError) as err:
         print(f"lmodp {args.command}: error: {err}", file=sys.stderr)
         return 2

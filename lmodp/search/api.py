@@ -25,7 +25,7 @@ import numpy as np
 from lmodp._progress import progress_bar
 from lmodp._validation import require_positive, require_steps
 from lmodp.accounting.api import AUTO, epsilon_and_order, require_accountant_fits, resolve_accountant
-from lmodp.accounting.orders import DEFAULT_ORDERS, integer_mask
+from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.conversion import rdp_to_epsilon
 from lmodp.accounting.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Gaussian, Laplace, Mechanism
@@ -203,12 +203,10 @@ def _check_choices(
 
 def order_window(mechanism: Mechanism, accounting: dict[str, Any], count: int = FAST_ORDER_COUNT) -> list[float]:
     """About ``count`` orders of DEFAULT_ORDERS, log-spaced in α − 1 over [α*/2.5, 2.5·α*], where α*
-    is the optimal order of ``mechanism`` under ``accounting`` (integers only in the l2 geometry,
-    whose subsampling bound holds at integer orders)."""
+    is the optimal order of ``mechanism`` under ``accounting`` (every order has a bound in both
+    geometries)."""
     _, best = epsilon_and_order(mechanism, **accounting)
     pool = DEFAULT_ORDERS
-    if accounting["geometry"] == "l2":
-        pool = pool[integer_mask(pool)]
     window = pool[(pool >= best / 2.5) & (pool <= best * 2.5)]
     if window.size == 0:
         window = pool[[int(np.argmin(np.abs(pool - best)))]]
