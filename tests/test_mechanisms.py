@@ -289,16 +289,16 @@ def test_mechanisms_are_immutable(mechanism):
         setattr(mechanism, name, 5.0)
     with pytest.raises(AttributeError, match="immutable"):
         delattr(mechanism, name)
-    if hasattr(mechanism, "params"):
+    if hasattr(mechanism, "kernel_params"):
         with pytest.raises(ValueError, match="read-only"):
-            mechanism.params[0] = 5.0
+            mechanism.kernel_params[1] = 5.0
     assert mechanism.to_dict() == before
 
 
 def test_replace_gives_a_new_validated_mechanism():
     lmo = TASK1[0]
     changed = lmo.replace(gamma_weight=5.0)
-    assert changed.gamma_weight == 5.0 and lmo.gamma_weight != 5.0 and changed.params[0] == 5.0
+    assert changed.gamma_weight == 5.0 and lmo.gamma_weight != 5.0 and changed.mixing.components["gamma"][0] == 5.0
     assert {k: v for k, v in changed.to_dict().items() if k != "gamma_weight"} == {
         k: v for k, v in lmo.to_dict().items() if k != "gamma_weight"
     }
@@ -314,6 +314,6 @@ def test_copies_stay_immutable():
     import pickle
 
     for copied in (copy.deepcopy(TASK1[1]), pickle.loads(pickle.dumps(TASK1[1]))):
-        assert copied == TASK1[1] and not copied.params.flags.writeable
+        assert copied == TASK1[1] and not copied.kernel_params.flags.writeable
         with pytest.raises(AttributeError):
             copied.gamma_weight = 1.0

@@ -114,11 +114,12 @@ def test_calibrate_scale_keeps_the_shape():
     shape = LMO(gamma_weight=1.0, gamma_shape=2.0, gamma_scale=0.5, uniform_weight=1.0, uniform_low=0.5, uniform_high=1.5)
     m = calibrate_scale(shape, TARGET, FAST["delta"], sample_rate=0.05, steps=20, geometry="scalar", tolerance=1e-3)
     assert independent_epsilon(m, **FAST, accountant="pld") <= TARGET  # the default "auto" is the PLD here
-    weights = [0, 5]  # a1, a4 in the packed vector (a3 = 0 stays 0); the rest is the shape
-    factor = shape.params[0] / m.params[0]
-    np.testing.assert_allclose(shape.params[weights] / m.params[weights], factor, rtol=1e-12)
-    others = [1, 2, 3, 4, 6, 7]
-    np.testing.assert_array_equal(shape.params[others], m.params[others])
+    before, after = shape.mixing.components, m.mixing.components
+    assert set(before) == set(after) == {"gamma", "uniform"}  # a3 = 0 stays 0
+    factor = before["gamma"][0] / after["gamma"][0]  # the weights a1, a4 scale; the rest is the shape
+    np.testing.assert_allclose(before["uniform"][0] / after["uniform"][0], factor, rtol=1e-12)
+    for name in before:
+        assert before[name][1:] == after[name][1:]
 
 
 # --- the search ---------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ import math
 import numpy as np
 from numba import njit
 
+from lmodp.mechanisms._generalized_gaussian_kernels import logpdf_scalar as gg_logpdf
+from lmodp.mechanisms._generalized_gaussian_kernels import shift_loss as gg_shift_loss
 from lmodp.mechanisms._mixture_kernels import log_tail, logpdf_scalar
 
 LINEAR = 0
@@ -130,19 +132,17 @@ def _gaussian_logpdf(y: float, sigma: float) -> float:
 
 
 @njit(cache=True)
-def panel_nodes(kind, origin, direction, a, b, gx, gw, family, p, delta, log_q, log1m_q):
-    """Per node: log(weight·f(y)), psi(y) and an absolute error bound on psi.
-
-    Layout per panel: n coarse nodes on [a, b], then n fine nodes on each half.
-    ``family`` 0: Laplace scale mixture with packed parameters p; 1: Gaussian, p[0] = sigma.
+def panel_points(kind, origin, direction, a, b, gx, gw):
+    """Per node: the point y = origin + direction·u, the offset direction·u from the panel's
+    origin (so that y − Δ = (origin − Δ) + direction·u is exact next to the cusps 0 and Δ), and
+    the quadrature weight. Layout per panel: n coarse nodes on [a, b], then n fine nodes on each half.
     """
     n = gx.shape[0]
     npan = kind.shape[0]
-    lw = np.empty(npan * 3 * n)
-    psi = np.empty(npan * 3 * n)
-    dpsi = np.empty(npan * 3 * n)
+    y = np.empty(npan * 3 * n)
+    u_out = np.empty(npan * 3 * n)
+    weight = np.empty(npan * 3 * n)
     for k in range(npan):
-        shift = origin[k] - delta  # exact: 0 or -delta
         for r in range(3):
             if r == 0:
                 lo, hi = a[k], b[k]
@@ -160,24 +160,61 @@ def panel_nodes(kind, origin, direction, a, b, gx, gw, family, p, delta, log_q, 
                 if kind[k] == LOG:
                     u = math.exp(v)
                     w *= u
-                y = origin[k] + direction[k] * u
-                ys = shift + direction[k] * u
-                if family == 1:
-                    s2 = p[0] * p[0]
-                    lf = _gaussian_logpdf(y, p[0])
-                    loss = (2.0 * y * delta - delta * delta) / (2.0 * s2)
-                    err = 4.0 * _U * (abs(loss) + 1.0)
-                else:
-                    lf = logpdf_scalar(y, p)
-                    ls = logpdf_scalar(ys, p)
-                    loss = ls - lf
-                    err = 16.0 * _U * (abs(lf) + abs(ls) + 1.0)
-                lw[i] = math.log(w) + lf if w > 0.0 else -math.inf
-                psi[i] = psi_of_loss(loss, log_q, log1m_q)
-                # d psi / d L = q e^L / (1 - q + q e^L) <= 1
-                slope = min(1.0, math.exp(log_q + loss - psi[i]))
-                dpsi[i] = err * slope + 4.0 * _U * abs(psi[i])
+                y[i] = origin[k] + direction[k] * u
+                u_out[i] = direction[k] * u
+                weight[i] = w
+    return y, u_out, weight
+
+
+@njit(cache=True)
+def nodes_from_losses(weight, log_f, loss, loss_err, log_q, log1m_q):
+    """Per node: log(weight·f(y)), psi(y) = log(1 − q + q e^{L(y)}) and an absolute error bound
+    on psi, from log f, the loss L and a bound on its rounding error."""
+    m = weight.shape[0]
+    lw = np.empty(m)
+    psi = np.empty(m)
+    dpsi = np.empty(m)
+    for i in range(m):
+        lw[i] = math.log(weight[i]) + log_f[i] if weight[i] > 0.0 else -math.inf
+        psi[i] = psi_of_loss(loss[i], log_q, log1m_q)
+        # d psi / d L = q e^L / (1 - q + q e^L) <= 1
+        slope = min(1.0, math.exp(log_q + loss[i] - psi[i]))
+        dpsi[i] = loss_err[i] * slope + 4.0 * _U * abs(psi[i])
     return lw, psi, dpsi
+
+
+@njit(cache=True)
+def panel_nodes(kind, origin, direction, a, b, gx, gw, family, p, delta, log_q, log1m_q):
+    """Per node: log(weight·f(y)), psi(y) and an absolute error bound on psi.
+
+    Layout per panel: n coarse nodes on [a, b], then n fine nodes on each half.
+    ``family`` 0: Laplace scale mixture with packed parameters p; 1: Gaussian, p[0] = sigma;
+    2: generalized Gaussian, p = [s, power] (:mod:`lmodp.mechanisms._generalized_gaussian_kernels`).
+    """
+    y, u, weight = panel_points(kind, origin, direction, a, b, gx, gw)
+    m = y.shape[0]
+    npan = kind.shape[0]
+    per_panel = m // npan
+    log_f = np.empty(m)
+    loss = np.empty(m)
+    err = np.empty(m)
+    for i in range(m):
+        ys = (origin[i // per_panel] - delta) + u[i]  # exact: origin is 0 or delta
+        if family == 1:
+            s2 = p[0] * p[0]
+            log_f[i] = _gaussian_logpdf(y[i], p[0])
+            loss[i] = (2.0 * y[i] * delta - delta * delta) / (2.0 * s2)
+            err[i] = 4.0 * _U * (abs(loss[i]) + 1.0)
+        elif family == 2:
+            log_f[i] = gg_logpdf(y[i], p)
+            loss[i] = gg_shift_loss(y[i], delta, p)
+            err[i] = 8.0 * _U * (abs(y[i] / p[0]) ** p[1] + abs(ys / p[0]) ** p[1] + 1.0)
+        else:
+            log_f[i] = logpdf_scalar(y[i], p)
+            ls = logpdf_scalar(ys, p)
+            loss[i] = ls - log_f[i]
+            err[i] = 16.0 * _U * (abs(log_f[i]) + abs(ls) + 1.0)
+    return nodes_from_losses(weight, log_f, loss, err, log_q, log1m_q)
 
 
 @njit(cache=True)

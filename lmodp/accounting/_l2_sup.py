@@ -1,14 +1,17 @@
-r"""Upper bound on sup_{0<t≤C} h_α(t)/t² for a Laplace scale mixture (the L2 geometry's constant).
+r"""Upper bound on sup_{0<t≤C} h_α(t)/t² for symmetric unimodal noise (the L2 geometry's constant).
 
-h_α(t) = D_α(f(·−t) ‖ f) is the scalar divergence, f the noise density, S = sup|f'/f| =
-E[ω²]/E[ω], I = ∫ f'²/f the Fisher information. The bound combines, per order α:
+h_α(t) = D_α(f(·−t) ‖ f) is the scalar divergence, f the noise density, I = ∫ f'²/f the
+Fisher information. The bound combines, per order α:
 
-1. **First cell (0, t_0]** (:func:`first_cell_bound`, proven in docs/l2-geometry.md, section 5).
-   With M(t) = e^{(α−1)h_α(t)}: M(0) = 1, M'(0) = 0 and M'' is bounded on [0, t] in two ways,
+1. **First cell (0, t_0]**: a proven bound that increases in t and tends to αI/2 (the
+   family's ``first_cell()``, :class:`FirstCell`); t_0(α) is the largest t at which it is within a
+   factor 1 + ``rel_tol`` of αI/2 (:func:`first_cell_ends`). Log-concave families (generalized
+   Gaussian, user densities) use :mod:`lmodp.accounting._first_cell` (docs/l2-geometry.md,
+   section 5.4). For a Laplace scale mixture (S = sup|f'/f| = E[ω²]/E[ω]; section 5.2), with
+   M(t) = e^{(α−1)h_α(t)}: M(0) = 1, M'(0) = 0 and M'' is bounded on [0, t] in two ways,
    to first order (:func:`first_order_bound`) and to second order in t
    (:func:`second_order_bound`); each gives an upper bound on sup_{0<u≤t} h_α(u)/u² that
-   increases in t and tends to αI/2 as t → 0, and the smaller is used. t_0(α) is the largest t
-   at which it is within a factor 1 + ``rel_tol`` of αI/2 (:func:`first_cell_ends`).
+   increases in t and tends to αI/2 as t → 0, and the smaller is used (:class:`NoiseConstants`).
 2. **Cells.** h_α is non-decreasing in t for every symmetric unimodal noise density (proven:
    docs/l2-geometry.md, section 5), so on a grid t_0 < t_1 < … < t_J = C, on [t_j, t_{j+1}]:
    h_α(t)/t² ≤ h_α(t_{j+1})/t_j². The grid is refined adaptively (a cell is split into
@@ -22,20 +25,26 @@ E[ω²]/E[ω], I = ∫ f'²/f the Fisher information. The bound combines, per or
    convex function from above.
 
 What rests on numerics rather than proof: the quadrature values (pessimistic by an error
-estimate, not a proven bound) and the Fisher information (a quadrature with a margin checked
-against a second rule, capped by the proven E[ω²]:
-:meth:`~lmodp.mechanisms.mixture.LaplaceScaleMixture.fisher_information_bound`).
+estimate, not a proven bound) and, for Laplace scale mixtures and user densities, the Fisher
+information (a quadrature with a margin, capped by a proven bound: E[ω²],
+:meth:`~lmodp.mechanisms.mixture.LaplaceScaleMixture.fisher_information_bound`; S²,
+:meth:`~lmodp.mechanisms.density.SymmetricDensity.fisher_information_bound`). The generalized
+Gaussian's I is a closed form.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from lmodp.accounting._mixture_quadrature import max_score, mixture_log_moments
+from lmodp.accounting._mixture_quadrature import max_score
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
+
+if TYPE_CHECKING:
+    from lmodp.accounting.noise_laws import NoiseLaw
 
 _SERIES_BELOW = 1e-4
 _INITIAL_RATIO = 1.25
@@ -64,6 +73,15 @@ def _phi(x: np.ndarray) -> np.ndarray:
     return np.where(small, series, closed)
 
 
+class FirstCell(Protocol):
+    """What the search over t needs from a family: an upper bound ``fisher`` on I, and a proven
+    upper bound ``bound(alphas, t)`` on sup_{0<u≤t} h_α(u)/u² that increases in t and tends to αI/2."""
+
+    fisher: float
+
+    def bound(self, alphas: np.ndarray, t: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class NoiseConstants:
     """The constants of a Laplace scale mixture that the first-cell bounds use.
@@ -77,6 +95,10 @@ class NoiseConstants:
     @classmethod
     def of(cls, mechanism: LaplaceScaleMixture) -> "NoiseConstants":
         return cls(mechanism.fisher_information_bound(), max_score(mechanism), mechanism.omega_moments())
+
+    def bound(self, alphas: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """:func:`first_cell_bound` with these constants."""
+        return first_cell_bound(alphas, t, self)
 
 
 def first_order_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> np.ndarray:
@@ -110,24 +132,24 @@ def first_cell_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> np
     return np.minimum(first_order_bound(alphas, t, c), second_order_bound(alphas, t, c)) * (1.0 + 1e-12)
 
 
-def first_cell_ends(alphas: np.ndarray, c: NoiseConstants, *, rel_tol: float, top: float) -> np.ndarray:
-    """The largest t_0(α) <= ``top`` (to 1 %) at which :func:`first_cell_bound` is <= (1 + rel_tol)·αI/2
-    (the bound increases in t), by bisection in log t."""
+def first_cell_ends(alphas: np.ndarray, c: "FirstCell", *, rel_tol: float, top: float) -> np.ndarray:
+    """The largest t_0(α) <= ``top`` (to 1 %) at which the first-cell bound ``c.bound`` is
+    <= (1 + rel_tol)·αI/2 (the bound increases in t), by bisection in log t."""
     target = (1.0 + rel_tol) * alphas * c.fisher / 2.0
     lo = np.full(alphas.size, math.log(top) - 60.0)
     hi = np.full(alphas.size, math.log(top))
-    fits = first_cell_bound(alphas, np.full(alphas.size, top), c) <= target
+    fits = c.bound(alphas, np.full(alphas.size, top)) <= target
     for _ in range(16):
         mid = (lo + hi) / 2.0
-        ok = first_cell_bound(alphas, np.exp(mid), c) <= target
+        ok = c.bound(alphas, np.exp(mid)) <= target
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     return np.where(fits, top, np.exp(lo))
 
 
-def _divergence_ratio(mechanism: LaplaceScaleMixture, t: float, alphas: np.ndarray) -> np.ndarray:
+def _divergence_ratio(law: "NoiseLaw", t: float, alphas: np.ndarray) -> np.ndarray:
     """Pessimistic h_α(t)/t² for all alphas."""
-    log_z = mixture_log_moments(mechanism, alphas, sensitivity=t, max_order=float(alphas.max()))
+    log_z = law.log_moments(alphas, sensitivity=t, max_order=float(alphas.max()))
     return np.maximum(log_z, 0.0) / (alphas - 1.0) / (t * t)
 
 
@@ -138,10 +160,10 @@ def _split_count(cell_ratio: float, target_ratio: float) -> int:
     return int(min(64, max(2, math.ceil(math.log(cell_ratio) / math.log(target_ratio)))))
 
 
-def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float, rel_tol: float) -> np.ndarray:
-    constants = NoiseConstants.of(mechanism)
+def _sup_at_orders(law: "NoiseLaw", alphas: np.ndarray, c: float, rel_tol: float) -> np.ndarray:
+    constants = law.first_cell()
     t0 = first_cell_ends(alphas, constants, rel_tol=rel_tol, top=c)
-    bound = first_cell_bound(alphas, t0, constants)
+    bound = constants.bound(alphas, t0)
     lower = alphas * constants.fisher / 2.0
     t_min = float(t0.min())
     if t_min >= c:
@@ -154,7 +176,7 @@ def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float,
     for t_left, t_right in zip(grid[:-1], grid[1:]):
         mask = t_right > t0
         ratio = np.full(alphas.size, np.nan)
-        ratio[mask] = _divergence_ratio(mechanism, float(t_right), alphas[mask])
+        ratio[mask] = _divergence_ratio(law, float(t_right), alphas[mask])
         lower = np.where(mask, np.maximum(lower, ratio), lower)
         cells.append((t_left, t_right, ratio, mask))
     while cells:
@@ -178,18 +200,19 @@ def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float,
                 r = r_right
             else:
                 r = np.full(alphas.size, np.nan)
-                r[keep] = _divergence_ratio(mechanism, float(right), alphas[keep])
+                r[keep] = _divergence_ratio(law, float(right), alphas[keep])
                 lower = np.where(keep, np.maximum(lower, r), lower)
             cells.append((left, right, r, keep))
     return bound
 
 
 def sup_ratio_bound(
-    mechanism: LaplaceScaleMixture, alphas: np.ndarray, *, l2_sensitivity: float, rel_tol: float = DEFAULT_L2_TOLERANCE
+    law: "NoiseLaw", alphas: np.ndarray, *, l2_sensitivity: float, rel_tol: float = DEFAULT_L2_TOLERANCE
 ) -> np.ndarray:
-    """Upper bound on sup_{0<t≤C} h_α(t)/t² at every order in ``alphas`` (see module docstring)."""
+    """Upper bound on sup_{0<t≤C} h_α(t)/t² at every order in ``alphas`` (see module docstring),
+    for the :class:`~lmodp.accounting.noise_laws.NoiseLaw` of a non-Gaussian mechanism."""
     anchors = anchor_orders(alphas)
-    at_anchors = _sup_at_orders(mechanism, anchors, l2_sensitivity, rel_tol)
+    at_anchors = _sup_at_orders(law, anchors, l2_sensitivity, rel_tol)
     if anchors.size == np.unique(alphas).size:
         return np.interp(alphas, anchors, at_anchors)
     scaled = np.interp(alphas, anchors, (anchors - 1.0) * at_anchors)

@@ -38,23 +38,27 @@ def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def max_score(mechanism: LaplaceScaleMixture) -> float:
     """sup_y |d/dy log f(y)| = E[ω²]/E[ω], its value as y → 0."""
-    return float(MK.score_magnitude(0.0, mechanism.params))
+    return float(MK.score_magnitude(0.0, mechanism.kernel_params))
 
 
 def resolution_floor(mechanism: LaplaceScaleMixture, max_order: float, sensitivity: float) -> float:
+    """:func:`floor_for_score` with S = sup|score| of the mixture."""
+    return floor_for_score(max_score(mechanism), max_order, sensitivity)
+
+
+def floor_for_score(score: float, max_order: float, sensitivity: float) -> float:
     """Length of the linear panel next to a cusp: 1/(20·S·max(1, α_max·min(1, 2SΔ))).
 
     S = sup|score|: f itself varies on the scale 1/S, and c·ψ changes by at most
     2|c|·S·u over a length u, by at most 2|c|·S·Δ across the middle piece, and slowly on the
     outer pieces when Δ is small (there ψ' = g'(|y|−Δ) − g'(|y|) = O(Δ)).
     """
-    s = max_score(mechanism)
-    return 1.0 / (20.0 * s * max(1.0, max(max_order, 2.0) * min(1.0, 2.0 * s * sensitivity)))
+    return 1.0 / (20.0 * score * max(1.0, max(max_order, 2.0) * min(1.0, 2.0 * score * sensitivity)))
 
 
 def tail_cutoff(mechanism: LaplaceScaleMixture, log_target: float = LOG_TAIL_TARGET) -> float:
     """A distance s with log P(|Y| > s) <= log_target (capped at 1e250)."""
-    return float(DK.tail_cutoff(mechanism.params, log_target, 1.0 / mechanism.omega_mean(), _S_MAX))
+    return float(DK.tail_cutoff(mechanism.kernel_params, log_target, 1.0 / mechanism.omega_mean(), _S_MAX))
 
 
 def mixture_log_moments(
@@ -71,7 +75,7 @@ def mixture_log_moments(
     log_q = math.log(sample_rate)
     log1m_q = math.log1p(-sample_rate) if sample_rate < 1.0 else -math.inf
     return DK.mixture_log_moments(
-        mechanism.params,
+        mechanism.kernel_params,
         float(sensitivity),
         log_q,
         log1m_q,

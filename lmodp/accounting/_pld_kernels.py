@@ -1,19 +1,20 @@
 r"""Numba kernels for privacy-loss distributions of symmetric additive noise.
 
-For a noise density f (symmetric, log f(y) = g(|y|) with g monotone and convex or concave) and a
+For a noise density f (symmetric, log f(y) = g(|y|) with g decreasing and convex or concave) and a
 shift Δ > 0, the base privacy loss is ℓ(y) = log f(y) − log f(y − Δ). It is monotone on each of
 the three pieces (−R, 0], [0, Δ], [Δ, Δ + R) (on [0, Δ] because g decreases; on the outer pieces
 because g(s) − g(s + Δ) is monotone in s when g is convex — Laplace scale mixtures, whose density
-is completely monotone in |y| — or concave — the Gaussian). For a threshold t the level sets
+is completely monotone in |y| — or concave — the Gaussian and the generalized Gaussian). For a threshold t the level sets
 {ℓ > t} and {ℓ < t} are therefore unions of at most three intervals whose endpoints are roots of
 ℓ(y) = t, and their probabilities under f and under f(· − Δ) are differences of the closed-form
 survival function: no quadrature is involved. Every probability comes with a rounding bound
 (a few ulp of the survival values it is a difference of).
 
-Mechanism kinds: ``GAUSSIAN`` with ``p = [sigma]``; ``MIXTURE`` with the packed Laplace scale
-mixture vector of :mod:`lmodp.mechanisms._mixture_kernels`; ``DISCRETE`` (ω taking finitely
-many values ω_i with weights w_i) with ``p = [ω_1, …, ω_m, w_1, …, w_m]``, where
-f(y) = Σ w_i (ω_i/2) e^{−ω_i|y|} and P(Y > y) = ½ Σ w_i e^{−ω_i y} for y ≥ 0.
+Mechanism kinds: ``GAUSSIAN`` with ``p = [sigma]``; ``MIXTURE`` with the packed mixing-law
+vector of :mod:`lmodp.mechanisms._mixture_kernels` (LMO or finite mixing laws);
+``GENERALIZED_GAUSSIAN`` with ``p = [s, power]`` (:mod:`lmodp.mechanisms._generalized_gaussian_kernels`).
+Survival values computed as exp(log P) carry a rounding bound of 8 ulp times (1 + |log P|)
+(the rounding of the exponent is amplified by exp); erfc's is 8 ulp.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ import math
 import numpy as np
 from numba import njit
 
+from lmodp.mechanisms._generalized_gaussian_kernels import log_tail as gg_log_tail
+from lmodp.mechanisms._generalized_gaussian_kernels import logpdf_scalar as gg_logpdf
+from lmodp.mechanisms._generalized_gaussian_kernels import shift_loss as gg_shift_loss
 from lmodp.mechanisms._mixture_kernels import log_tail, logpdf_scalar
 
 GAUSSIAN = 0
 MIXTURE = 1
-DISCRETE = 2
+GENERALIZED_GAUSSIAN = 2
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT2 = math.sqrt(2.0)
@@ -42,24 +46,9 @@ def noise_logpdf(y: float, kind: int, p: np.ndarray) -> float:
     if kind == GAUSSIAN:
         z = y / p[0]
         return -0.5 * z * z - math.log(p[0]) - _LOG_SQRT_2PI
-    if kind == DISCRETE:
-        return _discrete_log_sum(abs(y), p, True)
+    if kind == GENERALIZED_GAUSSIAN:
+        return gg_logpdf(y, p)
     return logpdf_scalar(y, p)
-
-
-@njit(cache=True)
-def _discrete_log_sum(s: float, p: np.ndarray, density: bool) -> float:
-    """log Σ w_i c_i e^{−ω_i s} with c_i = ω_i/2 (density) or 1/2 (tail), largest term factored out."""
-    m = p.shape[0] // 2
-    top = -math.inf
-    for i in range(m):
-        v = math.log(p[m + i]) - p[i] * s + (math.log(p[i]) if density else 0.0)
-        top = max(top, v)
-    acc = 0.0
-    for i in range(m):
-        v = math.log(p[m + i]) - p[i] * s + (math.log(p[i]) if density else 0.0)
-        acc += math.exp(v - top)
-    return top + math.log(acc) + math.log(0.5)
 
 
 @njit(cache=True)
@@ -67,12 +56,24 @@ def noise_survival(y: float, kind: int, p: np.ndarray) -> float:
     """P(Y > y)."""
     if kind == GAUSSIAN:
         return 0.5 * math.erfc(y / (p[0] * _SQRT2))
-    if kind == DISCRETE:
-        tail = math.exp(_discrete_log_sum(abs(y), p, False))
-        return tail if y >= 0.0 else 1.0 - tail
-    if y >= 0.0:
-        return 0.5 * math.exp(log_tail(y, p))
-    return 1.0 - 0.5 * math.exp(log_tail(-y, p))
+    tail = 0.5 * math.exp(_log_tail(abs(y), kind, p))
+    return tail if y >= 0.0 else 1.0 - tail
+
+
+@njit(cache=True)
+def _log_tail(s: float, kind: int, p: np.ndarray) -> float:
+    """log P(|Y| > s), s >= 0, for the kinds other than GAUSSIAN."""
+    if kind == GENERALIZED_GAUSSIAN:
+        return gg_log_tail(s, p)
+    return log_tail(s, p)
+
+
+@njit(cache=True)
+def _rounding(value: float, kind: int) -> float:
+    """A bound on the rounding error of a survival value (see the module docstring)."""
+    if kind == GAUSSIAN or value <= 0.0:
+        return _ROUND * value
+    return _ROUND * value * (1.0 - math.log(value))
 
 
 @njit(cache=True)
@@ -83,14 +84,14 @@ def interval_mass(a: float, b: float, kind: int, p: np.ndarray) -> tuple[float, 
     if a >= 0.0:
         u = noise_survival(a, kind, p)
         v = noise_survival(b, kind, p)
-        return max(u - v, 0.0), _ROUND * (u + v)
+        return max(u - v, 0.0), _rounding(u, kind) + _rounding(v, kind)
     if b <= 0.0:
         u = noise_survival(-b, kind, p)
         v = noise_survival(-a, kind, p)
-        return max(u - v, 0.0), _ROUND * (u + v)
+        return max(u - v, 0.0), _rounding(u, kind) + _rounding(v, kind)
     u = noise_survival(-a, kind, p)
     v = noise_survival(b, kind, p)
-    return max(1.0 - u - v, 0.0), _ROUND * (1.0 + u + v)
+    return max(1.0 - u - v, 0.0), _ROUND + _rounding(u, kind) + _rounding(v, kind)
 
 
 @njit(cache=True)
@@ -98,6 +99,8 @@ def base_loss(y: float, kind: int, p: np.ndarray, shift: float) -> float:
     """ℓ(y) = log f(y) − log f(y − shift)."""
     if kind == GAUSSIAN:
         return shift * (shift - 2.0 * y) / (2.0 * p[0] * p[0])
+    if kind == GENERALIZED_GAUSSIAN:
+        return -gg_shift_loss(y, shift, p)
     return noise_logpdf(y, kind, p) - noise_logpdf(y - shift, kind, p)
 
 

@@ -31,7 +31,7 @@ def tightest_accountant(mechanism: Mechanism, geometry: str) -> str:
     dominating pair is known, and the RDP bound is the upper end of
     :func:`lmodp.epsilon_interval`.
     """
-    return "pld" if geometry == "scalar" or isinstance(mechanism, Gaussian) else "rdp"
+    return "pld" if geometry == "scalar" or isinstance(mechanism.canonical(), Gaussian) else "rdp"
 
 
 def resolve_accountant(accountant: str, mechanism: Mechanism, geometry: str) -> str:

@@ -6,7 +6,8 @@ For a noise density f and a shift Δ (the query's sensitivity), the scalar Rény
           = \frac{1}{\alpha-1}\log\int f(y-\Delta)^\alpha f(y)^{1-\alpha}\,dy,\qquad \alpha > 1
 
 (equal to the other direction by the symmetry y ↦ Δ − y of a symmetric f). Gaussian noise has
-the closed form αΔ²/(2σ²); Laplace scale mixtures (Laplace, LMO) are integrated numerically by
+the closed form αΔ²/(2σ²); every other family (Laplace scale mixtures, the generalized Gaussian,
+user densities: :mod:`lmodp.accounting.noise_laws`) is integrated numerically by
 :mod:`lmodp.accounting._divergence_kernels` (log space, numba), and every returned value is an
 UPPER bound: quadrature error estimate, floating-point error bound and truncated tails are
 added before the log is taken (tolerance in :func:`renyi_divergences`).
@@ -26,9 +27,10 @@ from scipy import special
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
 from lmodp.accounting import _divergence_kernels as DK
 from lmodp.accounting._l2_sup import DEFAULT_L2_TOLERANCE, sup_ratio_bound
-from lmodp.accounting._mixture_quadrature import GL_POINTS, LOG_TAIL_TARGET, gauss_legendre, mixture_log_moments
+from lmodp.accounting._mixture_quadrature import GL_POINTS, LOG_TAIL_TARGET, gauss_legendre
+from lmodp.accounting.noise_laws import noise_law
 from lmodp.accounting.orders import validate_orders as require_orders
-from lmodp.mechanisms import Gaussian, Mechanism
+from lmodp.mechanisms import Gaussian, Mechanism, require_accountable
 from lmodp.mechanisms import _mixture_kernels as MK
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 
@@ -44,9 +46,9 @@ def _mixture(mechanism: object) -> LaplaceScaleMixture:
 
 
 def _check_mechanism(mechanism: object) -> Mechanism:
-    if not isinstance(mechanism, (Gaussian, LaplaceScaleMixture)):
-        raise ValueError(f"mechanism must be a Gaussian, Laplace or LMO mechanism, got {type(mechanism).__name__}")
-    return mechanism
+    """The mechanism's :meth:`~lmodp.mechanisms.Mechanism.canonical` form, if an accountant can
+    account it (:func:`lmodp.mechanisms.require_accountable`)."""
+    return require_accountable(mechanism).canonical()
 
 
 def pure_dp_epsilon(mechanism: Mechanism, *, sensitivity: float) -> float:
@@ -67,16 +69,15 @@ def pure_dp_epsilon(mechanism: Mechanism, *, sensitivity: float) -> float:
       g' is non-decreasing), so L ≤ L(Δ) = g(0) − g(Δ).
 
     Hence sup L = g(0) − g(Δ) ≥ 0, and by the symmetry y ↦ Δ − y the same holds for −L.
-    The returned float is rounded up by 1e-14 relative to its terms.
+    The returned float is rounded up by 1e-14 relative to its terms. Other families
+    (:meth:`lmodp.accounting.noise_laws.NoiseLaw.pure_dp_epsilon`): generalized Gaussian Δ/s at
+    p = 1, ∞ for p > 1; a user density S·Δ.
     """
-    _check_mechanism(mechanism)
+    mechanism = _check_mechanism(mechanism)
     sensitivity = require_positive("sensitivity", sensitivity)
     if isinstance(mechanism, Gaussian):
         return math.inf
-    p = mechanism.params
-    terms = (math.log(MK.tilted_mean(0.0, p)), -MK.log_tail(sensitivity, p), -math.log(MK.tilted_mean(sensitivity, p)))
-    # rounded up by a bound on the floating-point error of the three terms and their sum
-    return float(sum(terms) + _ROUNDING * sum(abs(t) for t in terms))
+    return noise_law(mechanism).pure_dp_epsilon(sensitivity)
 
 
 def renyi_divergences(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: float) -> np.ndarray:
@@ -98,13 +99,14 @@ def renyi_divergences(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: f
     Gauss–Legendre error estimate (an estimate, far above the fine rule's actual error for
     these analytic integrands) underestimates the error.
     """
-    _check_mechanism(mechanism)
+    mechanism = _check_mechanism(mechanism)
     alphas = require_orders(orders)
     sensitivity = require_positive("sensitivity", sensitivity)
     if isinstance(mechanism, Gaussian):
         return alphas * sensitivity**2 / (2.0 * mechanism.sigma**2)
-    log_z = mixture_log_moments(mechanism, alphas, sensitivity=sensitivity, max_order=float(alphas.max()))
-    eps = pure_dp_epsilon(mechanism, sensitivity=sensitivity)
+    law = noise_law(mechanism)
+    log_z = law.log_moments(alphas, sensitivity=sensitivity, max_order=float(alphas.max()))
+    eps = law.pure_dp_epsilon(sensitivity)
     return np.clip(log_z / (alphas - 1.0), 0.0, eps)
 
 
@@ -127,7 +129,7 @@ def mgf_bound_rdp(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: float
     mixture = _mixture(mechanism)
     alphas = require_orders(orders)
     sensitivity = require_positive("sensitivity", sensitivity)
-    p = mixture.params
+    p = mixture.kernel_params
     domain = mixture.omega_mgf_domain()
     out = np.full(alphas.shape, math.inf)
     for i, a in enumerate(alphas):
@@ -187,7 +189,7 @@ def subsampled_scalar_rdp(
     the subsampled mechanism, log(1 + q(e^ε − 1)). q = 1 is :func:`renyi_divergences`.
     Gaussian noise is integrated on a uniform grid with closed-form tail bounds.
     """
-    _check_mechanism(mechanism)
+    mechanism = _check_mechanism(mechanism)
     alphas = require_orders(orders)
     sample_rate = require_sample_rate("sample_rate", sample_rate)
     sensitivity = require_positive("sensitivity", sensitivity)
@@ -198,13 +200,12 @@ def subsampled_scalar_rdp(
         log_z = _gaussian_subsampled_log_moments(mechanism.sigma, sensitivity, sample_rate, alphas)
         cap = math.inf
     else:
+        law = noise_law(mechanism)
         coefs = np.concatenate([alphas, 1.0 - alphas])
         # The reverse direction's factor r^{1-α} can reach (1-q)^{1-α}: push the cut further out.
         target = LOG_TAIL_TARGET - (a_max - 1.0) * -math.log1p(-sample_rate)
-        log_z = mixture_log_moments(
-            mechanism, coefs, sensitivity=sensitivity, sample_rate=sample_rate, max_order=a_max, log_tail_target=target
-        )
-        eps = pure_dp_epsilon(mechanism, sensitivity=sensitivity)
+        log_z = law.log_moments(coefs, sensitivity=sensitivity, sample_rate=sample_rate, max_order=a_max, log_tail_target=target)
+        eps = law.pure_dp_epsilon(sensitivity)
         log1m_q = math.log1p(-sample_rate)
         cap = DK.psi_of_loss(eps, math.log(sample_rate), log1m_q) * (1.0 + _ROUNDING)
     n = alphas.size
@@ -222,19 +223,19 @@ def l2_renyi_bound(
     coordinates contribute 0), whatever d. Returned: C² times an upper bound on that sup.
 
     Gaussian(σ): h_α(t)/t² = α/(2σ²) for all t, so the bound is exactly αC²/(2σ²).
-    Laplace scale mixtures: :func:`lmodp.accounting._l2_sup.sup_ratio_bound` (a proven bound
-    on a first cell (0, t_0], then cell bounds on an adaptive geometric t-grid using that
-    h_α(t) is non-decreasing in t, convex interpolation in α); it exceeds the best value found
+    Other families: :func:`lmodp.accounting._l2_sup.sup_ratio_bound` (a proven bound on a first
+    cell (0, t_0] for the family, then cell bounds on an adaptive geometric t-grid using that
+    h_α(t) is non-decreasing in t for symmetric unimodal noise, convex interpolation in α); it exceeds the best value found
     by at most a factor 1 + ``tolerance`` (plus the anchor interpolation, < 0.3 %); a larger
     ``tolerance`` is faster and looser, never unsound. The proofs are in docs/l2-geometry.md;
     the quadrature values it uses are pessimistic by an error estimate.
     """
-    _check_mechanism(mechanism)
+    mechanism = _check_mechanism(mechanism)
     alphas = require_orders(orders)
     c = require_positive("l2_sensitivity", l2_sensitivity)
     if isinstance(mechanism, Gaussian):
         return alphas * c**2 / (2.0 * mechanism.sigma**2)
-    return c**2 * sup_ratio_bound(mechanism, alphas, l2_sensitivity=c, rel_tol=require_positive("tolerance", tolerance))
+    return c**2 * sup_ratio_bound(noise_law(mechanism), alphas, l2_sensitivity=c, rel_tol=require_positive("tolerance", tolerance))
 
 
 def unsubsampled_rdp(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: float, geometry: str) -> np.ndarray:
@@ -245,7 +246,7 @@ def unsubsampled_rdp(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: fl
     with l2_sensitivity = sensitivity.
     """
     geometry = require_geometry(geometry)
-    _check_mechanism(mechanism)
+    mechanism = _check_mechanism(mechanism)
     if geometry == "scalar" or isinstance(mechanism, Gaussian):
         return renyi_divergences(mechanism, orders, sensitivity=sensitivity)
     return l2_renyi_bound(mechanism, orders, l2_sensitivity=sensitivity)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate, require_steps
-from lmodp.mechanisms import Mechanism
+from lmodp.mechanisms import Mechanism, require_registered
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,10 @@ class MechanismEvent:
     def validated(
         cls, mechanism: Mechanism, *, sample_rate: float, steps: int, sensitivity: float, geometry: str
     ) -> "MechanismEvent":
-        """The event for these arguments, each checked (``ValueError`` naming the bad one)."""
-        if not isinstance(mechanism, Mechanism):
-            raise ValueError(f"mechanism must be an lmodp Mechanism, got {type(mechanism).__name__}")
+        """The event for these arguments, each checked (``ValueError`` naming the bad one); the
+        mechanism must be accountable and its family registered
+        (:func:`lmodp.mechanisms.require_registered`), so that the history can be rebuilt."""
+        require_registered(mechanism)
         return cls(
             mechanism=mechanism.to_dict(),
             sample_rate=require_sample_rate("sample_rate", sample_rate),

@@ -91,7 +91,7 @@ def mechanism_pld(
 
 
 def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
-    if geometry == "l2" and not isinstance(mechanism, Gaussian):
+    if geometry == "l2" and not isinstance(mechanism.canonical(), Gaussian):
         raise ValueError(
             "the PLD accountant has no tight bound for geometry 'l2' with non-Gaussian noise; "
             "use lmodp.epsilon_interval(...) for a [lower, upper] interval, or accountant='rdp'"

@@ -29,7 +29,9 @@ import numpy as np
 from scipy import special
 
 from lmodp.accounting import _pld_kernels as K
-from lmodp.mechanisms import Gaussian, LaplaceScaleMixture, Mechanism
+from lmodp.accounting._density_pld import DensityNoiseModel
+from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Mechanism, SymmetricDensity, require_accountable
+from lmodp.mechanisms._generalized_gaussian_kernels import log_tail as gg_log_tail
 from lmodp.mechanisms._mixture_kernels import log_tail
 
 DIRECTIONS = ("add", "remove")
@@ -58,38 +60,38 @@ class NoiseModel:
         vals = [K.base_loss(float(y), self.kind, self.params, self.shift) for y in ends]
         return min(vals), max(vals)
 
+    def level_set_masses(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mass, rounding bound), shape (n, 4): f{ℓ > t}, f_Δ{ℓ > t}, f{ℓ < t}, f_Δ{ℓ < t} on the window."""
+        return K.level_set_masses(np.ascontiguousarray(thresholds), self.kind, self.params, self.shift, self.radius)
 
-def noise_model(mechanism: Mechanism, *, sensitivity: float, window_tail: float = DEFAULT_WINDOW_TAIL) -> NoiseModel:
-    """Kernel form of a Gaussian or Laplace-scale-mixture mechanism (others: ValueError), with a
-    window radius R such that P(|Y| > R) ≤ ``window_tail``.
 
-    A Laplace scale mixture whose ω is discrete may say so with attributes ``omega_atoms`` (the
-    values of ω, > 0) and ``omega_weights`` (their probabilities)."""
+def noise_model(mechanism: Mechanism, *, sensitivity: float, window_tail: float = DEFAULT_WINDOW_TAIL) -> NoiseModel | DensityNoiseModel:
+    """Kernel form of a mechanism with a window radius R such that P(|Y| > R) ≤ ``window_tail``:
+    Gaussian, Laplace scale mixtures (LMO or finite mixing laws), generalized Gaussian, and
+    user-defined log-concave densities (:class:`~lmodp.accounting._density_pld.DensityNoiseModel`);
+    ``ValueError`` for a mechanism no accountant accepts."""
+    mechanism = require_accountable(mechanism).canonical()
     log_target = math.log(window_tail)
-    if hasattr(mechanism, "omega_atoms"):
-        rates = np.asarray(mechanism.omega_atoms, dtype=float)
-        weights = np.asarray(mechanism.omega_weights, dtype=float)
-        if rates.shape != weights.shape or np.any(rates <= 0.0) or np.any(weights <= 0.0):
-            raise ValueError("omega_atoms and omega_weights must be positive arrays of the same length")
-        radius = (-log_target) / float(rates.min())
-        params = np.concatenate((rates, weights / weights.sum()))
-        return NoiseModel(K.DISCRETE, params, sensitivity, radius, 2.0 * K.noise_survival(radius, K.DISCRETE, params))
     if isinstance(mechanism, Gaussian):
         params = np.array([mechanism.sigma])
         z = -float(special.ndtri(window_tail / 2.0))  # P(|Y| > zσ) = 2Φ(−z) = erfc(z/√2)
         return NoiseModel(K.GAUSSIAN, params, sensitivity, z * mechanism.sigma, float(special.erfc(z / math.sqrt(2.0))))
-    if isinstance(mechanism, LaplaceScaleMixture):
-        params = np.ascontiguousarray(mechanism.params, dtype=float)
-        radius = 1.0 / mechanism.omega_mean()
-        while log_tail(radius, params) > log_target:
-            radius *= 2.0
-            if radius > 1e250:
-                raise ValueError("mechanism tails are too heavy for the PLD window (P(|Y| > 1e250) > 1e-30)")
-        return NoiseModel(K.MIXTURE, params, sensitivity, radius, 2.0 * math.exp(log_tail(radius, params)))
-    raise ValueError(f"mechanism must be Gaussian or a Laplace scale mixture, got {type(mechanism).__name__}")
+    if isinstance(mechanism, SymmetricDensity):
+        return DensityNoiseModel.of(mechanism, sensitivity=sensitivity, window_tail=window_tail)
+    if isinstance(mechanism, GeneralizedGaussian):
+        kind, params, tail, start = K.GENERALIZED_GAUSSIAN, mechanism.kernel_params, gg_log_tail, mechanism.scale
+    else:
+        kind, params, tail, start = K.MIXTURE, mechanism.kernel_params, log_tail, 1.0 / mechanism.omega_mean()
+    params = np.ascontiguousarray(params, dtype=float)
+    radius = start
+    while tail(radius, params) > log_target:
+        radius *= 2.0
+        if radius > 1e250:
+            raise ValueError("mechanism tails are too heavy for the PLD window (P(|Y| > 1e250) > 1e-30)")
+    return NoiseModel(kind, params, sensitivity, radius, 2.0 * math.exp(tail(radius, params)))
 
 
-def loss_range(model: NoiseModel, *, direction: str, sample_rate: float) -> tuple[float, float]:
+def loss_range(model: NoiseModel | DensityNoiseModel, *, direction: str, sample_rate: float) -> tuple[float, float]:
     """(min, max) of the subsampled loss L over the window, clipped to ±500."""
     lmin, lmax = model.loss_range()
     q = sample_rate
@@ -119,7 +121,7 @@ class HockeyStickCurve:
     q_at_least: np.ndarray
 
 
-def hockey_stick_curve(model: NoiseModel, *, direction: str, sample_rate: float, interval: float) -> HockeyStickCurve:
+def hockey_stick_curve(model: NoiseModel | DensityNoiseModel, *, direction: str, sample_rate: float, interval: float) -> HockeyStickCurve:
     """The curve on the grid of multiples of ``interval`` covering the range of L."""
     lo, hi = loss_range(model, direction=direction, sample_rate=sample_rate)
     offset = math.floor(lo / interval) - 1  # one point strictly below every loss
@@ -130,7 +132,7 @@ def hockey_stick_curve(model: NoiseModel, *, direction: str, sample_rate: float,
         arg = np.expm1(eps) + q
         with np.errstate(divide="ignore"):
             t = np.where(arg > 0.0, math.log(q) - np.log(np.maximum(arg, 1e-300)), np.inf)
-        mass, err = K.level_set_masses(np.ascontiguousarray(t), model.kind, model.params, model.shift, model.radius)
+        mass, err = model.level_set_masses(t)
         p_set = (1.0 - q) * mass[:, 2] + q * mass[:, 3]
         p_err = (1.0 - q) * err[:, 2] + q * err[:, 3]
         q_set, q_err = mass[:, 2], err[:, 2]
@@ -139,7 +141,7 @@ def hockey_stick_curve(model: NoiseModel, *, direction: str, sample_rate: float,
         arg = np.expm1(-eps) + q
         empty = arg <= 0.0
         t = np.where(empty, np.inf, math.log(q) - np.log(np.where(empty, 1.0, arg)))
-        mass, err = K.level_set_masses(np.ascontiguousarray(t), model.kind, model.params, model.shift, model.radius)
+        mass, err = model.level_set_masses(t)
         p_set, p_err = mass[:, 0], err[:, 0]
         q_set = (1.0 - q) * mass[:, 0] + q * mass[:, 1]
         q_err = (1.0 - q) * err[:, 0] + q * err[:, 1]

@@ -260,7 +260,7 @@ def epsilon_interval(
     dims = tuple(int(require_positive("dimensions", n)) for n in dimensions)
     if 1 not in dims:
         dims = (1,) + dims
-    if isinstance(mechanism, Gaussian):
+    if isinstance(mechanism.canonical(), Gaussian):
         acc = PLDAccountant(value_discretization_interval=h)
         acc.step(mechanism=mechanism, sample_rate=q, steps=steps, sensitivity=sensitivity, geometry="l2")
         upper = acc.get_epsilon(delta)

@@ -36,7 +36,7 @@ from lmodp._validation import require_geometry, require_positive, require_sample
 from lmodp.accounting import divergence
 from lmodp.accounting._l2_sup import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.orders import integer_mask, validate_orders
-from lmodp.mechanisms import Gaussian, Mechanism
+from lmodp.mechanisms import Gaussian, Mechanism, require_accountable
 
 # Rényi divergences are evaluated exactly (integer-order binomial tables) up to this order;
 # above it, only the requested integer orders are evaluated and the others bounded by
@@ -453,8 +453,7 @@ def poisson_subsampled_rdp(
     q = require_sample_rate("sample_rate", sample_rate)
     delta_s = require_positive("sensitivity", sensitivity)
     geometry = require_geometry(geometry)
-    if not isinstance(mechanism, Mechanism):
-        raise ValueError(f"mechanism must be an lmodp Mechanism, got {type(mechanism).__name__}")
+    mechanism = require_accountable(mechanism).canonical()
     if isinstance(mechanism, Gaussian):
         return sampled_gaussian_rdp(alphas, noise_multiplier=mechanism.sigma / delta_s, sample_rate=q)
     if q == 1.0:

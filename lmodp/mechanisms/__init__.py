@@ -1,30 +1,44 @@
-"""Noise mechanisms: Gaussian, Laplace and the LMO Laplace scale mixture."""
+"""Noise mechanisms: Gaussian, Laplace, LMO and other Laplace scale mixtures, the generalized
+Gaussian, and user-defined densities; the registry of families (:mod:`lmodp.mechanisms.registry`)."""
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Mapping
-
 from lmodp.mechanisms.base import Mechanism
+from lmodp.mechanisms.density import SymmetricDensity
 from lmodp.mechanisms.describe import describe
 from lmodp.mechanisms.gaussian import Gaussian
+from lmodp.mechanisms.generalized_gaussian import GeneralizedGaussian
 from lmodp.mechanisms.laplace import Laplace
+from lmodp.mechanisms.laplace_mixture import LaplaceMixture
 from lmodp.mechanisms.lmo import LMO
+from lmodp.mechanisms.mixing import FiniteMixing, LMOMixing, MixingLaw
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
+from lmodp.mechanisms.registry import (
+    family_class,
+    mechanism_from_dict,
+    register_mechanism,
+    registered_families,
+    require_accountable,
+    require_registered,
+)
 
-_FAMILIES = {"gaussian": Gaussian, "laplace": Laplace, "lmo": LMO}
-
-
-def mechanism_from_dict(data: Mapping[str, Any]) -> Mechanism:
-    """Rebuild a mechanism from :meth:`Mechanism.to_dict` output; ValueError naming any unknown key."""
-    family = data.get("family")
-    if family not in _FAMILIES:
-        raise ValueError(f"family must be one of {sorted(_FAMILIES)}, got {family!r}")
-    parameters = [p for p in inspect.signature(_FAMILIES[family].__init__).parameters if p != "self"]
-    unknown = sorted(set(data) - {"family", "convention"} - set(parameters))
-    if unknown:
-        raise ValueError(f"unknown {family} parameter(s) {unknown}; the {family} parameters are {parameters}")
-    return _FAMILIES[family].from_dict(data)
-
-
-__all__ = ["Gaussian", "LMO", "Laplace", "LaplaceScaleMixture", "Mechanism", "describe", "mechanism_from_dict"]
+__all__ = [
+    "FiniteMixing",
+    "Gaussian",
+    "GeneralizedGaussian",
+    "LMO",
+    "LMOMixing",
+    "Laplace",
+    "LaplaceMixture",
+    "LaplaceScaleMixture",
+    "Mechanism",
+    "MixingLaw",
+    "SymmetricDensity",
+    "describe",
+    "family_class",
+    "mechanism_from_dict",
+    "register_mechanism",
+    "registered_families",
+    "require_accountable",
+    "require_registered",
+]

@@ -1,4 +1,4 @@
-r"""Numba kernels for Laplace scale mixtures with an LMO mixing law.
+r"""Numba kernels for Laplace scale mixtures (LMO and finite mixing laws).
 
 A Laplace scale mixture draws an inverse scale :math:`\omega > 0` and outputs
 :math:`Y \mid \omega \sim \mathrm{Laplace}(0, 1/\omega)`. With the LMO mixing law
@@ -16,14 +16,20 @@ form in :math:`M_\omega` and its derivatives at :math:`t=-s\le 0` (s = |y|):
 
 Writing :math:`L(s)=\log M_\omega(-s)`, :math:`D_1(s)=\tfrac{d}{dt}\log M_\omega(t)|_{t=-s}` (the
 mean of :math:`\omega` tilted by :math:`e^{-s\omega}`) and :math:`D_2(s)` (its variance), we
-have :math:`M' = M D_1` and :math:`M'' = M (D_1^2 + D_2)`. Each of :math:`L, D_1, D_2` is a sum
-over the three independent components, computed here in log space with ``log1p``/``expm1``
+have :math:`M' = M D_1` and :math:`M'' = M (D_1^2 + D_2)`. For the LMO law each of :math:`L, D_1, D_2`
+is a sum over the three independent components, computed here in log space with ``log1p``/``expm1``
 so that it stays accurate for :math:`s` up to 1e6 and beyond and for mixtures with mass of
 :math:`\omega` near 0 (power-law tails of :math:`Y`).
 
-Parameters travel as a float64 array ``p = [a1, k, theta, a3, lam, a4, lo, hi]``; a component
-with weight 0 contributes nothing. A point mass :math:`\omega\equiv c` (plain Laplace with
-scale 1/c) is ``a4 = 1, lo = hi = c``.
+The mixing law travels as a packed float64 array whose first entry is its kind
+(:mod:`lmodp.mechanisms.mixing` builds it; nothing else reads it by index):
+
+* ``LMO_KIND``: ``p = [0, a1, k, theta, a3, lam, a4, lo, hi]`` for
+  ω = a1·Gamma(k, θ) + a3·Exponential(rate λ) + a4·U[lo, hi]; a component with weight 0
+  contributes nothing, and ``a4 = 1, lo = hi = c`` is the point mass ω ≡ c;
+* ``FINITE_KIND``: ``p = [1, m, ω_1, …, ω_m, w_1, …, w_m]`` for ω = ω_i with probability w_i
+  (M_ω(t) = Σ w_i e^{tω_i}, evaluated with the largest term factored out; D1 and D2 are the mean
+  and variance of the atoms under the tilted weights ∝ w_i e^{−sω_i}).
 """
 
 from __future__ import annotations
@@ -35,8 +41,11 @@ from numba import njit
 
 LOG_HALF = math.log(0.5)
 
-# Index of each parameter in the packed parameter vector.
-A1, K, THETA, A3, LAM, A4, LO, HI = range(8)
+#: Kinds of mixing law (the first entry of the packed vector).
+LMO_KIND = 0.0
+FINITE_KIND = 1.0
+# Index of each parameter of an LMO law in the packed vector.
+A1, K, THETA, A3, LAM, A4, LO, HI = range(1, 9)
 
 _SMALL_Z = 1e-4
 
@@ -81,8 +90,8 @@ def truncated_exp_var(z: float) -> float:
 
 
 @njit(cache=True)
-def log_mgf(t: float, p: np.ndarray) -> float:
-    """log M_omega(t) for real t; +inf outside the finite domain t < min(1/(a1 theta), lam/a3)."""
+def _lmo_log_mgf(t: float, p: np.ndarray) -> float:
+    """log M_omega(t) of an LMO law for real t; +inf outside the finite domain t < min(1/(a1 theta), lam/a3)."""
     out = 0.0
     a1 = p[A1]
     if a1 > 0.0:
@@ -110,8 +119,8 @@ def log_tail(s: float, p: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def tilted_mean(s: float, p: np.ndarray) -> float:
-    """D1(s) = E[omega e^{-s omega}] / E[e^{-s omega}] > 0."""
+def _lmo_tilted_mean(s: float, p: np.ndarray) -> float:
+    """D1(s) of an LMO law (a sum over its independent components)."""
     out = 0.0
     a1 = p[A1]
     if a1 > 0.0:
@@ -127,8 +136,8 @@ def tilted_mean(s: float, p: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def tilted_var(s: float, p: np.ndarray) -> float:
-    """D2(s): the variance of omega tilted by e^{-s omega}."""
+def _lmo_tilted_var(s: float, p: np.ndarray) -> float:
+    """D2(s) of an LMO law (a sum over its independent components)."""
     out = 0.0
     a1 = p[A1]
     if a1 > 0.0:
@@ -143,6 +152,71 @@ def tilted_var(s: float, p: np.ndarray) -> float:
         w = p[HI] - p[LO]
         out += a4 * a4 * w * w * truncated_exp_var(a4 * w * s)
     return out
+
+
+@njit(cache=True)
+def _finite_log_weights(s: float, p: np.ndarray) -> tuple[np.ndarray, float]:
+    """(log w_i − s·ω_i for every atom, their maximum) of a finite law."""
+    m = int(p[1])
+    e = np.empty(m)
+    top = -math.inf
+    for i in range(m):
+        e[i] = math.log(p[2 + m + i]) - s * p[2 + i]
+        top = max(top, e[i])
+    return e, top
+
+
+@njit(cache=True)
+def _finite_log_mgf(t: float, p: np.ndarray) -> float:
+    """log Σ w_i e^{t ω_i}, the largest term factored out."""
+    e, top = _finite_log_weights(-t, p)
+    acc = 0.0
+    for i in range(e.shape[0]):
+        acc += math.exp(e[i] - top)
+    return top + math.log(acc)
+
+
+@njit(cache=True)
+def _finite_tilted_moments(s: float, p: np.ndarray) -> tuple[float, float]:
+    """(mean, variance) of the atoms under the tilted weights ∝ w_i e^{−s ω_i}."""
+    m = int(p[1])
+    e, top = _finite_log_weights(s, p)
+    den = 0.0
+    num = 0.0
+    for i in range(m):
+        pi = math.exp(e[i] - top)
+        den += pi
+        num += pi * p[2 + i]
+    mean = num / den
+    var = 0.0
+    for i in range(m):
+        d = p[2 + i] - mean
+        var += math.exp(e[i] - top) * d * d
+    return mean, var / den
+
+
+@njit(cache=True)
+def log_mgf(t: float, p: np.ndarray) -> float:
+    """log M_omega(t) for real t; +inf outside the finite domain of M_omega."""
+    if p[0] == FINITE_KIND:
+        return _finite_log_mgf(t, p)
+    return _lmo_log_mgf(t, p)
+
+
+@njit(cache=True)
+def tilted_mean(s: float, p: np.ndarray) -> float:
+    """D1(s) = E[omega e^{-s omega}] / E[e^{-s omega}] > 0."""
+    if p[0] == FINITE_KIND:
+        return _finite_tilted_moments(s, p)[0]
+    return _lmo_tilted_mean(s, p)
+
+
+@njit(cache=True)
+def tilted_var(s: float, p: np.ndarray) -> float:
+    """D2(s): the variance of omega tilted by e^{-s omega}."""
+    if p[0] == FINITE_KIND:
+        return _finite_tilted_moments(s, p)[1]
+    return _lmo_tilted_var(s, p)
 
 
 @njit(cache=True)

@@ -12,6 +12,7 @@ sampled and accounted. Assigning an attribute raises; :meth:`Mechanism.replace` 
 
 from __future__ import annotations
 
+import json
 import math
 from abc import ABCMeta, abstractmethod
 from typing import Any, Mapping
@@ -40,7 +41,7 @@ class _ImmutableAfterInit(ABCMeta):
 class Mechanism(metaclass=_ImmutableAfterInit):
     """A symmetric additive noise distribution Y with density f(y) = f(-y)."""
 
-    #: Short family name used in JSON ("gaussian", "laplace", "lmo").
+    #: Short family name used in JSON ("gaussian", "laplace", "lmo", ...; see :mod:`lmodp.mechanisms.registry`).
     family: str = ""
 
     @abstractmethod
@@ -78,6 +79,11 @@ class Mechanism(metaclass=_ImmutableAfterInit):
     @abstractmethod
     def fisher_information(self) -> float:
         """Location Fisher information I = ∫ f'(y)^2 / f(y) dy."""
+
+    def canonical(self) -> "Mechanism":
+        """The same law, as the family whose accounting is tightest (a generalized Gaussian with
+        p = 2 is a Gaussian); the mechanism itself by default."""
+        return self
 
     @abstractmethod
     def scaled(self, factor: float) -> "Mechanism":
@@ -123,7 +129,7 @@ class Mechanism(metaclass=_ImmutableAfterInit):
         return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self.to_dict().items())))
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k not in ("family", "convention"))

@@ -9,7 +9,8 @@ def describe(mechanism: Mechanism, *, digits: int = 3) -> str:
     """The family and the parameters that define ``mechanism``, each to ``digits`` significant digits.
 
     LMO is written as its mixing law, e.g. ``LMO ω = 0.1·Γ(k=2, θ=1) + 0.2·U[7, 8]`` (the
-    Exponential by its rate); components of weight 0 are left out.
+    Exponential by its rate); components of weight 0 are left out. A finite Laplace mixture lists
+    its atoms with their probabilities; other families are their ``repr``.
     """
     d = mechanism.to_dict()
 
@@ -29,4 +30,9 @@ def describe(mechanism: Mechanism, *, digits: int = 3) -> str:
         if d["uniform_weight"] > 0:
             parts.append(f"{num(d['uniform_weight'])}·U[{num(d['uniform_low'])}, {num(d['uniform_high'])}]")
         return "LMO ω = " + " + ".join(parts)
+    if mechanism.family == "laplace_mixture":
+        atoms = ", ".join(f"{num(a)} (p {num(w)})" for a, w in zip(d["omega_atoms"], d["omega_weights"]))
+        return f"Laplace mixture ω ∈ {{{atoms}}}"
+    if mechanism.family == "generalized_gaussian":
+        return f"generalized Gaussian s={num(d['scale'])}, p={num(d['power'])}"
     return repr(mechanism)

@@ -1,4 +1,4 @@
-"""The Laplace mechanism Laplace(0, b): the point-mass case omega = 1/b of the LMO family."""
+"""The Laplace mechanism Laplace(0, b): the Laplace scale mixture whose ω is the point mass 1/b."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from lmodp._validation import require_positive
+from lmodp.mechanisms.mixing import FiniteMixing
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 
 
@@ -20,11 +21,7 @@ class Laplace(LaplaceScaleMixture):
 
     def __init__(self, scale: float) -> None:
         self.scale = require_positive("scale", scale)
-        rate = 1.0 / self.scale
-        self.params = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, rate, rate])
-
-    def sample_omega(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-        return np.full(size, 1.0 / self.scale)
+        self._mixing = FiniteMixing((1.0 / self.scale,), (1.0,))
 
     def sample(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return rng.laplace(0.0, self.scale, size)

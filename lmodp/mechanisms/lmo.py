@@ -31,9 +31,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import numpy as np
 
 from lmodp._validation import require_finite, require_nonnegative, require_positive
+from lmodp.mechanisms.mixing import LMOMixing
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 
 CONVENTION = "exponential_rate"
@@ -81,28 +81,16 @@ class LMO(LaplaceScaleMixture):
                 "omega would be 0 almost surely: at least one of gamma_weight, exponential_weight, "
                 "or uniform_weight (with uniform_high > 0) must be > 0"
             )
-        self.params = np.array(
-            [
-                self.gamma_weight,
-                self.gamma_shape,
-                self.gamma_scale,
-                self.exponential_weight,
-                self.exponential_rate,
-                self.uniform_weight,
-                self.uniform_low,
-                self.uniform_high,
-            ]
+        self._mixing = LMOMixing(
+            self.gamma_weight,
+            self.gamma_shape,
+            self.gamma_scale,
+            self.exponential_weight,
+            self.exponential_rate,
+            self.uniform_weight,
+            self.uniform_low,
+            self.uniform_high,
         )
-
-    def sample_omega(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-        omega = np.zeros(size)
-        if self.gamma_weight > 0:
-            omega += self.gamma_weight * rng.gamma(self.gamma_shape, self.gamma_scale, size)
-        if self.exponential_weight > 0:
-            omega += self.exponential_weight * rng.exponential(1.0 / self.exponential_rate, size)
-        if self.uniform_weight > 0:
-            omega += self.uniform_weight * rng.uniform(self.uniform_low, self.uniform_high, size)
-        return omega
 
     def scaled(self, factor: float) -> "LMO":
         """Noise times ``factor`` is omega divided by ``factor``: every weight divided by it."""

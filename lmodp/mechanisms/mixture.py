@@ -1,7 +1,8 @@
 r"""Laplace scale mixtures: Laplace(0, 1/omega) noise with a random inverse scale omega.
 
-The mixing law is the LMO one (Yang et al. 2024, arXiv 2405.18776, Sec. 4; R2DP, Mohammady et
-al., CCS 2020): :math:`\omega = a_1 G + a_3 E + a_4 U`. All closed forms used here follow from
+The mixing law is a :class:`~lmodp.mechanisms.mixing.MixingLaw`: the LMO one (Yang et al. 2024,
+arXiv 2405.18776, Sec. 4; R2DP, Mohammady et al., CCS 2020), :math:`\omega = a_1 G + a_3 E + a_4 U`,
+or a finite one (ω takes finitely many values). All closed forms used here follow from
 :math:`P(|Y| > s \mid \omega) = e^{-\omega s}`, so that :math:`P(|Y|>s) = M_\omega(-s)`:
 
 * :math:`f(y) = \tfrac12 M'_\omega(-|y|)`,  :math:`F(y) = 1 - \tfrac12 M_\omega(-y)` for y >= 0
@@ -21,7 +22,6 @@ tail is mapped onto a finite interval (never truncated), so values just above it
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -30,6 +30,7 @@ from scipy import integrate
 from lmodp._validation import require_positive
 from lmodp.mechanisms import _mixture_kernels as K
 from lmodp.mechanisms.base import Mechanism
+from lmodp.mechanisms.mixing import FiniteMixing, MixingLaw
 
 _QUAD_RELTOL = 1e-10
 # An integral is returned only when the sum of scipy's error estimates is below this share of it.
@@ -83,17 +84,36 @@ def _integral_to_infinity(log_integrand, centre: float, decay: float, name: str)
 
 
 class LaplaceScaleMixture(Mechanism):
-    """Base class: Laplace noise whose inverse scale omega has the LMO mixing law.
+    """Base class: Laplace noise whose inverse scale ω has a mixing law (:mod:`lmodp.mechanisms.mixing`).
 
-    Subclasses provide :attr:`params`, the packed float64 vector
-    ``[a1, k, theta, a3, lam, a4, lo, hi]`` read by :mod:`lmodp.mechanisms._mixture_kernels`.
+    A subclass sets ``self._mixing`` (an :class:`~lmodp.mechanisms.mixing.LMOMixing` or
+    :class:`~lmodp.mechanisms.mixing.FiniteMixing`) in its constructor, or declares a finite
+    mixing law with the attributes ``omega_atoms`` (the values of ω, > 0) and ``omega_weights``
+    (their probabilities). Every closed form, sampler and accountant reads the law from
+    :attr:`mixing`, so what is sampled is what is accounted.
     """
 
-    params: np.ndarray
+    @property
+    def mixing(self) -> MixingLaw:
+        """The law of ω."""
+        law = self.__dict__.get("_mixing")
+        if law is not None:
+            return law
+        if hasattr(self, "omega_atoms") and hasattr(self, "omega_weights"):
+            return FiniteMixing(self.omega_atoms, self.omega_weights)
+        raise ValueError(
+            f"{type(self).__name__} declares no mixing law: set self._mixing to an LMOMixing or FiniteMixing "
+            "in its constructor, or give it the attributes omega_atoms and omega_weights"
+        )
 
-    @abstractmethod
+    @property
+    def kernel_params(self) -> np.ndarray:
+        """The packed vector of the mixing law that the numba kernels read (read-only)."""
+        return self.mixing.kernel_params()
+
     def sample_omega(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-        """Draw the inverse scale omega."""
+        """Draw the inverse scale ω."""
+        return self.mixing.sample(size, rng)
 
     def sample(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         omega = self.sample_omega(size, rng)
@@ -103,7 +123,8 @@ class LaplaceScaleMixture(Mechanism):
     def omega_log_mgf(self, t: ArrayLike) -> np.ndarray:
         """log M_omega(t) = log E[e^{t omega}]; +inf where t >= :meth:`omega_mgf_domain`."""
         t = np.asarray(t, dtype=float)
-        flat = np.array([K.log_mgf(float(v), self.params) for v in t.ravel()])
+        p = self.kernel_params
+        flat = np.array([K.log_mgf(float(v), p) for v in t.ravel()])
         return flat.reshape(t.shape)
 
     def omega_mgf(self, t: ArrayLike) -> np.ndarray:
@@ -111,67 +132,30 @@ class LaplaceScaleMixture(Mechanism):
         return np.exp(self.omega_log_mgf(t))
 
     def omega_mgf_domain(self) -> float:
-        """Sup of the open set {t : M_omega(t) < inf}: min(1/(a1 theta), lam/a3), or inf."""
-        p = self.params
-        bound = math.inf
-        if p[K.A1] > 0.0:
-            bound = min(bound, 1.0 / (p[K.A1] * p[K.THETA]))
-        if p[K.A3] > 0.0:
-            bound = min(bound, p[K.LAM] / p[K.A3])
-        return bound
+        """Sup of the open set {t : M_omega(t) < inf} (LMO: min(1/(a1 theta), lam/a3), or inf)."""
+        return self.mixing.mgf_domain()
 
     def omega_mean(self) -> float:
-        """E[omega] = a1 k theta + a3/lam + a4 (lo + hi)/2."""
-        p = self.params
-        return float(K.tilted_mean(0.0, p))
+        """E[omega]."""
+        return self.mixing.mean()
 
     def omega_moments(self) -> tuple[float, float, float]:
-        """(E[ω], E[ω²], E[ω³]) from the cumulants κ_n, which add over the independent components.
-
-        a·Gamma(k, θ): κ1 = k·aθ, κ2 = k·(aθ)², κ3 = 2k·(aθ)³; a·Exponential(rate λ): κ1 = a/λ,
-        κ2 = (a/λ)², κ3 = 2(a/λ)³; a·Uniform[lo, hi]: κ1 = a(lo + hi)/2, κ2 = a²(hi − lo)²/12,
-        κ3 = 0. Then E[ω²] = κ2 + κ1², E[ω³] = κ3 + 3κ2κ1 + κ1³.
-        """
-        p = self.params
-        k1 = k2 = k3 = 0.0
-        if p[K.A1] > 0.0:
-            c = p[K.A1] * p[K.THETA]
-            k1, k2, k3 = k1 + p[K.K] * c, k2 + p[K.K] * c * c, k3 + 2.0 * p[K.K] * c**3
-        if p[K.A3] > 0.0:
-            c = p[K.A3] / p[K.LAM]
-            k1, k2, k3 = k1 + c, k2 + c * c, k3 + 2.0 * c**3
-        if p[K.A4] > 0.0:
-            k1 += p[K.A4] * (p[K.LO] + p[K.HI]) / 2.0
-            k2 += (p[K.A4] * (p[K.HI] - p[K.LO])) ** 2 / 12.0
-        return float(k1), float(k2 + k1 * k1), float(k3 + 3.0 * k2 * k1 + k1**3)
+        """(E[ω], E[ω²], E[ω³]) (:meth:`lmodp.mechanisms.mixing.MixingLaw.moments`)."""
+        return self.mixing.moments()
 
     def tail_exponent(self) -> float:
-        """p such that P(|Y| > s) ~ s^{-p} as s -> inf; inf when the tail is exponential.
-
-        Gamma contributes k, Exponential 1, and a Uniform starting at 0 contributes 1; a Uniform
-        bounded away from 0 makes omega >= a4·lo > 0 and the tail exponential.
-        """
-        p = self.params
-        if p[K.A4] > 0.0 and p[K.LO] > 0.0:
-            return math.inf
-        exponent = 0.0
-        if p[K.A1] > 0.0:
-            exponent += p[K.K]
-        if p[K.A3] > 0.0:
-            exponent += 1.0
-        if p[K.A4] > 0.0 and p[K.HI] > 0.0:
-            exponent += 1.0
-        return exponent
+        """d such that P(|Y| > s) ~ s^{-d} as s -> inf; inf when the tail is exponential."""
+        return self.mixing.tail_exponent()
 
     # --- the noise Y ---------------------------------------------------------------------
     def logpdf(self, y: ArrayLike) -> np.ndarray:
         y = np.asarray(y, dtype=float)
-        return K.logpdf_array(np.ascontiguousarray(y.ravel()), self.params).reshape(y.shape)
+        return K.logpdf_array(np.ascontiguousarray(y.ravel()), self.kernel_params).reshape(y.shape)
 
     def log_tail(self, s: ArrayLike) -> np.ndarray:
         """log P(|Y| > s) = log M_omega(-s) for s >= 0."""
         s = np.abs(np.asarray(s, dtype=float))
-        return K.log_tail_array(np.ascontiguousarray(s.ravel()), self.params).reshape(s.shape)
+        return K.log_tail_array(np.ascontiguousarray(s.ravel()), self.kernel_params).reshape(s.shape)
 
     def cdf(self, y: ArrayLike) -> np.ndarray:
         y = np.asarray(y, dtype=float)
@@ -187,7 +171,7 @@ class LaplaceScaleMixture(Mechanism):
         p_tail = self.tail_exponent()
         if p_tail <= 1.0:
             return math.inf
-        p = self.params
+        p = self.kernel_params
         return _integral_to_infinity(lambda t: K.log_tail(t, p), 1.0 / self.omega_mean(), p_tail, "E|Y|")[0]
 
     def variance(self) -> float:
@@ -195,13 +179,13 @@ class LaplaceScaleMixture(Mechanism):
         p_tail = self.tail_exponent()
         if p_tail <= 2.0:
             return math.inf
-        p = self.params
+        p = self.kernel_params
         integral = _integral_to_infinity(lambda t: K.log_tail(t, p) + math.log(t), 1.0 / self.omega_mean(), p_tail - 1.0, "Var Y")
         return 2.0 * integral[0]
 
     def _fisher_quadrature(self) -> tuple[float, float]:
         """(I, scipy's error estimate); the integrand M(−s)·(D1² + D2)²/D1 decays like s^{−(p+3)}."""
-        p = self.params
+        p = self.kernel_params
 
         def log_integrand(s: float) -> float:
             d1 = K.tilted_mean(s, p)
@@ -231,7 +215,7 @@ class LaplaceScaleMixture(Mechanism):
         x = (math.log(1.0 / self.omega_mean()) + (a + b) / 2.0 + (b - a) / 2.0 * nodes[None, :]).ravel()
         w = ((b - a) / 2.0 * weights[None, :]).ravel()
         s = np.exp(x)
-        check = float(np.sum(w * s * K.fisher_integrand_array(np.ascontiguousarray(s), self.params)))
+        check = float(np.sum(w * s * K.fisher_integrand_array(np.ascontiguousarray(s), self.kernel_params)))
         gap = abs(value - check)
         if gap > _CHECK_AGREEMENT * value:
             raise ArithmeticError(f"Fisher information: quadrature rules disagree ({value:.10g} vs {check:.10g})")
