@@ -83,7 +83,9 @@ class DensityNoiseModel:
         err = np.empty((t.size, 4))
         for col, (a, b) in enumerate(((left_end, above), (left_end, above), (below, right_end), (below, right_end))):
             moved = self.shift if col % 2 == 1 else 0.0
-            mass[:, col], err[:, col] = _interval_masses(self.density, np.broadcast_to(a, t.shape) - moved, b - moved)
+            mass[:, col], err[:, col] = _interval_masses(
+                self.density, np.broadcast_to(a, t.shape) - moved, np.broadcast_to(b, t.shape) - moved
+            )
         return mass, err
 
 

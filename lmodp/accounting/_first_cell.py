@@ -13,10 +13,13 @@ M''(u) ≤ (α−1)·[(α−1)·Ā(t) + B̄(t)] on (0, t]. Then M(u) ≤ 1 + u²
 
     sup_{0<u≤t} h_α(u)/u² ≤ [(α−1)·Ā(t) + B̄(t)]/2,
 
-which tends to αI/2 as t → 0. Two families use it (proofs in docs/l2-geometry.md, section 5.4):
+which tends to αI/2 as t → 0. To second order, M(u) ≤ 1 + (α−1)u²[αI/2 + X(t)u²/24] when
+(α−1)A'' + B'' ≤ X(t) on (0, t], so sup_{0<u≤t} h_α(u)/u² ≤ αI/2 + X(t)·t²/24. Two families use it (proofs in docs/l2-geometry.md, section 5.4):
 
 * :class:`LipschitzFirstCell` (user densities, S-Lipschitz g): D = S·u, Ā = B̄ = e^{αSt}·I, so the
-  bound is α·I·e^{αSt}/2;
+  bound is α·I·e^{αSt}/2; to second order (A and B are even in u, with A'(0) = 0 and B'(0+) ≤ 0,
+  kinks of g only adding concave kinks), A'' and B'' ≤ α²S²e^{αSt}·I, so
+  sup h_α(u)/u² ≤ αI/2 + (α−1 + 1)·α²S²e^{αSt}I·t²/24 = (αI/2)(1 + α²S²t²e^{αSt}/12);
 * :class:`GeneralizedGaussianFirstCell` (density ∝ exp(−|y/s|^p), 1 ≤ p ≤ 2): D = p·u·|x|^{p−1}/s^p,
   and with W = |Y/s|^p ~ Gamma(1/p, 1) and the tangent bound w^β ≤ (1−β)a^β + βa^{β−1}w
   (β = 1 − 1/p, any a > 0, λ = cβa^{β−1} < 1, c = αpt/s), E[W^γ e^{λW}] = Γ(1/p + γ)/(Γ(1/p)(1−λ)^{1/p+γ})
@@ -41,14 +44,21 @@ _TANGENT_FACTORS = (0.5, 0.7, 1.0, 1.4, 2.0)
 
 @dataclass(frozen=True)
 class LipschitzFirstCell:
-    """sup_{0<u≤t} h_α(u)/u² ≤ α·I·e^{αSt}/2 for a log-concave f with |g'| ≤ S (``fisher`` ≥ I)."""
+    """For a log-concave f with |g'| ≤ S (``fisher`` ≥ I): the smaller of the first-order bound
+    α·I·e^{αSt}/2 and the second-order bound (α·I/2)·(1 + α²S²t²e^{αSt}/12)."""
 
     fisher: float
     score: float
+    #: h_α(t) is convex in t for log-concave noise (the l2 cells use chords).
+    convex_in_shift = True
 
     def bound(self, alphas: np.ndarray, t: np.ndarray) -> np.ndarray:
+        x = alphas * self.score * np.asarray(t, dtype=float)
         with np.errstate(over="ignore"):
-            return alphas * self.fisher * np.exp(alphas * self.score * t) / 2.0 * (1.0 + _ROUNDING)
+            growth = np.exp(x)
+            first = growth
+            second = 1.0 + x * x * growth / 12.0
+        return alphas * self.fisher / 2.0 * np.minimum(first, second) * (1.0 + _ROUNDING)
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,8 @@ class GeneralizedGaussianFirstCell:
     fisher: float
     scale: float
     power: float
+    #: h_α(t) is convex in t for log-concave noise (the l2 cells use chords).
+    convex_in_shift = True
 
     def bound(self, alphas: np.ndarray, t: np.ndarray) -> np.ndarray:
         v = np.asarray(t, dtype=float) / self.scale

@@ -14,7 +14,9 @@ Fisher information. The bound combines, per order α:
    increases in t and tends to αI/2 as t → 0, and the smaller is used (:class:`NoiseConstants`).
 2. **Cells.** h_α is non-decreasing in t for every symmetric unimodal noise density (proven:
    docs/l2-geometry.md, section 5), so on a grid t_0 < t_1 < … < t_J = C, on [t_j, t_{j+1}]:
-   h_α(t)/t² ≤ h_α(t_{j+1})/t_j². The grid is refined adaptively (a cell is split into
+   h_α(t)/t² ≤ h_α(t_{j+1})/t_j². For log-concave noise h_α is moreover convex in t (section
+   5.4) and a cell is bounded by the chord through its two ends (:func:`chord_bound`), whose
+   excess over h_α(t)/t² is second order in the cell's width. The grid is refined adaptively (a cell is split into
    geometric pieces) until every cell's bound is within a factor 1 + ``rel_tol`` of the best lower bound
    max(αI/2, max_j h_α(t_j)/t_j²), or the cell ratio falls below 1 + 1e-4. Every h_α(t_j) is
    the pessimistic quadrature value of :mod:`lmodp.accounting._divergence_kernels`.
@@ -170,6 +172,8 @@ def _sup_at_orders(law: "NoiseLaw", alphas: np.ndarray, c: float, rel_tol: float
         return bound
     n0 = max(1, int(math.ceil(math.log(c / t_min) / math.log(_INITIAL_RATIO))))
     grid = np.geomspace(t_min, c, n0 + 1)
+    if getattr(constants, "convex_in_shift", False):
+        return _convex_cells(law, alphas, grid, t0, bound, lower, rel_tol)
     # A cell: (t_left, t_right, ratio at t_right, orders it must cover); order α needs the cells
     # above its own first cell (0, t_0(α)].
     cells = []
@@ -203,6 +207,60 @@ def _sup_at_orders(law: "NoiseLaw", alphas: np.ndarray, c: float, rel_tol: float
                 r[keep] = _divergence_ratio(law, float(right), alphas[keep])
                 lower = np.where(keep, np.maximum(lower, r), lower)
             cells.append((left, right, r, keep))
+    return bound
+
+
+def chord_bound(t_left: float, t_right: float, r_left: np.ndarray, r_right: np.ndarray) -> np.ndarray:
+    r"""max over t in [t_left, t_right] of ℓ(t)/t², ℓ the chord through (t_left, r_left·t_left²) and
+    (t_right, r_right·t_right²): for h_α convex in t with h_α(t_j) ≤ r_j·t_j² at both ends, an upper
+    bound on h_α(t)/t² on the cell. With ℓ(t) = A + Bt, (A + Bt)/t² has its only stationary point
+    at t* = −2A/B, a maximum of value B²/(−4A) when A < 0 < B; otherwise the ends are the maximum."""
+    h_left, h_right = r_left * t_left**2, r_right * t_right**2
+    slope = (h_right - h_left) / (t_right - t_left)
+    intercept = h_left - slope * t_left
+    out = np.maximum(r_left, r_right)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_star = -2.0 * intercept / slope
+        inside = (intercept < 0.0) & (slope > 0.0) & (t_star > t_left) & (t_star < t_right)
+        peak = np.where(inside, slope * slope / (-4.0 * np.where(inside, intercept, -1.0)), -np.inf)
+    return np.maximum(out, peak) * (1.0 + 1e-12)
+
+
+def _convex_cells(
+    law: "NoiseLaw", alphas: np.ndarray, grid: np.ndarray, t0: np.ndarray, bound: np.ndarray, lower: np.ndarray, rel_tol: float
+) -> np.ndarray:
+    """The cells for noise whose h_α(t) is convex in t (log-concave f, docs/l2-geometry.md 5.4):
+    each cell's bound is :func:`chord_bound` of the pessimistic values at its two ends, and an
+    open cell is split into four geometric pieces (the chord's excess falls with the square of
+    the cell's log-width). Order α needs the cells above its own first cell (0, t_0(α)]."""
+    ratios = []
+    for i, t in enumerate(grid):
+        need = grid[min(i + 1, grid.size - 1)] > t0
+        r = np.full(alphas.size, np.nan)
+        r[need] = _divergence_ratio(law, float(t), alphas[need])
+        lower = np.where(need, np.maximum(lower, r), lower)
+        ratios.append(r)
+    cells = [(grid[j], grid[j + 1], ratios[j], ratios[j + 1], grid[j + 1] > t0) for j in range(grid.size - 1)]
+    while cells:
+        t_left, t_right, r_left, r_right, mask = cells.pop()
+        cell_bound = chord_bound(t_left, t_right, r_left, r_right)
+        open_mask = mask & (cell_bound > lower * (1.0 + rel_tol))
+        if not open_mask.any() or t_right / t_left < _MIN_RATIO:
+            bound = np.where(mask, np.maximum(bound, cell_bound), bound)
+            continue
+        bound = np.where(mask & ~open_mask, np.maximum(bound, cell_bound), bound)
+        points = np.geomspace(t_left, t_right, 5)
+        values = [r_left]
+        for t in points[1:-1]:
+            r = np.full(alphas.size, np.nan)
+            r[open_mask] = _divergence_ratio(law, float(t), alphas[open_mask])
+            lower = np.where(open_mask, np.maximum(lower, r), lower)
+            values.append(r)
+        values.append(r_right)
+        for k in range(4):
+            keep = open_mask & (points[k + 1] > t0)
+            if keep.any():
+                cells.append((points[k], points[k + 1], values[k], values[k + 1], keep))
     return bound
 
 
