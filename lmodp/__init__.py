@@ -6,8 +6,31 @@ the ``train`` extra (torch, transformers) and ``lmodp.plots`` the ``plots`` extr
 
 from lmodp.accounting.api import epsilon
 from lmodp.accounting.pld_interval import epsilon_interval
-from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism, mechanism_from_dict
+from lmodp.mechanisms import (
+    LMO,
+    Gaussian,
+    GeneralizedGaussian,
+    Laplace,
+    LaplaceMixture,
+    Mechanism,
+    SymmetricDensity,
+    mechanism_from_dict,
+    register_mechanism,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["LMO", "Gaussian", "Laplace", "Mechanism", "mechanism_from_dict", "__version__", "epsilon", "epsilon_interval"]
+__all__ = [
+    "LMO",
+    "Gaussian",
+    "GeneralizedGaussian",
+    "Laplace",
+    "LaplaceMixture",
+    "Mechanism",
+    "SymmetricDensity",
+    "__version__",
+    "epsilon",
+    "epsilon_interval",
+    "mechanism_from_dict",
+    "register_mechanism",
+]

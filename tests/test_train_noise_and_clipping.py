@@ -19,6 +19,7 @@ import lmodp  # noqa: E402
 from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism  # noqa: E402
 from lmodp.paper_params import paper_budgets, paper_mechanism  # noqa: E402
 from lmodp.train import PrivacyBudgetExhausted, make_private, torch_sampler  # noqa: E402
+from lmodp.train.noise import GaussianSampler, register_torch_sampler  # noqa: E402
 from lmodp.train.clipping import clip_factors, clipped_sum, per_example_norms  # noqa: E402
 from lmodp.train.sampling import DPDataLoader, PoissonSampler, gather  # noqa: E402
 
@@ -132,8 +133,11 @@ def test_mechanism_without_torch_sampler_raises():
         sample = logpdf = cdf = mean_abs = variance = usefulness = fisher_information = scaled = to_dict = None
 
     torch_sampler(Custom(1.0))  # subclasses of supported mechanisms inherit the sampler
-    with pytest.raises(ValueError, match="no torch sampler.*register_torch_sampler"):
+    with pytest.raises(ValueError, match="no torch sampler.*cannot be accounted"):
         torch_sampler(Alien())
+    # a sampler alone cannot make a law trainable: no accountant would account it
+    with pytest.raises(ValueError, match="not a registered family that the accountants accept"):
+        register_torch_sampler(Alien, lambda m: GaussianSampler(1.0))
 
 
 # --- Poisson sampling --------------------------------------------------------------------------

@@ -20,8 +20,7 @@ import numpy as np
 from scipy import signal, stats
 
 from lmodp._validation import require_positive
-from lmodp.mechanisms import LaplaceScaleMixture
-from lmodp.mechanisms import _mixture_kernels as K
+from lmodp.mechanisms import FiniteMixing, LaplaceScaleMixture, LMOMixing, MixingLaw
 
 
 @dataclass(frozen=True)
@@ -33,18 +32,22 @@ class OmegaDensity:
     atom: float | None = None
 
 
-def _components(p: np.ndarray) -> tuple[list, float]:
+def _components(law: MixingLaw) -> tuple[list, float]:
     """The continuous components as frozen scipy laws, and the total shift of point masses."""
     laws, shift = [], 0.0
-    if p[K.A1] > 0.0:
-        laws.append(stats.gamma(p[K.K], scale=p[K.A1] * p[K.THETA]))
-    if p[K.A3] > 0.0:
-        laws.append(stats.expon(scale=p[K.A3] / p[K.LAM]))
-    if p[K.A4] > 0.0:
-        if p[K.HI] > p[K.LO]:
-            laws.append(stats.uniform(loc=p[K.A4] * p[K.LO], scale=p[K.A4] * (p[K.HI] - p[K.LO])))
+    parts = law.components if isinstance(law, LMOMixing) else {}
+    if "gamma" in parts:
+        a1, k, theta = parts["gamma"]
+        laws.append(stats.gamma(k, scale=a1 * theta))
+    if "exponential" in parts:
+        a3, lam = parts["exponential"]
+        laws.append(stats.expon(scale=a3 / lam))
+    if "uniform" in parts:
+        a4, lo, hi = parts["uniform"]
+        if hi > lo:
+            laws.append(stats.uniform(loc=a4 * lo, scale=a4 * (hi - lo)))
         else:
-            shift += p[K.A4] * p[K.LO]
+            shift += a4 * lo
     return laws, shift
 
 
@@ -60,7 +63,12 @@ def omega_density(mechanism: LaplaceScaleMixture, *, bins: int = 8192, tail_mass
     tail_mass = require_positive("tail_mass", tail_mass)
     if tail_mass >= 0.5:
         raise ValueError(f"tail_mass must lie in (0, 0.5), got {tail_mass}")
-    laws, shift = _components(mechanism.params)
+    if isinstance(mechanism.mixing, FiniteMixing):
+        if mechanism.mixing.atoms.size > 1:
+            raise ValueError("omega has finitely many atoms: it has no density (see mechanism.mixing.atoms and .weights)")
+        atom = float(mechanism.mixing.atoms[0])
+        return OmegaDensity(x=np.array([atom]), density=np.array([np.inf]), atom=atom)
+    laws, shift = _components(mechanism.mixing)
     if not laws:
         return OmegaDensity(x=np.array([shift]), density=np.array([np.inf]), atom=shift)
     lows = [law.support()[0] for law in laws]

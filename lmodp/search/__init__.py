@@ -1,6 +1,7 @@
 """lmodp.search: the least noise that meets a privacy budget, judged by the sound accountant.
 
-* :func:`search` — best mechanism of a family (LMO, Laplace, Gaussian) for an objective.
+* :func:`search` — best mechanism of a family (LMO, Laplace, Gaussian, generalized Gaussian, or
+  the scale of any registered mechanism) for an objective.
 * :func:`calibrate_gaussian`, :func:`calibrate_scale` — one-sided scale calibration.
 * :class:`SearchResult` — the outcome, with a lossless JSON round trip.
 """

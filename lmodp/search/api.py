@@ -28,17 +28,18 @@ from lmodp.accounting.api import AUTO, epsilon_and_order, require_accountant_fit
 from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.conversion import rdp_to_epsilon
 from lmodp.accounting.subsampling import poisson_subsampled_rdp
-from lmodp.mechanisms import Gaussian, Laplace, Mechanism
+from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Laplace, Mechanism, require_registered
 from lmodp.search.calibrate import DEFAULT_TOLERANCE, accounting_settings, calibrate_with_oracle
 from lmodp.search.grid import GRID_SIZE, paper_grid
 from lmodp.search.objectives import Objective, ObjectiveSpec, resolve_objective
 from lmodp.search.optimize import ShapeProblem, optimize_shape
+from lmodp.search.power import PowerProblem, optimize_power
 from lmodp.search.oracle import EpsilonOracle, accountant_epsilon
 from lmodp.search.result import SearchResult
 
 logger = logging.getLogger(__name__)
 
-FAMILIES = ("lmo", "laplace", "gaussian")
+FAMILIES = ("lmo", "laplace", "gaussian", "generalized_gaussian")
 METHODS = ("optimize", "paper-grid")
 
 #: Number of Rényi orders in the window the optimisation's accountant uses (``fast_orders``).
@@ -57,7 +58,7 @@ def search(
     geometry: str,
     sensitivity: float = 1.0,
     objective: ObjectiveSpec = "mean_abs",
-    family: str = "lmo",
+    family: str | Mechanism = "lmo",
     accountant: str = AUTO,
     seed: int = 0,
     method: Literal["optimize", "paper-grid"] = "optimize",
@@ -76,7 +77,10 @@ def search(
     Budget: ``steps`` Poisson-subsampled releases (rate ``sample_rate``) of a query with the
     given ``sensitivity`` and ``geometry``, accounted by ``accountant`` at failure probability
     ``delta`` (``"auto"``, the default: the tightest sound accountant for each mechanism, PLD in
-    the scalar geometry and for the Gaussian, RDP for non-Gaussian noise in l2). Objectives:
+    the scalar geometry and for the Gaussian, RDP for non-Gaussian noise in l2). ``family``: a
+    name in :data:`FAMILIES`, or a mechanism of any registered family (e.g. a
+    :class:`~lmodp.mechanisms.SymmetricDensity` or a :class:`~lmodp.mechanisms.LaplaceMixture`),
+    whose shape is kept and whose scale is calibrated. Objectives:
     ``"mean_abs"`` (E|Y|), ``"variance"`` (Var Y; infinite-variance candidates are rejected),
     ``"usefulness"`` (maximise P(|Y| <= gamma)), or a callable (mechanism -> value to minimise,
     non-decreasing in the noise scale).
@@ -93,12 +97,18 @@ def search(
     ``grid_limit`` points of it, or all 40,824) and keeps the best point whose sound ε meets the
     target (with ``"auto"`` the points are screened by the RDP bound and the winner's ε is the
     PLD's, see :func:`_loop_uses_rdp`). Families "laplace" and "gaussian" only calibrate the
-    scale. ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal.
+    scale. ``family="generalized_gaussian"`` searches the power p in [1, 2] of density
+    ∝ exp(−|y/s|^p), each p with its scale calibrated (:mod:`lmodp.search.power`); its winner is
+    returned only if it beats both ends of the family, plain Laplace (p = 1) and the Gaussian
+    (p = 2), by more than the calibration tolerance, otherwise the better of those two is.
+    ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal.
     """
     started = time.perf_counter()
-    _check_choices(family, method, maxiter, popsize, polish_evaluations, tolerance, search_tolerance)
+    shape = family if isinstance(family, Mechanism) else None
+    family = _check_choices(family, method, maxiter, popsize, polish_evaluations, tolerance, search_tolerance)
     if family != "gaussian":
-        require_accountant_fits(accountant, {f"the {family} family": Laplace(1.0)}, [geometry])
+        representative = shape if shape is not None else _REPRESENTATIVES.get(family, Laplace(1.0))
+        require_accountant_fits(accountant, {f"the {family} family": representative}, [geometry])
     obj = resolve_objective(objective, gamma=gamma)
     accounting = accounting_settings(
         target_epsilon,
@@ -115,19 +125,23 @@ def search(
     laplace = None
     search_orders: list[float] | None = None
     inner_evaluations = 0
-    if family == "gaussian":
+    if shape is not None:
+        winner = calibrate_with_oracle(full, shape, target_epsilon, tolerance=tolerance)[0]
+    elif family == "gaussian":
         winner = baseline
     else:
         # From the same start as calibrate_scale(Laplace(1.0), ...), so that both give the very same Laplace.
         laplace = calibrate_with_oracle(full, Laplace(1.0), target_epsilon, tolerance=tolerance)[0]
         winner = laplace
-    if family == "lmo":
+    if shape is None and family in ("lmo", "generalized_gaussian"):
         inner = full
         if fast_orders and _loop_uses_rdp(accountant, method, laplace, geometry):
             rdp_accounting = dict(accounting, accountant="rdp")
             search_orders = order_window(laplace, rdp_accounting)
             inner = EpsilonOracle(orders_epsilon(search_orders, **rdp_accounting))
-        if method == "optimize":
+        if family == "generalized_gaussian":
+            winner = _optimize_power(inner, full, obj, target_epsilon, laplace, baseline, search_tolerance, tolerance, progress)
+        elif method == "optimize":
             winner = _optimize(inner, full, obj, target_epsilon, laplace, seed, maxiter, popsize, polish_evaluations,
                                search_tolerance, tolerance, progress)
         else:
@@ -178,27 +192,38 @@ def _loop_uses_rdp(accountant: str, method: str, laplace: Laplace, geometry: str
     return loop == "rdp" or (accountant == AUTO and method == "paper-grid")
 
 
+#: A member of each searched family, to check up front that the accountant can account it.
+_REPRESENTATIVES: dict[str, Mechanism] = {"generalized_gaussian": GeneralizedGaussian(1.0, 1.5)}
+
+
 def _check_choices(
-    family: str,
+    family: str | Mechanism,
     method: str,
     maxiter: int,
     popsize: int,
     polish_evaluations: int,
     tolerance: float,
     search_tolerance: float,
-) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+) -> str:
+    """The family's name, after checking every choice (``ValueError`` naming the bad one)."""
+    if isinstance(family, Mechanism):
+        require_registered(family)
+        family_name = family.family
+    elif family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES} or a registered mechanism, got {family!r}")
+    else:
+        family_name = family
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "paper-grid" and family != "lmo":
-        raise ValueError(f"method='paper-grid' searches the LMO family; family must be 'lmo', got {family!r}")
+    if method == "paper-grid" and family_name != "lmo":
+        raise ValueError(f"method='paper-grid' searches the LMO family; family must be 'lmo', got {family_name!r}")
     require_steps("maxiter", maxiter)
     require_steps("polish_evaluations", polish_evaluations)
     if require_steps("popsize", popsize) < 1:
         raise ValueError(f"popsize must be >= 1, got {popsize!r}")
     require_positive("tolerance", tolerance)
     require_positive("search_tolerance", search_tolerance)
+    return family_name
 
 
 def order_window(mechanism: Mechanism, accounting: dict[str, Any], count: int = FAST_ORDER_COUNT) -> list[float]:
@@ -263,8 +288,35 @@ def _optimize(
     return best if beats_laplace(best, laplace, obj, tolerance) else laplace
 
 
-def beats_laplace(candidate: Mechanism, laplace: Laplace, obj: Objective, tolerance: float) -> bool:
-    """Whether ``candidate`` is better than every Laplace mechanism meeting the budget.
+def _optimize_power(
+    inner: EpsilonOracle,
+    full: EpsilonOracle,
+    obj: Objective,
+    target_epsilon: float,
+    laplace: Laplace,
+    gaussian: Gaussian,
+    search_tolerance: float,
+    tolerance: float,
+    progress: bool,
+) -> Mechanism:
+    """The best generalized Gaussian (:mod:`lmodp.search.power`), re-calibrated with ``full``;
+    returned only if it beats both Laplace and the Gaussian (:func:`beats_laplace` against each),
+    otherwise the better of those two."""
+    problem = PowerProblem(inner, obj, target_epsilon, mean_abs=laplace.mean_abs(), tolerance=search_tolerance)
+    with progress_bar(total=1, desc="power search", unit="search", enabled=progress) as bar:
+        found = optimize_power(problem)
+        bar.update()
+    best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=tolerance)[0]
+    logger.info("generalized Gaussian search: %d powers, best %s", problem.powers_evaluated, best)
+    ends = sorted((laplace, gaussian), key=obj.loss)
+    if all(beats_laplace(best, end, obj, tolerance) for end in ends):
+        return best
+    return ends[0]
+
+
+def beats_laplace(candidate: Mechanism, laplace: Mechanism, obj: Objective, tolerance: float) -> bool:
+    """Whether ``candidate`` is better than every Laplace mechanism meeting the budget (or every
+    member of another one-scale family, e.g. the Gaussian, passed as ``laplace``).
 
     ``laplace`` was calibrated to relative ``tolerance``: its scale b satisfies b* <= b <= (1 +
     tolerance)·b*, b* the least feasible Laplace scale. The candidate wins only if its loss is

@@ -16,6 +16,8 @@ from typing import Any
 from lmodp.mechanisms import Gaussian, Mechanism, describe, mechanism_from_dict
 
 _FORMAT = "lmodp.search.result/1"
+# Families whose search may return plain Laplace or the Gaussian when no other shape beats them.
+_SHAPE_FAMILIES = {"lmo": "LMO", "generalized_gaussian": "generalized Gaussian"}
 _MECHANISM_FIELDS = ("mechanism", "baseline", "laplace")
 
 
@@ -33,6 +35,8 @@ class SearchResult:
     * ``laplace``, ``laplace_objective_value``: the calibrated plain Laplace mechanism (the LMO
       search's reference point), or None where not computed. When no LMO shape beat it,
       ``mechanism`` IS that Laplace (:attr:`laplace_is_best`), never an LMO of Laplace shape.
+      A generalized Gaussian search returns the better of that Laplace and the Gaussian
+      baseline when no power 1 < p < 2 beat both.
     * ``evaluations``: accountant calls (cache hits excluded); ``wall_time_s``: seconds.
     * ``settings``: every argument of the search (target, δ, q, T, geometry, ...), and under
       ``"accountants"`` the accountant each reported ε came from (``"auto"`` resolves per mechanism).
@@ -57,16 +61,19 @@ class SearchResult:
 
     @property
     def laplace_is_best(self) -> bool:
-        """True when an LMO search found no shape better than plain Laplace (``mechanism`` is the Laplace)."""
-        return self.settings.get("family") == "lmo" and self.mechanism.family == "laplace"
+        """True when an LMO or generalized Gaussian search found no shape better than plain Laplace
+        (``mechanism`` is the Laplace)."""
+        return self.settings.get("family") in _SHAPE_FAMILIES and self.mechanism.family == "laplace"
 
     def summary(self) -> str:
         """The winner in one line, e.g. ``Laplace, scale b = 7.7 (no LMO shape beat plain Laplace)``."""
+        searched = _SHAPE_FAMILIES.get(self.settings.get("family", ""))
         if self.mechanism.family == "laplace":
             text = f"Laplace, scale b = {self.mechanism.scale:.6g}"
-            return text + " (no LMO shape beat plain Laplace)" if self.laplace_is_best else text
+            return text + f" (no {searched} shape beat plain Laplace)" if self.laplace_is_best else text
         if self.mechanism.family == "gaussian":
-            return f"Gaussian, sigma = {self.mechanism.sigma:.6g}"
+            text = f"Gaussian, sigma = {self.mechanism.sigma:.6g}"
+            return text + f" (no {searched} shape beat the Gaussian)" if searched else text
         return describe(self.mechanism, digits=6)
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,17 +5,25 @@ lives on the target device (so a CUDA gradient gets CUDA noise, with no host rou
 
 * :class:`GaussianSampler`: σ·N(0, 1) (``torch.randn``).
 * :class:`LaplaceSampler`: b·Laplace(0, 1), drawn by inversion of one uniform.
-* :class:`ScaleMixtureSampler` (LMO and every :class:`~lmodp.mechanisms.mixture.LaplaceScaleMixture`):
-  per coordinate ω = a1·θ·G_k + a3·E_λ + a4·U[lo, hi] with G_k ~ Gamma(shape k, scale 1),
-  E_λ ~ Exponential(RATE λ) (mean 1/λ), U uniform, then Y = L/ω ~ Laplace(0, 1/ω) with L ~ Laplace(0, 1).
-  Uniforms are float32 on a 2⁻²⁴ grid whose point 0 is moved to 2⁻²⁵ (the middle of its cell), so
-  the Exponential and integer-shape Gamma draws are never 0 and never infinite.
-  (Yang et al. 2024, arXiv 2405.18776, Sec. 4). The parameters are read from the mechanism's
-  packed vector ``[a1, k, θ, a3, λ, a4, lo, hi]``, the same one its accountant reads, so the
-  sampled law is the accounted law.
+* :class:`ScaleMixtureSampler` (LMO mixing law): per coordinate ω = a1·θ·G_k + a3·E_λ + a4·U[lo, hi]
+  with G_k ~ Gamma(shape k, scale 1), E_λ ~ Exponential(RATE λ) (mean 1/λ), U uniform, then
+  Y = L/ω ~ Laplace(0, 1/ω) with L ~ Laplace(0, 1). Uniforms are float32 on a 2⁻²⁴ grid whose
+  point 0 is moved to 2⁻²⁵ (the middle of its cell), so the Exponential and integer-shape Gamma
+  draws are never 0 and never infinite (Yang et al. 2024, arXiv 2405.18776, Sec. 4).
+* :class:`FiniteMixtureSampler` (finite mixing law, e.g. :class:`~lmodp.mechanisms.LaplaceMixture`):
+  ω = ω_i with probability w_i (inversion of one uniform against the cumulative weights), Y = L/ω.
+* :class:`GeneralizedGaussianSampler`: |Y| = s·W^{1/p} with W ~ Gamma(1/p, 1), a random sign.
+* :class:`DensitySampler` (a user's :class:`~lmodp.mechanisms.SymmetricDensity`): its own
+  ``torch_sample``.
 
-``torch_sampler(mechanism)`` picks the sampler; other mechanism types raise ``ValueError`` unless
-a sampler was registered for them with :func:`register_torch_sampler`.
+Every mixture sampler reads the mechanism's mixing law (:mod:`lmodp.mechanisms.mixing`), the
+object its accountant reads, so the sampled law is the accounted law.
+
+``torch_sampler(mechanism)`` picks the sampler for any registered, accountable mechanism
+(:func:`lmodp.mechanisms.require_registered`): one registration
+(:func:`lmodp.register_mechanism`) gives a family its accountants and its sampler. A faster
+sampler of the same law may replace the built-in one with :func:`register_torch_sampler`,
+which refuses a type that no accountant accepts.
 """
 
 from __future__ import annotations
@@ -23,11 +31,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
-from lmodp.mechanisms import Gaussian, Laplace, Mechanism
-from lmodp.mechanisms import _mixture_kernels as K
-from lmodp.mechanisms.mixture import LaplaceScaleMixture
+from lmodp.mechanisms import (
+    FiniteMixing,
+    Gaussian,
+    GeneralizedGaussian,
+    Laplace,
+    LaplaceScaleMixture,
+    Mechanism,
+    SymmetricDensity,
+    registered_families,
+    require_registered,
+)
+from lmodp.mechanisms.registry import ACCOUNTABLE
 
 Shape = Sequence[int] | torch.Size
 
@@ -110,10 +128,10 @@ class ScaleMixtureSampler(TorchNoiseSampler):
     """Laplace(0, 1/ω) with ω = a1·Gamma(k, θ) + a3·Exponential(rate λ) + a4·Uniform[lo, hi]."""
 
     def __init__(self, mechanism: LaplaceScaleMixture) -> None:
-        p = [float(v) for v in mechanism.params]
-        self.gamma_weight, self.gamma_shape, self.gamma_scale = p[K.A1], p[K.K], p[K.THETA]
-        self.exponential_weight, self.exponential_rate = p[K.A3], p[K.LAM]
-        self.uniform_weight, self.uniform_low, self.uniform_high = p[K.A4], p[K.LO], p[K.HI]
+        parts = mechanism.mixing.components
+        self.gamma_weight, self.gamma_shape, self.gamma_scale = parts.get("gamma", (0.0, 1.0, 1.0))
+        self.exponential_weight, self.exponential_rate = parts.get("exponential", (0.0, 1.0))
+        self.uniform_weight, self.uniform_low, self.uniform_high = parts.get("uniform", (0.0, 0.0, 1.0))
 
     def _log_gamma_complement(self, shape: Shape, generator: torch.Generator) -> torch.Tensor:
         """−G for G ~ Gamma(shape k, scale 1). Integer k <= 4: log Π_{i<=k} U_i over open uniforms,
@@ -151,30 +169,104 @@ class ScaleMixtureSampler(TorchNoiseSampler):
         return _unit_laplace(shape, generator).div_(self.sample_omega(shape, generator=generator))
 
 
+class FiniteMixtureSampler(TorchNoiseSampler):
+    """Laplace(0, 1/ω) with ω = ω_i with probability w_i."""
+
+    def __init__(self, law: FiniteMixing) -> None:
+        self.atoms = [float(a) for a in law.atoms]
+        self.cumulative = [float(c) for c in np.cumsum(law.weights)[:-1]]
+
+    def sample(self, shape: Shape, *, generator: torch.Generator) -> torch.Tensor:
+        """One uniform picks the atom (ω_i where it falls between the cumulative weights), a second
+        draws L; Y = L/ω."""
+        noise = _unit_laplace(shape, generator)
+        if not self.cumulative:
+            return noise.div_(self.atoms[0])
+        u = _uniform(shape, generator)
+        edges = torch.tensor(self.cumulative, dtype=torch.float32, device=generator.device)
+        atoms = torch.tensor(self.atoms, dtype=torch.float32, device=generator.device)
+        return noise.div_(atoms[torch.bucketize(u, edges, right=True)])
+
+
+class GeneralizedGaussianSampler(TorchNoiseSampler):
+    """Density ∝ exp(−|y/s|^p): |Y| = s·W^{1/p}, W ~ Gamma(1/p, 1), with a random sign."""
+
+    def __init__(self, scale: float, power: float) -> None:
+        self.scale = float(scale)
+        self.power = float(power)
+
+    def sample(self, shape: Shape, *, generator: torch.Generator) -> torch.Tensor:
+        concentration = torch.full(tuple(shape), 1.0 / self.power, dtype=torch.float32, device=generator.device)
+        magnitude = torch._standard_gamma(concentration, generator=generator).pow_(1.0 / self.power).mul_(self.scale)
+        sign = _uniform(shape, generator).lt_(0.5).mul_(2.0).sub_(1.0)
+        return magnitude.mul_(sign)
+
+
+class DensitySampler(TorchNoiseSampler):
+    """A user density's own ``torch_sample`` (float32 on the generator's device)."""
+
+    def __init__(self, mechanism: SymmetricDensity) -> None:
+        self.mechanism = mechanism
+
+    def sample(self, shape: Shape, *, generator: torch.Generator) -> torch.Tensor:
+        out = self.mechanism.torch_sample(tuple(shape), generator=generator)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(shape):
+            raise ValueError(f"{type(self.mechanism).__name__}.torch_sample must return a tensor of shape {tuple(shape)}")
+        return out.to(device=generator.device, dtype=torch.float32)
+
+
 SamplerFactory = Callable[[Mechanism], TorchNoiseSampler]
 
-_REGISTRY: dict[type, SamplerFactory] = {
-    Gaussian: lambda m: GaussianSampler(m.sigma),  # type: ignore[attr-defined]
-    Laplace: lambda m: LaplaceSampler(m.scale),  # type: ignore[attr-defined]
-    LaplaceScaleMixture: lambda m: ScaleMixtureSampler(m),  # type: ignore[arg-type]
-}
+_OVERRIDES: dict[type, SamplerFactory] = {}
+
+
+def _mixture_sampler(mechanism: LaplaceScaleMixture) -> TorchNoiseSampler:
+    law = mechanism.mixing
+    if isinstance(law, FiniteMixing):
+        return FiniteMixtureSampler(law)
+    return ScaleMixtureSampler(mechanism)
+
+
+def _builtin_sampler(mechanism: Mechanism) -> TorchNoiseSampler:
+    """The sampler of an accountable mechanism's law (see the module docstring)."""
+    if isinstance(mechanism, Gaussian):
+        return GaussianSampler(mechanism.sigma)
+    if isinstance(mechanism, Laplace):
+        return LaplaceSampler(mechanism.scale)
+    if isinstance(mechanism, LaplaceScaleMixture):
+        return _mixture_sampler(mechanism)
+    if isinstance(mechanism, GeneralizedGaussian):
+        return GeneralizedGaussianSampler(mechanism.scale, mechanism.power)
+    return DensitySampler(mechanism)  # type: ignore[arg-type]  # SymmetricDensity: the last accountable kind
 
 
 def register_torch_sampler(mechanism_type: type, factory: SamplerFactory) -> None:
-    """Teach :func:`torch_sampler` to sample ``mechanism_type`` (and its subclasses)."""
+    """Replace the sampler of ``mechanism_type`` (and its subclasses) by ``factory`` (a faster
+    sampler of the same law). Refused with ``ValueError`` unless ``mechanism_type`` is a
+    registered family whose law the accountants accept: a sampler alone would let training add
+    noise that no accountant accounts. A new family is added with
+    :func:`lmodp.register_mechanism`, which gives it a sampler and its accountants at once."""
     if not (isinstance(mechanism_type, type) and issubclass(mechanism_type, Mechanism)):
         raise ValueError(f"mechanism_type must be a Mechanism subclass, got {mechanism_type!r}")
-    _REGISTRY[mechanism_type] = factory
+    if not issubclass(mechanism_type, ACCOUNTABLE) or mechanism_type.family not in registered_families():
+        raise ValueError(
+            f"{mechanism_type.__name__} is not a registered family that the accountants accept: register it first "
+            "with lmodp.register_mechanism (a SymmetricDensity brings its own torch_sample, so no sampler "
+            "needs registering)"
+        )
+    _OVERRIDES[mechanism_type] = factory
 
 
 def torch_sampler(mechanism: Mechanism) -> TorchNoiseSampler:
-    """The torch sampler for ``mechanism`` (most specific registered class wins)."""
+    """The torch sampler for ``mechanism`` (a sampler registered for its class or a base class
+    wins over the built-in one). ``ValueError`` for a mechanism that is not registered or not
+    accountable (:func:`lmodp.mechanisms.require_registered`): nothing is sampled that no
+    accountant accounts."""
+    try:
+        require_registered(mechanism)
+    except ValueError as err:
+        raise ValueError(f"mechanism {type(mechanism).__name__} has no torch sampler: {err}") from None
     for cls in type(mechanism).__mro__:
-        if cls in _REGISTRY:
-            return _REGISTRY[cls](mechanism)
-    raise ValueError(
-        f"mechanism {type(mechanism).__name__} has no torch sampler: lmodp.train can add Gaussian, Laplace "
-        "and LMO (any LaplaceScaleMixture) noise; for another mechanism call "
-        "lmodp.train.noise.register_torch_sampler(YourMechanism, factory) with a factory returning a "
-        "TorchNoiseSampler"
-    )
+        if cls in _OVERRIDES:
+            return _OVERRIDES[cls](mechanism)
+    return _builtin_sampler(mechanism)
