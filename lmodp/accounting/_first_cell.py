@@ -54,11 +54,10 @@ class LipschitzFirstCell:
 
     def bound(self, alphas: np.ndarray, t: np.ndarray) -> np.ndarray:
         x = alphas * self.score * np.asarray(t, dtype=float)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             growth = np.exp(x)
-            first = growth
             second = 1.0 + x * x * growth / 12.0
-        return alphas * self.fisher / 2.0 * np.minimum(first, second) * (1.0 + _ROUNDING)
+            return alphas * self.fisher / 2.0 * np.minimum(growth, second) * (1.0 + _ROUNDING)
 
 
 @dataclass(frozen=True)

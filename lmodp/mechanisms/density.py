@@ -195,6 +195,7 @@ def _build_table(density: SymmetricDensity) -> DensityTable:
     while g0 - float(density._g(np.array([radius]))[0]) < _LOG_RANGE:
         radius *= 2.0
         if radius * s > _MAX_PANELS / _PANELS_PER_SCORE_LENGTH:
+            _check_contract(density, name, s, radius)
             raise ValueError(
                 f"{name}.log_density falls by less than {_LOG_RANGE:g} within {radius:g} of 0 (score_bound {s:g}): "
                 "not a log-concave density whose slope reaches the score bound's scale"
