@@ -114,11 +114,11 @@ def test_scalar_divergence_matches_mpmath(power, delta):
 def test_kernels_at_the_ends_match_laplace_and_gaussian_closed_forms():
     alphas = np.array([1.5, 2.0, 8.0, 64.0, 512.0])
     for delta in (0.3, 1.0, 4.0):
-        laplace = gg_log_moments(1.5, 1.0, alphas, sensitivity=delta, max_order=512.0) / (alphas - 1)
+        laplace = gg_log_moments(GeneralizedGaussian(1.5, 1.0), alphas, sensitivity=delta, max_order=512.0) / (alphas - 1)
         ref = np.array([mironov_laplace(a, delta, 1.5) for a in alphas])
         assert np.all(laplace >= ref * (1 - 1e-12))
         np.testing.assert_allclose(laplace, ref, rtol=1e-8)
-        gaussian = gg_log_moments(1.5, 2.0, alphas, sensitivity=delta, max_order=512.0) / (alphas - 1)
+        gaussian = gg_log_moments(GeneralizedGaussian(1.5, 2.0), alphas, sensitivity=delta, max_order=512.0) / (alphas - 1)
         exact = alphas * delta**2 / 1.5**2  # σ² = s²/2
         assert np.all(gaussian >= exact * (1 - 1e-12))
         np.testing.assert_allclose(gaussian, exact, rtol=1e-8)
@@ -188,7 +188,7 @@ def test_first_cell_bound_dominates_mpmath(power):
 def test_divergence_is_convex_in_the_shift():
     """The property the l2 cells rely on for log-concave noise (docs/l2-geometry.md 5.4), checked
     on the independent quadrature."""
-    t = np.linspace(0.2, 3.0, 8)
+    t = np.linspace(0.2, 3.0, 5)
     for power in POWERS:
         for alpha in (2.0, 20.0):
             h = np.array([reference_renyi(1.0, power, alpha, x) for x in t])

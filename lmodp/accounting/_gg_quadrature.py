@@ -38,6 +38,7 @@ from numba import njit
 
 from lmodp.accounting import _divergence_kernels as DK
 from lmodp.accounting._mixture_quadrature import GL_POINTS, gauss_legendre
+from lmodp.mechanisms import GeneralizedGaussian
 from lmodp.mechanisms._generalized_gaussian_kernels import log_gamma_q
 
 _LOG_TAIL_TARGET = -60.0
@@ -151,11 +152,18 @@ def _cut(bound, start: float) -> float:
 
 
 def gg_log_moments(
-    scale: float, power: float, coefs: np.ndarray, *, sensitivity: float, sample_rate: float = 1.0, max_order: float
+    mechanism: GeneralizedGaussian,
+    coefs: np.ndarray,
+    *,
+    sensitivity: float,
+    sample_rate: float = 1.0,
+    max_order: float,
+    log_tail_target: float = _LOG_TAIL_TARGET,
 ) -> np.ndarray:
-    """Upper bounds on log ∫ f·((1−q) + q·f(·−Δ)/f)^c for every c in ``coefs`` (module docstring)."""
-    d = sensitivity / scale
-    p = power
+    """Upper bounds on log ∫ f·((1−q) + q·f(·−Δ)/f)^c for every c in ``coefs`` (module docstring;
+    the tails are cut at e^{−60} whatever ``log_tail_target``, which is accepted for the common interface)."""
+    d = sensitivity / mechanism.scale
+    p = mechanism.power
     q = sample_rate
     coefs = np.ascontiguousarray(coefs, dtype=float)
     # each tail's bound is <= e^-60 at its cut for every coefficient (the extreme ones decide)

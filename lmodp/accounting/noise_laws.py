@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -45,9 +45,15 @@ _ROUNDING = 1e-14
 
 
 class NoiseLaw(ABC):
-    """The RDP-side view of one non-Gaussian mechanism (see the module docstring)."""
+    """The RDP-side view of one non-Gaussian mechanism (see the module docstring): a quadrature
+    ``_quadrature(mechanism, coefs, sensitivity=, sample_rate=, max_order=, log_tail_target=)``,
+    the pure-DP ε and the first-cell constants."""
 
-    @abstractmethod
+    _quadrature: Callable[..., np.ndarray]
+
+    def __init__(self, mechanism: Mechanism) -> None:
+        self.mechanism = mechanism
+
     def log_moments(
         self,
         coefs: np.ndarray,
@@ -58,6 +64,10 @@ class NoiseLaw(ABC):
         log_tail_target: float = LOG_TAIL_TARGET,
     ) -> np.ndarray:
         """Upper bounds on log ∫ f·((1−q) + q·f(·−Δ)/f)^c for every c in ``coefs``."""
+        return self._quadrature(
+            self.mechanism, coefs, sensitivity=sensitivity, sample_rate=sample_rate, max_order=max_order,
+            log_tail_target=log_tail_target,
+        )
 
     @abstractmethod
     def pure_dp_epsilon(self, sensitivity: float) -> float:
@@ -71,14 +81,7 @@ class NoiseLaw(ABC):
 class MixtureLaw(NoiseLaw):
     """Laplace scale mixtures (LMO, finite mixing laws, Laplace)."""
 
-    def __init__(self, mechanism: LaplaceScaleMixture) -> None:
-        self.mechanism = mechanism
-
-    def log_moments(self, coefs, *, sensitivity, sample_rate=1.0, max_order, log_tail_target=LOG_TAIL_TARGET):
-        return mixture_log_moments(
-            self.mechanism, coefs, sensitivity=sensitivity, sample_rate=sample_rate, max_order=max_order,
-            log_tail_target=log_tail_target,
-        )
+    _quadrature = staticmethod(mixture_log_moments)
 
     def pure_dp_epsilon(self, sensitivity: float) -> float:
         r"""log(E[ω]/E[ω e^{−Δω}]) = log D1(0) − log M_ω(−Δ) − log D1(Δ) (proof in
@@ -94,12 +97,7 @@ class MixtureLaw(NoiseLaw):
 class GeneralizedGaussianLaw(NoiseLaw):
     """The generalized Gaussian, density ∝ exp(−|y/s|^p), 1 ≤ p ≤ 2."""
 
-    def __init__(self, mechanism: GeneralizedGaussian) -> None:
-        self.mechanism = mechanism
-
-    def log_moments(self, coefs, *, sensitivity, sample_rate=1.0, max_order, log_tail_target=LOG_TAIL_TARGET):
-        m = self.mechanism
-        return gg_log_moments(m.scale, m.power, coefs, sensitivity=sensitivity, sample_rate=sample_rate, max_order=max_order)
+    _quadrature = staticmethod(gg_log_moments)
 
     def pure_dp_epsilon(self, sensitivity: float) -> float:
         """Δ/s for p = 1 (Laplace); ∞ for p > 1 (the loss (|y|^p − |y−Δ|^p)/s^p is unbounded)."""
@@ -115,14 +113,7 @@ class GeneralizedGaussianLaw(NoiseLaw):
 class DensityLaw(NoiseLaw):
     """A user-defined symmetric, log-concave density with an S-Lipschitz log-density."""
 
-    def __init__(self, mechanism: SymmetricDensity) -> None:
-        self.mechanism = mechanism
-
-    def log_moments(self, coefs, *, sensitivity, sample_rate=1.0, max_order, log_tail_target=LOG_TAIL_TARGET):
-        return density_log_moments(
-            self.mechanism, coefs, sensitivity=sensitivity, sample_rate=sample_rate, max_order=max_order,
-            log_tail_target=log_tail_target,
-        )
+    _quadrature = staticmethod(density_log_moments)
 
     def pure_dp_epsilon(self, sensitivity: float) -> float:
         """S·Δ: |g(y − Δ) − g(y)| ≤ SΔ for an S-Lipschitz g."""

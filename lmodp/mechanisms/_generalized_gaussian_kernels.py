@@ -83,21 +83,3 @@ def log_tail(s: float, p: np.ndarray) -> float:
 def shift_loss(y: float, shift: float, p: np.ndarray) -> float:
     """log f(y − shift) − log f(y) = (|y|^p − |y − shift|^p)/s^p, without the normalizers."""
     return (abs(y / p[0]) ** p[1]) - (abs((y - shift) / p[0]) ** p[1])
-
-
-@njit(cache=True)
-def logpdf_array(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`logpdf_scalar` over a flat float64 array."""
-    out = np.empty(y.shape[0])
-    for i in range(y.shape[0]):
-        out[i] = logpdf_scalar(y[i], p)
-    return out
-
-
-@njit(cache=True)
-def log_tail_array(s: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`log_tail` over a flat float64 array."""
-    out = np.empty(s.shape[0])
-    for i in range(s.shape[0]):
-        out[i] = log_tail(s[i], p)
-    return out

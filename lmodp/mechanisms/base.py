@@ -29,6 +29,13 @@ def _freeze(instance: Any) -> None:
     object.__setattr__(instance, "_frozen", True)
 
 
+def cdf_from_log_tail(y: np.ndarray, log_tail: np.ndarray) -> np.ndarray:
+    """P(Y <= y) of a symmetric law from ``log_tail`` = log P(|Y| > |y|): 1 − ½P(|Y| > y) for
+    y >= 0, ½P(|Y| > |y|) below (the small tail is never formed as 1 minus a number near 1)."""
+    half_tail = 0.5 * np.exp(log_tail)
+    return np.where(y >= 0.0, 1.0 - half_tail, half_tail)
+
+
 class _ImmutableAfterInit(ABCMeta):
     """Freezes every instance once its ``__init__`` returns."""
 

@@ -29,7 +29,7 @@ from scipy import special
 
 from lmodp._validation import require_positive
 from lmodp.mechanisms import _generalized_gaussian_kernels as GK
-from lmodp.mechanisms.base import Mechanism
+from lmodp.mechanisms.base import Mechanism, cdf_from_log_tail
 
 #: The allowed range of the power p.
 POWER_RANGE = (1.0, 2.0)
@@ -62,18 +62,16 @@ class GeneralizedGaussian(Mechanism):
         return np.where(rng.random(size) < 0.5, -magnitude, magnitude)
 
     def logpdf(self, y: ArrayLike) -> np.ndarray:
-        y = np.asarray(y, dtype=float)
-        return GK.logpdf_array(np.ascontiguousarray(y.ravel()), self.kernel_params).reshape(y.shape)
+        return GK.log_normalizer(self.kernel_params) - np.abs(np.asarray(y, dtype=float) / self.scale) ** self.power
 
     def log_tail(self, s: ArrayLike) -> np.ndarray:
         """log P(|Y| > s) = log Q(1/p, (s/scale)^p), accurate far into the tail."""
         s = np.abs(np.asarray(s, dtype=float))
-        return GK.log_tail_array(np.ascontiguousarray(s.ravel()), self.kernel_params).reshape(s.shape)
+        return np.array([GK.log_tail(float(v), self.kernel_params) for v in s.ravel()]).reshape(s.shape)
 
     def cdf(self, y: ArrayLike) -> np.ndarray:
         y = np.asarray(y, dtype=float)
-        half_tail = 0.5 * np.exp(self.log_tail(y))
-        return np.where(y >= 0.0, 1.0 - half_tail, half_tail)
+        return cdf_from_log_tail(y, self.log_tail(y))
 
     def mean_abs(self) -> float:
         return self._moment(1.0)

@@ -29,7 +29,7 @@ from scipy import integrate
 
 from lmodp._validation import require_positive
 from lmodp.mechanisms import _mixture_kernels as K
-from lmodp.mechanisms.base import Mechanism
+from lmodp.mechanisms.base import Mechanism, cdf_from_log_tail
 from lmodp.mechanisms.mixing import FiniteMixing, MixingLaw
 
 _QUAD_RELTOL = 1e-10
@@ -159,8 +159,7 @@ class LaplaceScaleMixture(Mechanism):
 
     def cdf(self, y: ArrayLike) -> np.ndarray:
         y = np.asarray(y, dtype=float)
-        half_tail = 0.5 * np.exp(self.log_tail(y))
-        return np.where(y >= 0.0, 1.0 - half_tail, half_tail)
+        return cdf_from_log_tail(y, self.log_tail(y))
 
     def usefulness(self, gamma: float) -> float:
         gamma = require_positive("gamma", gamma)

@@ -100,7 +100,8 @@ def search(
     scale. ``family="generalized_gaussian"`` searches the power p in [1, 2] of density
     ∝ exp(−|y/s|^p), each p with its scale calibrated (:mod:`lmodp.search.power`); its winner is
     returned only if it beats both ends of the family, plain Laplace (p = 1) and the Gaussian
-    (p = 2), by more than the calibration tolerance, otherwise the better of those two is.
+    (p = 2), by more than the calibration tolerance, otherwise the better of those two is (the
+    best generalized Gaussian found is then in ``settings["best_generalized_gaussian"]``).
     ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal.
     """
     started = time.perf_counter()
@@ -125,6 +126,7 @@ def search(
     laplace = None
     search_orders: list[float] | None = None
     inner_evaluations = 0
+    extra: dict[str, Any] = {}
     if shape is not None:
         winner = calibrate_with_oracle(full, shape, target_epsilon, tolerance=tolerance)[0]
     elif family == "gaussian":
@@ -140,7 +142,10 @@ def search(
             search_orders = order_window(laplace, rdp_accounting)
             inner = EpsilonOracle(orders_epsilon(search_orders, **rdp_accounting))
         if family == "generalized_gaussian":
-            winner = _optimize_power(inner, full, obj, target_epsilon, laplace, baseline, search_tolerance, tolerance, progress)
+            winner, best_power = _optimize_power(
+                inner, full, obj, target_epsilon, laplace, baseline, search_tolerance, tolerance, progress
+            )
+            extra["best_generalized_gaussian"] = best_power.to_dict()
         elif method == "optimize":
             winner = _optimize(inner, full, obj, target_epsilon, laplace, seed, maxiter, popsize, polish_evaluations,
                                search_tolerance, tolerance, progress)
@@ -160,6 +165,7 @@ def search(
             name: resolve_accountant(accountant, m, geometry)
             for name, m in (("mechanism", winner), ("baseline", baseline), ("laplace", laplace)) if m is not None
         },
+        **extra,
     )
     return SearchResult(
         mechanism=winner,
@@ -298,20 +304,20 @@ def _optimize_power(
     search_tolerance: float,
     tolerance: float,
     progress: bool,
-) -> Mechanism:
-    """The best generalized Gaussian (:mod:`lmodp.search.power`), re-calibrated with ``full``;
-    returned only if it beats both Laplace and the Gaussian (:func:`beats_laplace` against each),
-    otherwise the better of those two."""
-    problem = PowerProblem(inner, obj, target_epsilon, mean_abs=laplace.mean_abs(), tolerance=search_tolerance)
+) -> tuple[Mechanism, GeneralizedGaussian]:
+    """(winner, best generalized Gaussian): the best power (:mod:`lmodp.search.power`),
+    re-calibrated with ``full``, is the winner only if it beats both Laplace and the Gaussian
+    (:func:`beats_laplace` against each); otherwise the better of those two is."""
+    problem = PowerProblem(inner, obj, target_epsilon, initial_factor=laplace.mean_abs(), tolerance=search_tolerance)
     with progress_bar(total=1, desc="power search", unit="search", enabled=progress) as bar:
         found = optimize_power(problem)
         bar.update()
     best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=tolerance)[0]
-    logger.info("generalized Gaussian search: %d powers, best %s", problem.powers_evaluated, best)
+    logger.info("generalized Gaussian search: %d powers, best %s", problem.shapes_evaluated, best)
     ends = sorted((laplace, gaussian), key=obj.loss)
     if all(beats_laplace(best, end, obj, tolerance) for end in ends):
-        return best
-    return ends[0]
+        return best, best
+    return ends[0], best
 
 
 def beats_laplace(candidate: Mechanism, laplace: Mechanism, obj: Objective, tolerance: float) -> bool:

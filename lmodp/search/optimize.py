@@ -66,15 +66,23 @@ class ShapeProblem:
         self.best: Candidate | None = None
         self.shapes_evaluated = 0
 
+    def shape(self, x: np.ndarray) -> Mechanism:
+        """The mechanism at shape coordinates ``x`` (here the LMO shape box)."""
+        return lmo_from_shape(x)
+
+    def initial(self, shape: Mechanism) -> float:
+        """The first scale factor tried for ``shape``."""
+        return self.initial_factor
+
     def calibrate(self, x: np.ndarray) -> Candidate | None:
         """The shape at its smallest feasible scale, or None if the objective rejects it."""
-        shape_mechanism = lmo_from_shape(x)
+        shape_mechanism = self.shape(x)
         if not math.isfinite(self.objective.loss(shape_mechanism)):
             return None
         factor, eps = smallest_feasible_factor(
             lambda c: self.oracle(shape_mechanism.scaled(c)),
             self.target_epsilon,
-            initial=self.initial_factor,
+            initial=self.initial(shape_mechanism),
             tolerance=self.tolerance,
         )
         mechanism = shape_mechanism.scaled(factor)
