@@ -237,7 +237,10 @@ geometry; in l2 the RDP bound of docs/l2-geometry.md 5.4 for 1 < p < 2, against 
 exact PLD). "winner" is the generalized Gaussian only if it beats both Laplace and the Gaussian
 by more than the calibration tolerance, otherwise the better of the two; "best p found" and
 the two ratios describe the best generalized Gaussian found either way (< 1: less noise).
-Verdict of this run: {verdict}.
+In the l2 geometry p = 2 *is* the Gaussian and is accounted by its exact PLD, while every
+1 < p < 2 is accounted by the RDP bound with the generic subsampling bounds, so a p < 2 must
+beat the Gaussian by more than the PLD's advantage over the RDP bound for the Gaussian (the
+4-5% of E|Y| noted above) to win there. Verdict of this run: {verdict}.
 
 {generalized_table}
 

@@ -217,3 +217,10 @@ def test_search_over_the_power_meets_the_budget_and_beats_both_ends_or_returns_o
     if isinstance(r.mechanism, GeneralizedGaussian):
         assert 1.0 < r.mechanism.power < 2.0
         assert r.objective_value < min(r.laplace_objective_value, r.baseline_objective_value) / (1 + 1e-4)
+
+
+def test_interval_in_the_l2_geometry():
+    m = GeneralizedGaussian(3.0, 1.6)
+    interval = lmodp.epsilon_interval(m, sample_rate=0.05, steps=30, delta=1e-5, dimensions=(1, 64))
+    assert 0 < interval.lower <= interval.upper
+    assert interval.upper == lmodp.epsilon(m, sample_rate=0.05, steps=30, delta=1e-5, geometry="l2", accountant="rdp")

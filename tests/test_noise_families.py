@@ -25,6 +25,7 @@ from lmodp.accounting.divergence import l2_renyi_bound, renyi_divergences, subsa
 from lmodp.accounting.noise_laws import noise_law
 from lmodp.mechanisms import Mechanism, LaplaceScaleMixture, mechanism_from_dict, registered_families
 from lmodp.paper_params import paper_mechanism
+from lmodp.search import search
 
 from _user_densities import Logistic, TwoRateLaplace
 from test_divergence import _power_ratio, reference_subsampled
@@ -315,3 +316,25 @@ def test_user_density_trains_end_to_end():
         mechanism, sample_rate=loader.sample_rate, steps=3, delta=1e-5, geometry="l2", accountant="rdp"
     )
     assert spent == pytest.approx(independent, rel=1e-12)
+
+
+def test_search_calibrates_the_scale_of_any_registered_mechanism():
+    budget = dict(sample_rate=0.05, steps=50, geometry="scalar")
+    for shape in (LaplaceMixture(omega_atoms=[0.5, 2.0], omega_weights=[0.5, 0.5]), Logistic(1.0)):
+        r = search(1.0, 1e-6, family=shape, **budget)
+        assert type(r.mechanism) is type(shape) and r.settings["family"] == shape.family
+        assert r.epsilon <= 1.0 and lmodp.epsilon(r.mechanism, delta=1e-6, accountant="pld", **budget) <= 1.0
+        # the shape is kept: the law is the scaled one
+        factor = r.mechanism.mean_abs() / shape.mean_abs()
+        assert r.mechanism.scaled(1 / factor).mean_abs() == pytest.approx(shape.mean_abs(), rel=1e-9)
+        assert r.mechanism.variance() == pytest.approx(factor**2 * shape.variance(), rel=1e-9)
+
+
+def test_a_faster_sampler_may_replace_a_registered_familys(monkeypatch):
+    pytest.importorskip("torch")
+    from lmodp.train import noise
+
+    monkeypatch.setattr(noise, "_OVERRIDES", {})
+    replacement = noise.LaplaceSampler(1.0)
+    noise.register_torch_sampler(Logistic, lambda m: replacement)
+    assert noise.torch_sampler(Logistic(2.0)) is replacement

@@ -4,8 +4,7 @@ A Laplace scale mixture draws ω > 0 and outputs Y | ω ~ Laplace(0, 1/ω)
 (:class:`~lmodp.mechanisms.mixture.LaplaceScaleMixture`). Everything about Y follows from the
 moment generating function :math:`M_\omega(t) = E[e^{t\omega}]`, so a mixing law here is what
 knows M_ω (through the numba kernels of :mod:`lmodp.mechanisms._mixture_kernels`, which read
-the packed vector :meth:`MixingLaw.kernel_params`), its moments, how to sample it and how it
-scales. Two laws are implemented:
+the packed vector :meth:`MixingLaw.kernel_params`), its moments and how to sample it. Two laws are implemented:
 
 * :class:`LMOMixing`: ω = a1·Gamma(k, θ) + a3·Exponential(rate λ) + a4·Uniform[lo, hi]
   (independent components; Yang et al. 2024, arXiv 2405.18776; R2DP, CCS 2020);
@@ -57,10 +56,6 @@ class MixingLaw(ABC):
     @abstractmethod
     def sample(self, size: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         """Draw ω with a numpy ``Generator``."""
-
-    @abstractmethod
-    def scaled(self, factor: float) -> "MixingLaw":
-        """The law of ω / ``factor`` (the noise Y times ``factor``)."""
 
     @abstractmethod
     def mgf_domain(self) -> float:
@@ -121,12 +116,6 @@ class LMOMixing(MixingLaw):
             a4, lo, hi = c["uniform"]
             omega += a4 * rng.uniform(lo, hi, size)
         return omega
-
-    def scaled(self, factor: float) -> "LMOMixing":
-        p = [float(v) for v in self._params[1:]]
-        for i in (K.A1, K.A3, K.A4):
-            p[i - 1] /= factor
-        return LMOMixing(*p)
 
     def mgf_domain(self) -> float:
         """min(1/(a1 θ), λ/a3) over the present components, or ∞."""
@@ -210,9 +199,6 @@ class FiniteMixing(MixingLaw):
         if self.atoms.size == 1:
             return np.full(size, float(self.atoms[0]))
         return rng.choice(self.atoms, size=size, p=self.weights)
-
-    def scaled(self, factor: float) -> "FiniteMixing":
-        return FiniteMixing(self.atoms / factor, self.weights)
 
     def mgf_domain(self) -> float:
         return math.inf

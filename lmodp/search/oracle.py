@@ -8,7 +8,7 @@ the accountants' own stated error; and every ε a search *reports* is recomputed
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from lmodp.accounting.api import epsilon
 from lmodp.mechanisms import Mechanism
@@ -18,11 +18,18 @@ EpsilonFunction = Callable[[Mechanism], float]
 _KEY_DIGITS = 12
 
 
+def _rounded(value: Any) -> Any:
+    """A float to 12 significant digits; a list (e.g. a mixture's atoms) as a tuple of such."""
+    if isinstance(value, float):
+        return float(f"{value:.{_KEY_DIGITS}g}")
+    if isinstance(value, (list, tuple)):
+        return tuple(_rounded(v) for v in value)
+    return value
+
+
 def mechanism_key(mechanism: Mechanism) -> tuple:
     """A hashable key of the mechanism's parameters rounded to 12 significant digits."""
-    return tuple(
-        (k, float(f"{v:.{_KEY_DIGITS}g}") if isinstance(v, float) else v) for k, v in sorted(mechanism.to_dict().items())
-    )
+    return tuple((k, _rounded(v)) for k, v in sorted(mechanism.to_dict().items()))
 
 
 def accountant_epsilon(
