@@ -137,13 +137,20 @@ def test_quadrature_error_estimates_are_checked(monkeypatch):
             moment()
 
 
-@pytest.mark.parametrize("k, theta", [(3.0, 0.5), (1.005, 1.0), (0.5, 2.0)])
+@pytest.mark.parametrize("k, theta", [(3.0, 0.5), (1.005, 1.0), (0.5, 2.0), (50.0, 0.02)])
 def test_fisher_information_bound_against_closed_form(k, theta):
     # Gamma-only: f(y) = (kθ/2)(1 + θ|y|)^{−k−1}, so I = k(k+1)²θ²/(k+2) (independent of the code)
     exact = k * (k + 1) ** 2 * theta**2 / (k + 2)
     bound = LMO(gamma_weight=1.0, gamma_shape=k, gamma_scale=theta).fisher_information_bound()
     assert exact <= bound <= exact * (1 + 1e-8)
     assert Laplace(0.7).fisher_information_bound() == pytest.approx(1 / 0.49, rel=1e-12)  # capped by E[ω²]
+
+
+def test_steep_power_law_tails_are_integrated():
+    """A Gamma shape at the search box's top (k = 50) beside an Exponential: the tail decays like
+    s^-51, which the tail mapping for slow power laws could not integrate (ArithmeticError)."""
+    m = LMO(gamma_weight=0.5, gamma_shape=50.0, gamma_scale=0.02, exponential_weight=0.5)
+    assert math.isfinite(m.fisher_information_bound()) and math.isfinite(m.variance())
 
 
 @pytest.mark.parametrize("m", TASK1[:2] + [HEAVY], ids=repr)

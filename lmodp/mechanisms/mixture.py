@@ -39,6 +39,9 @@ _ACCEPTED_ERROR = 1e-7
 _LOG_T_MIN = -700.0
 # Integrands with a tail lighter than every power are cut at t = e^700.
 _LOG_T_MAX = 700.0
+# Power-law tails steeper than t^-4 are integrated in log t like light tails: beyond t = e^700
+# they hold e^{-2100} of the integral.
+_STEEP_DECAY = 4.0
 # Power-law tails are mapped onto (0, 1]; points beyond t = 1e300 are evaluated at 1e300, where
 # F(t)·t^d has long reached its limit.
 _LOG_T_CLAMP = math.log(1e300)
@@ -53,9 +56,10 @@ def _integral_to_infinity(log_integrand, centre: float, decay: float, name: str)
     r"""(value, error estimate) of ∫_0^∞ F(t) dt with F = exp(``log_integrand``), F(t) ~ C·t^{−d}
     as t → ∞ (d = ``decay`` > 1, or ``math.inf`` for a lighter tail), by scipy ``quad``.
 
-    On (0, centre]: t = e^x. On [centre, ∞): for d = ∞, t = e^x up to x = 700; for finite d,
-    t = centre·v^{−γ} with γ = 1/(d − 1), which maps the whole tail onto v ∈ (0, 1] without
-    cutting it off: ∫_centre^∞ F dt = γ·centre^{1−d}·∫_0^1 F(t)·t^d dv, a bounded integrand
+    On (0, centre]: t = e^x. On [centre, ∞): for d = ∞ or d > 4, t = e^x up to x = 700 (what
+    lies beyond is below e^{−(d−1)·700}); for 1 < d ≤ 4, t = centre·v^{−γ} with γ = 1/(d − 1),
+    which maps the whole tail onto v ∈ (0, 1] without cutting it off (a steep tail squeezed into
+    v near 0 would defeat the quadrature): ∫_centre^∞ F dt = γ·centre^{1−d}·∫_0^1 F(t)·t^d dv, a bounded integrand
     (F(t)·t^d → C). Raises ``ArithmeticError`` (naming ``name``) when scipy's error estimates
     exceed 1e-7 of the value, instead of returning an inaccurate number.
     """
@@ -65,7 +69,7 @@ def _integral_to_infinity(log_integrand, centre: float, decay: float, name: str)
         return math.exp(log_integrand(math.exp(x)) + x) if x > _LOG_T_MIN else 0.0
 
     left, err_left = integrate.quad(in_log_t, -np.inf, x0, epsabs=0.0, epsrel=_QUAD_RELTOL, limit=200)
-    if math.isinf(decay):
+    if decay > _STEEP_DECAY:
         right, err_right = integrate.quad(
             lambda x: in_log_t(x) if x < _LOG_T_MAX else 0.0, x0, np.inf, epsabs=0.0, epsrel=_QUAD_RELTOL, limit=200
         )
