@@ -224,3 +224,21 @@ def test_interval_in_the_l2_geometry():
     interval = lmodp.epsilon_interval(m, sample_rate=0.05, steps=30, delta=1e-5, dimensions=(1, 64))
     assert 0 < interval.lower <= interval.upper
     assert interval.upper == lmodp.epsilon(m, sample_rate=0.05, steps=30, delta=1e-5, geometry="l2", accountant="rdp")
+
+
+def test_pld_at_and_near_the_ends_matches_dp_accounting():
+    """p = 1, 2 (the Laplace and Gaussian code) and p = 1.001, 1.999 (the family's own kernels)
+    against dp-accounting's Laplace and Gaussian PLD accountants."""
+    import dp_accounting
+
+    from test_pld import reference_epsilon
+
+    q, steps, delta = 0.05, 200, 1e-6
+    ends = ((1.0, dp_accounting.LaplaceDpEvent(1.5)), (2.0, dp_accounting.GaussianDpEvent(1.5 / math.sqrt(2))))
+    for power, event in ends:
+        theirs = reference_epsilon(dp_accounting.PoissonSampledDpEvent(q, event), steps, delta)
+        ours = lmodp.epsilon(GeneralizedGaussian(1.5, power), sample_rate=q, steps=steps, delta=delta, geometry="scalar", accountant="pld")
+        assert theirs - 1e-4 <= ours <= theirs + 1e-3
+        near = 1.001 if power == 1.0 else 1.999
+        close = lmodp.epsilon(GeneralizedGaussian(1.5, near), sample_rate=q, steps=steps, delta=delta, geometry="scalar", accountant="pld")
+        assert close == pytest.approx(theirs, rel=1e-2)
