@@ -33,7 +33,7 @@ from lmodp import Gaussian, Laplace, Mechanism
 from lmodp.audit import audit_mechanism, audit_training
 from lmodp.audit.one_run import default_guesses, one_run_epsilon_lower
 from lmodp.mechanisms import describe
-from lmodp.paper_params import paper_budgets, paper_mechanism
+from lmodp.paper.params import paper_budgets, paper_mechanism
 from lmodp.search import calibrate_scale
 from lmodp.train.noise import torch_sampler
 
@@ -185,7 +185,7 @@ USAGE = '''\
 ```python
 from lmodp import Gaussian
 from lmodp.audit import audit_mechanism, audit_training
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper.params import paper_mechanism
 from lmodp.train.noise import torch_sampler
 
 # lmodp's own sampler: the lower bound stays below the accounted single-release epsilon

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import lmodp
 from lmodp import Laplace
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper.params import paper_mechanism
 
 BASELINE_COMMIT = "1940fcf"
 SST2_Q, SST2_STEPS, SST2_DELTA = 2048 / 67350, 192, 1e-10
+#: Old module paths in the baseline's imports -> where those modules are now.
+MOVED_MODULES = {f"lmodp.accounting.pld_{name} ": f"lmodp.accounting.pld.{name} " for name in ("compose", "discrete", "hockey_stick")}
 
 
 def baseline_module() -> types.ModuleType:
@@ -39,6 +41,8 @@ def baseline_module() -> types.ModuleType:
         capture_output=True,
         text=True,
     ).stdout
+    for old, new in MOVED_MODULES.items():  # the accounting modules moved since
+        source = source.replace(old, new)
     module = types.ModuleType("baseline_pld_interval")
     sys.modules[module.__name__] = module
     exec(compile(source, f"{BASELINE_COMMIT}:pld_interval.py", "exec"), module.__dict__)

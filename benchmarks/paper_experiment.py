@@ -204,7 +204,7 @@ def mechanisms_for(epsilons: list[float], *, delta: float, sample_rate: float, s
     """Every private configuration: (label, family, mechanism, sound ε, paper's claimed ε or None)."""
     from lmodp import Laplace, epsilon
     from lmodp.mechanisms import Gaussian
-    from lmodp.paper_params import paper_budgets, paper_mechanism
+    from lmodp.paper.params import paper_budgets, paper_mechanism
     from lmodp.search import calibrate_gaussian, calibrate_scale, search
 
     settings = dict(sample_rate=sample_rate, steps=steps, geometry="l2")

@@ -21,10 +21,10 @@ import time
 import numba
 
 from lmodp.accounting.api import ACCOUNTANT_CHOICES
-from lmodp.accounting.paper import PAPER_BATCH_SIZE, PAPER_DATASETS, PAPER_DELTA
+from lmodp.paper.pipeline import PAPER_BATCH_SIZE, PAPER_DATASETS, PAPER_DELTA
 from lmodp.search import search
 from lmodp.search.api import orders_epsilon
-from lmodp.search.grid import GRID_SIZE, paper_grid
+from lmodp.paper.grid import GRID_SIZE, paper_grid
 from lmodp.search.oracle import accountant_epsilon
 
 SIZE, STEPS = PAPER_DATASETS["SST-2"]

@@ -13,8 +13,8 @@ import warnings
 from pathlib import Path
 
 import lmodp
-from lmodp.accounting.paper import PAPER_DATASETS, PaperNumberWarning, paper_numbers
-from lmodp.paper_params import paper_budgets, paper_mechanism
+from lmodp.paper.pipeline import PAPER_DATASETS, PaperNumberWarning, paper_numbers
+from lmodp.paper.params import paper_budgets, paper_mechanism
 
 DATASET = "SST-2"
 SIZE, STEPS = PAPER_DATASETS[DATASET]
@@ -64,7 +64,7 @@ def render(rows: dict[str, list[dict]], seconds: float) -> str:
         f"The authors' released `task1` parameter sets (shipped in `lmodp/data/paper_params/task1/`), on the paper's "
         f"{DATASET} run: Poisson rate q = 2048/{SIZE} = {SAMPLE_RATE:.6g}, T = {STEPS} steps, δ = {DELTA:g}, clip norm 1.",
         "",
-        "* **paper: per-step ε** and **paper: overall ε** are the paper's own pipeline (`lmodp.accounting.paper`), "
+        "* **paper: per-step ε** and **paper: overall ε** are the paper's own pipeline (`lmodp.paper.pipeline`), "
         "reproduced operation by operation. They are **not privacy guarantees**: the per-step number uses the MGF "
         "bound at orders past the end of its domain, and the overall number is the ε of a sampled *Gaussian* with "
         "σ = √(2 ln(1.25/δ))/ε_step, attached to the LMO run (see [concepts.md](concepts.md#what-the-papers-ε-means)).",

@@ -5,7 +5,7 @@ the ``train`` extra (torch, transformers) and ``lmodp.plots`` the ``plots`` extr
 """
 
 from lmodp.accounting.api import epsilon
-from lmodp.accounting.pld_interval import epsilon_interval
+from lmodp.accounting.interval import epsilon_interval
 from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism, mechanism_from_dict
 
 __version__ = "0.1.0"

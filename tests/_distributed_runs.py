@@ -19,7 +19,7 @@ from torch import nn
 
 import lmodp.train.distributed as lmodp_distributed
 from lmodp.mechanisms import Gaussian
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper.params import paper_mechanism
 from lmodp.train import PrivacyBudgetExhausted, PrivacyLedger, finetune, make_private
 from lmodp.train.losses import classification_loss
 from lmodp.train.per_sample import model_inputs

@@ -18,7 +18,7 @@ from transformers import BertConfig, BertForSequenceClassification, GPT2Config, 
 import lmodp  # noqa: E402
 from lmodp.cli import main  # noqa: E402
 from lmodp.mechanisms import Gaussian, mechanism_from_dict  # noqa: E402
-from lmodp.paper_params import paper_mechanism  # noqa: E402
+from lmodp.paper.params import paper_mechanism  # noqa: E402
 from lmodp.search import search  # noqa: E402
 
 WORDS = ["good", "great", "fine", "happy", "bad", "awful", "sad", "poor", "the", "movie", "was", "very", "quite"]

@@ -1,4 +1,4 @@
-"""Soundness of lmodp.accounting.divergence against independent references.
+"""Soundness of lmodp.accounting.rdp.divergence against independent references.
 
 References: mpmath quadrature of densities written here from their definition
 f(y) = ½·E[ω e^{−ω|y|}] (never lmodp's kernels), Mironov's closed-form Laplace RDP,
@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmodp.accounting._l2_sup import (
+from lmodp.accounting.rdp._l2_sup import (
     NoiseConstants,
     first_cell_bound,
     first_cell_ends,
     first_order_bound,
     second_order_bound,
 )
-from lmodp.accounting.divergence import (
+from lmodp.accounting.rdp.divergence import (
     l2_renyi_bound,
     mgf_bound_rdp,
     pure_dp_epsilon,
@@ -31,7 +31,7 @@ from lmodp.accounting.divergence import (
     unsubsampled_rdp,
 )
 from lmodp.mechanisms import LMO, Gaussian, Laplace
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper.params import paper_mechanism
 
 HEAVY = LMO(gamma_weight=1.0, gamma_shape=0.5, gamma_scale=2.0)
 EXPONENTIAL_ONLY = LMO(exponential_weight=1.0, exponential_rate=2.0)

@@ -16,7 +16,7 @@ import lmodp  # noqa: E402
 from lmodp import LMO, Gaussian, Laplace, mechanism_from_dict  # noqa: E402
 from lmodp import plots  # noqa: E402
 from lmodp.cli import main  # noqa: E402
-from lmodp.paper_params import paper_mechanism  # noqa: E402
+from lmodp.paper.params import paper_mechanism  # noqa: E402
 
 RELEASED = paper_mechanism(0.7, exponential="rate")
 HEAVY = LMO(gamma_weight=1.0, gamma_shape=0.5, gamma_scale=2.0, exponential_weight=0.5, exponential_rate=1.5)

@@ -25,7 +25,7 @@ from lmodp.search import SearchResult, calibrate_gaussian, calibrate_scale, sear
 from lmodp.search.api import order_window, orders_epsilon
 from lmodp.search.calibrate import smallest_feasible_factor
 from lmodp.search.families import LAPLACE_SHAPE, lmo_from_shape
-from lmodp.search.grid import GRID_SIZE, paper_grid
+from lmodp.paper.grid import GRID_SIZE, paper_grid
 from lmodp.search.objectives import resolve_objective
 from lmodp.search.optimize import REJECTED, ShapeProblem
 

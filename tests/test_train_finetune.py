@@ -63,7 +63,7 @@ def test_reported_epsilon_is_bracketed_by_dp_accounting():
 
 
 def test_private_finetune_with_lmo_noise():
-    from lmodp.paper_params import paper_mechanism
+    from lmodp.paper.params import paper_mechanism
 
     mechanism = paper_mechanism(2, "task1", exponential="rate")
     history = finetune(tiny_roberta(), TRAIN, EVAL, mechanism=mechanism, epochs=1, **COMMON)

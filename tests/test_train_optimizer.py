@@ -15,7 +15,7 @@ from _train_models import classification_task, one_torch_thread, tiny_roberta  #
 
 import lmodp  # noqa: E402
 from lmodp.mechanisms import Gaussian, Laplace  # noqa: E402
-from lmodp.paper_params import paper_mechanism  # noqa: E402
+from lmodp.paper.params import paper_mechanism  # noqa: E402
 from lmodp.train import finetune, make_private, torch_sampler  # noqa: E402
 from lmodp.train.losses import classification_loss  # noqa: E402
 from lmodp.train.per_sample import model_inputs  # noqa: E402

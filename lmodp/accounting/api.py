@@ -1,7 +1,7 @@
 """One-call privacy accounting: ``lmodp.epsilon(mechanism, sample_rate=…, steps=…, delta=…, geometry=…)``.
 
 The accountant is chosen by name from :data:`ACCOUNTANTS` (a mapping from name to a class with
-the :class:`~lmodp.accounting.rdp_accountant.RDPAccountant` interface); adding an accountant is
+the :class:`~lmodp.accounting.rdp.accountant.RDPAccountant` interface); adding an accountant is
 one entry there. The name ``"auto"`` picks the tightest sound accountant for the mechanism and
 geometry (:func:`tightest_accountant`).
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from lmodp.accounting.pld import PLDAccountant
-from lmodp.accounting.rdp_accountant import RDPAccountant
+from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.mechanisms import Gaussian, Mechanism
 
 ACCOUNTANTS: dict[str, Callable[[], Any]] = {"rdp": RDPAccountant, "pld": PLDAccountant}

@@ -20,10 +20,10 @@ f(· − s)), and Poisson subsampling acts on it through the likelihood ratio on
 * add: P = F, Q = (1 − q)F + qF_v, L = −log(1 − q + q e^{−λ}) with λ ~ μ.
 
 Every law here is *dominated* by the true one (its hockey-stick curve is below the true curve
-at every x ≥ 0; :mod:`lmodp.accounting.pld_optimistic`), and every step keeps that order:
+at every x ≥ 0; :mod:`lmodp.accounting.pld.optimistic`), and every step keeps that order:
 
 1. the scalar pair: its exact curve (closed-form level sets,
-   :mod:`lmodp.accounting.pld_hockey_stick`) on a grid with the largest loss on a grid point,
+   :mod:`lmodp.accounting.pld.hockey_stick`) on a grid with the largest loss on a grid point,
    turned into a symmetric genuine law below it (F5 there);
 2. the n-fold law by repeated squaring (FFT convolution, exact on the grid), re-gridded after
    each squaring onto a grid of about ``_POINTS_PER_STD`` points per standard deviation of Λ,
@@ -31,7 +31,7 @@ at every x ≥ 0; :mod:`lmodp.accounting.pld_optimistic`), and every step keeps 
    post-processing of the true pair, so compositions and subsampling keep the order;
 3. the subsampled law of L, put on the grid of ``value_discretization_interval`` by a law
    below its curve (F3), composed over the steps (F4) with optimistic truncation
-   (:func:`lmodp.accounting.pld_compose.self_compose`). An atom of L between grid points must be
+   (:func:`lmodp.accounting.pld.compose.self_compose`). An atom of L between grid points must be
    moved down to one (up to a grid step per composition); where the per-step law has an atom
    heavier than 10⁻³ (Laplace noise on few coordinates) the grid is ten times finer; where the
    composed window would exceed 2¹⁸ points (large ε) it is coarser by a power of two.
@@ -56,10 +56,10 @@ from scipy import signal
 from lmodp._validation import require_delta, require_positive, require_sample_rate, require_steps
 from lmodp.accounting.api import epsilon as rdp_epsilon
 from lmodp.accounting.pld import DEFAULT_INTERVAL, PLDAccountant
-from lmodp.accounting.pld_compose import DEFAULT_TAIL_MASS, self_compose, window_length
-from lmodp.accounting.pld_discrete import DiscretePLD
-from lmodp.accounting.pld_hockey_stick import DIRECTIONS, hockey_stick_curve, loss_range, noise_model
-from lmodp.accounting.pld_optimistic import curve_of_atoms, curve_of_hockey_stick, law_below, symmetric_law_below
+from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, self_compose, window_length
+from lmodp.accounting.pld.discrete import DiscretePLD
+from lmodp.accounting.pld.hockey_stick import DIRECTIONS, hockey_stick_curve, loss_range, noise_model
+from lmodp.accounting.pld.optimistic import curve_of_atoms, curve_of_hockey_stick, law_below, symmetric_law_below
 from lmodp.mechanisms import Gaussian, Mechanism
 
 DEFAULT_DIMENSIONS = (1, 4, 64, 1024, 2**20)

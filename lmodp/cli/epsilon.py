@@ -12,7 +12,7 @@ from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, account, require_acco
 from lmodp.cli._output import CLI_PLD_FIX
 from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism, mechanism_from_dict
 from lmodp.mechanisms.lmo import PAPER_KEYS
-from lmodp.paper_params import paper_budgets, paper_mechanism
+from lmodp.paper.params import paper_budgets, paper_mechanism
 
 #: The built-in example: the LMO-DP paper's task1 ε=0.3 parameter set (E_lambda read as a
 #: rate), RoBERTa on SST-2 as in the paper: q = 2048/67350, T = 192, δ = 1e-10, L2 clipping C = 1.

@@ -54,7 +54,7 @@ def parse_mechanism(spec: str) -> Mechanism:
                 return Gaussian(value)
             if family == "laplace":
                 return Laplace(value)
-            from lmodp.paper_params import paper_mechanism
+            from lmodp.paper.params import paper_mechanism
 
             return paper_mechanism(value, group or "task1", exponential="rate" if family == "paper" else "scale")
         except ValueError as err:

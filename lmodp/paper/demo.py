@@ -5,7 +5,7 @@ For the paper's SST-2 run (q = 2048/67350, T = 192, δ = 1e-10) and each budget 
 gradient with i.i.d. noise per coordinate, what DP-SGD does), the demo reports:
 
 * the paper's own "overall ε" for its released task1 parameter set for that ε
-  (:mod:`lmodp.accounting.paper`: NOT a privacy guarantee);
+  (:mod:`lmodp.paper.pipeline`: NOT a privacy guarantee);
 * lmodp's sound ε of that released set as is (E_lambda read as a rate, as the paper's
   accountant reads it), and its noise E|Y|;
 * the least noise meeting the budget, soundly, for the Gaussian, for the released LMO shape
@@ -34,9 +34,9 @@ from lmodp._progress import progress_bar
 from lmodp._validation import require_positive
 from lmodp.accounting.api import AUTO, epsilon, resolve_accountant
 from lmodp.accounting.conversion import OrderGridEdgeWarning
-from lmodp.accounting.paper import PaperNumberWarning, paper_overall_epsilon
+from lmodp.paper.pipeline import PaperNumberWarning, paper_overall_epsilon
 from lmodp.mechanisms import Gaussian, Laplace, describe, mechanism_from_dict
-from lmodp.paper_params import paper_budgets, paper_mechanism
+from lmodp.paper.params import paper_budgets, paper_mechanism
 
 logger = logging.getLogger(__name__)
 

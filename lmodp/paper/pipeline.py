@@ -38,9 +38,9 @@ import numpy as np
 
 from lmodp._validation import require_delta, require_positive, require_sample_rate, require_steps
 from lmodp.accounting.conversion import OrderGridEdgeWarning, rdp_to_epsilon
-from lmodp.accounting.subsampling import sampled_gaussian_rdp
+from lmodp.accounting.rdp.subsampling import sampled_gaussian_rdp
 from lmodp.mechanisms import LMO
-from lmodp.paper_params import paper_parameters
+from lmodp.paper.params import paper_parameters
 
 #: The released code's orders (``check_privacy_and_statistics.py``) and δ.
 PAPER_ORDERS = np.arange(2, 129, dtype=float)

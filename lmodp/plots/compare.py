@@ -43,7 +43,7 @@ class Calibrated:
 def default_shapes() -> dict[str, Mechanism]:
     """Gaussian, Laplace, and the LMO shape of the paper's released task1 set for ε = 0.7
     (E_lambda read as a rate, as the paper's accountant does)."""
-    from lmodp.paper_params import paper_mechanism
+    from lmodp.paper.params import paper_mechanism
 
     return {
         "Gaussian": Gaussian(1.0),

@@ -13,8 +13,8 @@ from lmodp._validation import require_delta, require_geometry, require_positive,
 from lmodp.accounting.api import AUTO, epsilon, resolve_accountant
 from lmodp.accounting.conversion import OrderGridEdgeWarning, rdp_to_epsilon
 from lmodp.accounting.orders import DEFAULT_ORDERS
-from lmodp.accounting.pld_interval import epsilon_interval
-from lmodp.accounting.subsampling import poisson_subsampled_rdp
+from lmodp.accounting.interval import epsilon_interval
+from lmodp.accounting.rdp.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Mechanism
 from lmodp.plots._style import GEOMETRY_STYLES, colour, finish, label_log_axis, labelled, new_figure
 
@@ -85,7 +85,7 @@ def epsilon_curve(
     scalar geometry and for the Gaussian, RDP for other noise in l2). With ``pld=True`` also, at
     ``pld_points`` step counts: the PLD accountant's ε in the scalar geometry (markers, where
     the line is not already the PLD), and for non-Gaussian noise in the l2 geometry the interval of
-    :func:`lmodp.accounting.pld_interval.epsilon_interval` (shaded: its lower end is the ε of
+    :func:`lmodp.accounting.interval.epsilon_interval` (shaded: its lower end is the ε of
     concrete shifts, certainly reached; the upper end the sound bound). ``x="epochs"`` plots
     against steps × q.
     """

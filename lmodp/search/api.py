@@ -27,10 +27,10 @@ from lmodp._validation import require_positive, require_steps
 from lmodp.accounting.api import AUTO, epsilon_and_order, require_accountant_fits, resolve_accountant
 from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.conversion import rdp_to_epsilon
-from lmodp.accounting.subsampling import poisson_subsampled_rdp
+from lmodp.accounting.rdp.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Gaussian, Laplace, Mechanism
 from lmodp.search.calibrate import DEFAULT_TOLERANCE, accounting_settings, calibrate_with_oracle
-from lmodp.search.grid import GRID_SIZE, paper_grid
+from lmodp.paper.grid import GRID_SIZE, paper_grid
 from lmodp.search.objectives import Objective, ObjectiveSpec, resolve_objective
 from lmodp.search.optimize import ShapeProblem, optimize_shape
 from lmodp.search.oracle import EpsilonOracle, accountant_epsilon
@@ -89,7 +89,7 @@ def search(
     beats every Laplace the calibration tolerance allows (:func:`beats_laplace`), otherwise the
     ``Laplace`` instance is (``SearchResult.laplace_is_best``), so calibration noise never
     decides a tie and a Laplace-shaped LMO is never reported as an LMO.
-    ``method="paper-grid"`` scans the authors' grid (:mod:`lmodp.search.grid`; a seeded random
+    ``method="paper-grid"`` scans the authors' grid (:mod:`lmodp.paper.grid`; a seeded random
     ``grid_limit`` points of it, or all 40,824) and keeps the best point whose sound ε meets the
     target (with ``"auto"`` the points are screened by the RDP bound and the winner's ε is the
     PLD's, see :func:`_loop_uses_rdp`). Families "laplace" and "gaussian" only calibrate the

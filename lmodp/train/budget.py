@@ -42,10 +42,10 @@ class PrivacyBudgetExhausted(RuntimeError):
 
 
 def make_accountant(accountant: str | Accountant) -> Accountant:
-    """``"rdp"`` → :class:`lmodp.accounting.rdp_accountant.RDPAccountant`, ``"pld"`` →
+    """``"rdp"`` → :class:`lmodp.accounting.rdp.accountant.RDPAccountant`, ``"pld"`` →
     :class:`lmodp.accounting.pld.PLDAccountant`; an accountant object is used as it is."""
     if accountant == "rdp":
-        from lmodp.accounting.rdp_accountant import RDPAccountant
+        from lmodp.accounting.rdp.accountant import RDPAccountant
 
         return RDPAccountant()
     if accountant == "pld":

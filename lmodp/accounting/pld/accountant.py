@@ -3,9 +3,9 @@ r"""Tight (ε, δ) accounting with privacy-loss distributions (PLD).
 For a symmetric additive-noise mechanism (Gaussian, Laplace, LMO and other Laplace scale
 mixtures) in the ``"scalar"`` geometry with sensitivity Δ and Poisson sampling rate q, each step
 is represented, in both neighbouring directions (add and remove one record), by a discrete PLD
-built from the exact hockey-stick curve (:mod:`lmodp.accounting.pld_hockey_stick`) by
-pessimistic connect-the-dots (:mod:`lmodp.accounting.pld_connect_dots`), and steps are composed
-by FFT (:mod:`lmodp.accounting.pld_compose`).
+built from the exact hockey-stick curve (:mod:`lmodp.accounting.pld.hockey_stick`) by
+pessimistic connect-the-dots (:mod:`lmodp.accounting.pld.connect_dots`), and steps are composed
+by FFT (:mod:`lmodp.accounting.pld.compose`).
 
 What the returned ε bounds. ``get_epsilon(δ)`` is the largest over the two directions of the
 smallest ε ≥ 0 at which the composed discrete PLD has δ(ε) ≤ δ. The discrete PLD of every step
@@ -13,14 +13,14 @@ dominates the true pair (its hockey-stick curve lies above the true one at every
 the closed-form distribution functions included), domination is preserved by composition, and
 truncation moves mass only in the safe direction, so the returned ε is an upper bound on the
 true ε of the run (up to the floating-point error of the FFT, see
-:mod:`lmodp.accounting.pld_compose`). It exceeds the exact value by a discretisation error that
+:mod:`lmodp.accounting.pld.compose`). It exceeds the exact value by a discretisation error that
 vanishes with ``value_discretization_interval`` (connect-the-dots makes it second order per
 step) plus at most ``tail_mass_truncation`` per composition in δ.
 
 Geometry ``"l2"``: only Gaussian noise is accepted, for which the pair N(0, σ²I) vs
 N(v, σ²I) is, after a rotation, the scalar pair with Δ = ‖v‖ ≤ C (tight). For other noise no
 tight dominating pair is known, and this accountant raises ValueError rather than return a point
-value as if it were tight; :func:`lmodp.accounting.pld_interval.epsilon_interval` gives an
+value as if it were tight; :func:`lmodp.accounting.interval.epsilon_interval` gives an
 interval (an RDP upper bound and a PLD lower bound that is certainly achieved).
 
 ``get_epsilon_lower(δ)`` is an optimistic estimate (losses rounded down), so users see the
@@ -44,11 +44,11 @@ from typing import Any, Mapping
 
 from lmodp._validation import require_delta, require_nonnegative, require_positive, require_sample_rate
 from lmodp.accounting.events import EventHistory, MechanismEvent
-from lmodp.accounting.pld_compose import DEFAULT_TAIL_MASS, compose, self_compose
-from lmodp.accounting.pld_connect_dots import pessimistic_pld
-from lmodp.accounting.pld_discrete import DiscretePLD, rounded_down_laws
-from lmodp.accounting.pld_hockey_stick import DEFAULT_WINDOW_TAIL, DIRECTIONS, hockey_stick_curve, noise_model
-from lmodp.accounting.rdp_accountant import RDPAccountant
+from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, compose, self_compose
+from lmodp.accounting.pld.connect_dots import pessimistic_pld
+from lmodp.accounting.pld.discrete import DiscretePLD, rounded_down_laws
+from lmodp.accounting.pld.hockey_stick import DEFAULT_WINDOW_TAIL, DIRECTIONS, hockey_stick_curve, noise_model
+from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.mechanisms import Gaussian, Mechanism, mechanism_from_dict
 
 DEFAULT_INTERVAL = 1e-4
@@ -101,7 +101,7 @@ def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
 class PLDAccountant(EventHistory):
     """Accumulates the composed PLDs (add and remove direction) of a training run.
 
-    Same interface as :class:`~lmodp.accounting.rdp_accountant.RDPAccountant`::
+    Same interface as :class:`~lmodp.accounting.rdp.accountant.RDPAccountant`::
 
         acc = PLDAccountant()
         acc.step(mechanism=Laplace(2.0), sample_rate=0.01, steps=1000, geometry="scalar")

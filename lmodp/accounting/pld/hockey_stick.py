@@ -14,7 +14,7 @@ t = log q − log(e^{−ε} − 1 + q), and
 .. math:: H(e^\varepsilon) = \int (P - e^\varepsilon Q)_+ = P(L > \varepsilon) - e^\varepsilon Q(L > \varepsilon)
 
 is computed from the closed-form distribution function over the monotone pieces of ℓ
-(:func:`lmodp.accounting._pld_kernels.level_set_masses`). The window (−R, Δ + R) is chosen with
+(:func:`lmodp.accounting.pld._kernels.level_set_masses`). The window (−R, Δ + R) is chosen with
 P(|Y| > R) ≤ ``window_tail`` (default 10⁻³⁰); the mass outside it (≤ 2·``window_tail`` under f
 and f_Δ) is added to the rounding bound, which makes the bound valid for the untruncated curve.
 """
@@ -28,7 +28,7 @@ import numpy as np
 
 from scipy import special
 
-from lmodp.accounting import _pld_kernels as K
+from lmodp.accounting.pld import _kernels as K
 from lmodp.mechanisms import Gaussian, LaplaceScaleMixture, Mechanism
 from lmodp.mechanisms._mixture_kernels import log_tail
 

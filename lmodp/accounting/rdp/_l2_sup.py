@@ -14,7 +14,7 @@ E[ω²]/E[ω], I = ∫ f'²/f the Fisher information. The bound combines, per or
    h_α(t)/t² ≤ h_α(t_{j+1})/t_j². The grid is refined adaptively (a cell is split into
    geometric pieces) until every cell's bound is within a factor 1 + ``rel_tol`` of the best lower bound
    max(αI/2, max_j h_α(t_j)/t_j²), or the cell ratio falls below 1 + 1e-4. Every h_α(t_j) is
-   the pessimistic quadrature value of :mod:`lmodp.accounting._divergence_kernels`.
+   the pessimistic quadrature value of :mod:`lmodp.accounting.rdp._divergence_kernels`.
 3. **Orders.** (α − 1)·h_α(t) is convex in α (van Erven & Harremoës 2014, Cor. 2), so
    (α − 1)·sup_t h_α(t)/t² is convex too (a sup of convex functions); when many orders are
    asked, the sup is computed at anchor orders (geometric in α − 1, ratio 1.1, plus the
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmodp.accounting._mixture_quadrature import max_score, mixture_log_moments
+from lmodp.accounting.rdp._mixture_quadrature import max_score, mixture_log_moments
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 
 _SERIES_BELOW = 1e-4

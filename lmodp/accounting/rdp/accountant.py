@@ -5,7 +5,7 @@ rate, number of steps, sensitivity, geometry); *how it is accounted* is the RDP 
 composition theorem of RDP (Mironov 2017, "Rényi Differential Privacy", Prop. 1), the RDP
 bounds of adaptively composed mechanisms add order by order, so the curve is
 Σ_events steps · ε_event(α), with ε_event from
-:func:`lmodp.accounting.subsampling.poisson_subsampled_rdp`. The conversion to (ε, δ) is
+:func:`lmodp.accounting.rdp.subsampling.poisson_subsampled_rdp`. The conversion to (ε, δ) is
 :mod:`lmodp.accounting.conversion`.
 """
 
@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 from lmodp.accounting.conversion import rdp_to_delta, rdp_to_epsilon
 from lmodp.accounting.events import EventHistory, MechanismEvent
 from lmodp.accounting.orders import DEFAULT_ORDERS, validate_orders
-from lmodp.accounting.subsampling import poisson_subsampled_rdp
+from lmodp.accounting.rdp.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Mechanism, mechanism_from_dict
 
 _STATE_VERSION = 1

@@ -7,7 +7,7 @@ For a noise density f and a shift Δ (the query's sensitivity), the scalar Rény
 
 (equal to the other direction by the symmetry y ↦ Δ − y of a symmetric f). Gaussian noise has
 the closed form αΔ²/(2σ²); Laplace scale mixtures (Laplace, LMO) are integrated numerically by
-:mod:`lmodp.accounting._divergence_kernels` (log space, numba), and every returned value is an
+:mod:`lmodp.accounting.rdp._divergence_kernels` (log space, numba), and every returned value is an
 UPPER bound: quadrature error estimate, floating-point error bound and truncated tails are
 added before the log is taken (tolerance in :func:`renyi_divergences`).
 
@@ -24,9 +24,9 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
-from lmodp.accounting import _divergence_kernels as DK
-from lmodp.accounting._l2_sup import DEFAULT_L2_TOLERANCE, sup_ratio_bound
-from lmodp.accounting._mixture_quadrature import GL_POINTS, LOG_TAIL_TARGET, gauss_legendre, mixture_log_moments
+from lmodp.accounting.rdp import _divergence_kernels as DK
+from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE, sup_ratio_bound
+from lmodp.accounting.rdp._mixture_quadrature import GL_POINTS, LOG_TAIL_TARGET, gauss_legendre, mixture_log_moments
 from lmodp.accounting.orders import validate_orders as require_orders
 from lmodp.mechanisms import Gaussian, Mechanism
 from lmodp.mechanisms import _mixture_kernels as MK
@@ -222,7 +222,7 @@ def l2_renyi_bound(
     coordinates contribute 0), whatever d. Returned: C² times an upper bound on that sup.
 
     Gaussian(σ): h_α(t)/t² = α/(2σ²) for all t, so the bound is exactly αC²/(2σ²).
-    Laplace scale mixtures: :func:`lmodp.accounting._l2_sup.sup_ratio_bound` (a proven bound
+    Laplace scale mixtures: :func:`lmodp.accounting.rdp._l2_sup.sup_ratio_bound` (a proven bound
     on a first cell (0, t_0], then cell bounds on an adaptive geometric t-grid using that
     h_α(t) is non-decreasing in t, convex interpolation in α); it exceeds the best value found
     by at most a factor 1 + ``tolerance`` (plus the anchor interpolation, < 0.3 %); a larger

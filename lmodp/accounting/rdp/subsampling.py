@@ -33,8 +33,8 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
-from lmodp.accounting import divergence
-from lmodp.accounting._l2_sup import DEFAULT_L2_TOLERANCE
+from lmodp.accounting.rdp import divergence
+from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.orders import integer_mask, validate_orders
 from lmodp.mechanisms import Gaussian, Mechanism
 
@@ -436,13 +436,13 @@ def poisson_subsampled_rdp(
 ) -> np.ndarray:
     r"""Per-step RDP upper bound of ``mechanism`` under Poisson subsampling with rate q.
 
-    * q = 1: no subsampling, :func:`lmodp.accounting.divergence.unsubsampled_rdp`.
+    * q = 1: no subsampling, :func:`lmodp.accounting.rdp.divergence.unsubsampled_rdp`.
     * Gaussian (either geometry; i.i.d. Gaussian noise is rotation invariant, so an L2 shift of
       norm Δ is the scalar case): :func:`sampled_gaussian_rdp` with noise multiplier σ/Δ.
-    * ``"scalar"``: :func:`lmodp.accounting.divergence.subsampled_scalar_rdp`, both directions by
+    * ``"scalar"``: :func:`lmodp.accounting.rdp.divergence.subsampled_scalar_rdp`, both directions by
       quadrature, at every order.
     * ``"l2"``, other mechanisms: bounds on the maximum of both directions fed with the
-      dimension-free L2 bound ε(α) of :func:`lmodp.accounting.divergence.l2_renyi_bound`
+      dimension-free L2 bound ε(α) of :func:`lmodp.accounting.rdp.divergence.l2_renyi_bound`
       (``l2_tolerance`` is its relative slack: larger is faster and looser, never unsound):
       integer orders by :func:`general_subsampled_rdp`, fractional orders above 2 by
       :func:`interpolated_subsampled_rdp` between the integers around them, and orders in
