@@ -43,7 +43,8 @@ import warnings
 from typing import Any, Mapping
 
 from lmodp._validation import require_delta, require_nonnegative, require_positive, require_sample_rate
-from lmodp.accounting.events import EventHistory, MechanismEvent
+from lmodp.accounting.base import PrivacyAccountant
+from lmodp.accounting.events import MechanismEvent
 from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, compose, self_compose
 from lmodp.accounting.pld.connect_dots import pessimistic_pld
 from lmodp.accounting.pld.discrete import DiscretePLD, rounded_down_laws
@@ -98,15 +99,17 @@ def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
         )
 
 
-class PLDAccountant(EventHistory):
+class PLDAccountant(PrivacyAccountant):
     """Accumulates the composed PLDs (add and remove direction) of a training run.
 
-    Same interface as :class:`~lmodp.accounting.rdp.accountant.RDPAccountant`::
+    The interface of every accountant (:class:`~lmodp.accounting.base.PrivacyAccountant`)::
 
         acc = PLDAccountant()
         acc.step(mechanism=Laplace(2.0), sample_rate=0.01, steps=1000, geometry="scalar")
         acc.get_epsilon(1e-5)
     """
+
+    name = "pld"
 
     def __init__(
         self, value_discretization_interval: float = DEFAULT_INTERVAL, tail_mass_truncation: float = DEFAULT_TAIL_MASS
@@ -121,7 +124,7 @@ class PLDAccountant(EventHistory):
         self._composed: dict[str, DiscretePLD | None] = {d: None for d in DIRECTIONS}
         self._recomposed: dict[float, list[DiscretePLD]] = {}
 
-    # --- what happened (step() and history come from EventHistory) ------------------------
+    # --- what happened (step() and history come from PrivacyAccountant) --------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
         mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
         _check_geometry(mech, event.geometry)
@@ -238,7 +241,7 @@ class PLDAccountant(EventHistory):
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state: settings and history (the PLDs are rebuilt on load)."""
         return {
-            "accountant": "pld",
+            "accountant": self.name,
             "version": _STATE_VERSION,
             "value_discretization_interval": self.value_discretization_interval,
             "tail_mass_truncation": self.tail_mass_truncation,
@@ -247,8 +250,7 @@ class PLDAccountant(EventHistory):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore from :meth:`state_dict` output by recomputing the history."""
-        if state.get("accountant") != "pld" or state.get("version") != _STATE_VERSION:
-            raise ValueError(f"state must come from PLDAccountant.state_dict (version {_STATE_VERSION})")
+        self._check_state(state, _STATE_VERSION)
         self.value_discretization_interval = require_positive(
             "value_discretization_interval", state["value_discretization_interval"]
         )
