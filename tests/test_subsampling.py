@@ -281,7 +281,7 @@ def test_l2_path_evaluates_the_bound_once_and_fills_by_monotonicity(monkeypatch)
 
     calls = []
 
-    def fake_l2_bound(mechanism, orders, *, l2_sensitivity, tolerance):
+    def fake_l2_bound(mechanism, orders, *, l2_sensitivity, l2_tolerance):
         calls.append(np.asarray(orders))
         return laplace_rdp(orders, mechanism.scale, l2_sensitivity)
 

@@ -8,11 +8,11 @@ E[ω²]/E[ω], I = ∫ f'²/f the Fisher information. The bound combines, per or
    to first order (:func:`first_order_bound`) and to second order in t
    (:func:`second_order_bound`); each gives an upper bound on sup_{0<u≤t} h_α(u)/u² that
    increases in t and tends to αI/2 as t → 0, and the smaller is used. t_0(α) is the largest t
-   at which it is within a factor 1 + ``rel_tol`` of αI/2 (:func:`first_cell_ends`).
+   at which it is within a factor 1 + ``l2_tolerance`` of αI/2 (:func:`first_cell_ends`).
 2. **Cells.** h_α is non-decreasing in t for every symmetric unimodal noise density (proven:
    docs/l2-geometry.md, section 5), so on a grid t_0 < t_1 < … < t_J = C, on [t_j, t_{j+1}]:
    h_α(t)/t² ≤ h_α(t_{j+1})/t_j². The grid is refined adaptively (a cell is split into
-   geometric pieces) until every cell's bound is within a factor 1 + ``rel_tol`` of the best lower bound
+   geometric pieces) until every cell's bound is within a factor 1 + ``l2_tolerance`` of the best lower bound
    max(αI/2, max_j h_α(t_j)/t_j²), or the cell ratio falls below 1 + 1e-4. Every h_α(t_j) is
    the pessimistic quadrature value of :mod:`lmodp.accounting.rdp._divergence_kernels`.
 3. **Orders.** (α − 1)·h_α(t) is convex in α (van Erven & Harremoës 2014, Cor. 2), so
@@ -110,10 +110,10 @@ def first_cell_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> np
     return np.minimum(first_order_bound(alphas, t, c), second_order_bound(alphas, t, c)) * (1.0 + 1e-12)
 
 
-def first_cell_ends(alphas: np.ndarray, c: NoiseConstants, *, rel_tol: float, top: float) -> np.ndarray:
-    """The largest t_0(α) <= ``top`` (to 1 %) at which :func:`first_cell_bound` is <= (1 + rel_tol)·αI/2
+def first_cell_ends(alphas: np.ndarray, c: NoiseConstants, *, l2_tolerance: float, top: float) -> np.ndarray:
+    """The largest t_0(α) <= ``top`` (to 1 %) at which :func:`first_cell_bound` is <= (1 + l2_tolerance)·αI/2
     (the bound increases in t), by bisection in log t."""
-    target = (1.0 + rel_tol) * alphas * c.fisher / 2.0
+    target = (1.0 + l2_tolerance) * alphas * c.fisher / 2.0
     lo = np.full(alphas.size, math.log(top) - 60.0)
     hi = np.full(alphas.size, math.log(top))
     fits = first_cell_bound(alphas, np.full(alphas.size, top), c) <= target
@@ -138,9 +138,9 @@ def _split_count(cell_ratio: float, target_ratio: float) -> int:
     return int(min(64, max(2, math.ceil(math.log(cell_ratio) / math.log(target_ratio)))))
 
 
-def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float, rel_tol: float) -> np.ndarray:
+def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float, l2_tolerance: float) -> np.ndarray:
     constants = NoiseConstants.of(mechanism)
-    t0 = first_cell_ends(alphas, constants, rel_tol=rel_tol, top=c)
+    t0 = first_cell_ends(alphas, constants, l2_tolerance=l2_tolerance, top=c)
     bound = first_cell_bound(alphas, t0, constants)
     lower = alphas * constants.fisher / 2.0
     t_min = float(t0.min())
@@ -160,14 +160,14 @@ def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float,
     while cells:
         t_left, t_right, r_right, mask = cells.pop()
         cell_bound = r_right * (t_right / t_left) ** 2
-        open_mask = mask & (cell_bound > lower * (1.0 + rel_tol))
+        open_mask = mask & (cell_bound > lower * (1.0 + l2_tolerance))
         if not open_mask.any() or t_right / t_left < _MIN_RATIO:
             bound = np.where(mask, np.maximum(bound, cell_bound), bound)
             continue
         bound = np.where(mask & ~open_mask, np.maximum(bound, cell_bound), bound)
         # Split into n geometric cells of the ratio that would close the cell were h_α(t)/t²
-        # constant on it: (ratio)² · r_right = lower · (1 + rel_tol).
-        needed = np.sqrt(lower[open_mask] * (1.0 + rel_tol) / r_right[open_mask])
+        # constant on it: (ratio)² · r_right = lower · (1 + l2_tolerance).
+        needed = np.sqrt(lower[open_mask] * (1.0 + l2_tolerance) / r_right[open_mask])
         n = _split_count(t_right / t_left, float(needed.min()))
         points = np.geomspace(t_left, t_right, n + 1)
         for left, right in zip(points[:-1], points[1:]):
@@ -185,11 +185,11 @@ def _sup_at_orders(mechanism: LaplaceScaleMixture, alphas: np.ndarray, c: float,
 
 
 def sup_ratio_bound(
-    mechanism: LaplaceScaleMixture, alphas: np.ndarray, *, l2_sensitivity: float, rel_tol: float = DEFAULT_L2_TOLERANCE
+    mechanism: LaplaceScaleMixture, alphas: np.ndarray, *, l2_sensitivity: float, l2_tolerance: float = DEFAULT_L2_TOLERANCE
 ) -> np.ndarray:
     """Upper bound on sup_{0<t≤C} h_α(t)/t² at every order in ``alphas`` (see module docstring)."""
     anchors = anchor_orders(alphas)
-    at_anchors = _sup_at_orders(mechanism, anchors, l2_sensitivity, rel_tol)
+    at_anchors = _sup_at_orders(mechanism, anchors, l2_sensitivity, l2_tolerance)
     if anchors.size == np.unique(alphas).size:
         return np.interp(alphas, anchors, at_anchors)
     scaled = np.interp(alphas, anchors, (anchors - 1.0) * at_anchors)

@@ -18,6 +18,7 @@ bounded by :func:`l2_renyi_bound`; :func:`unsubsampled_rdp` dispatches between t
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -213,7 +214,12 @@ def subsampled_scalar_rdp(
 
 
 def l2_renyi_bound(
-    mechanism: Mechanism, orders: ArrayLike, *, l2_sensitivity: float, tolerance: float = DEFAULT_L2_TOLERANCE
+    mechanism: Mechanism,
+    orders: ArrayLike,
+    *,
+    l2_sensitivity: float,
+    l2_tolerance: float = DEFAULT_L2_TOLERANCE,
+    tolerance: float | None = None,
 ) -> np.ndarray:
     r"""Dimension-free RDP bound for a d-dimensional query with L2 sensitivity C, i.i.d. noise.
 
@@ -225,16 +231,20 @@ def l2_renyi_bound(
     Laplace scale mixtures: :func:`lmodp.accounting.rdp._l2_sup.sup_ratio_bound` (a proven bound
     on a first cell (0, t_0], then cell bounds on an adaptive geometric t-grid using that
     h_α(t) is non-decreasing in t, convex interpolation in α); it exceeds the best value found
-    by at most a factor 1 + ``tolerance`` (plus the anchor interpolation, < 0.3 %); a larger
-    ``tolerance`` is faster and looser, never unsound. The proofs are in docs/l2-geometry.md;
-    the quadrature values it uses are pessimistic by an error estimate.
+    by at most a factor 1 + ``l2_tolerance`` (plus the anchor interpolation, < 0.3 %); a larger
+    ``l2_tolerance`` is faster and looser, never unsound. The proofs are in docs/l2-geometry.md;
+    the quadrature values it uses are pessimistic by an error estimate. (``tolerance`` is the
+    deprecated name of ``l2_tolerance``.)
     """
+    if tolerance is not None:
+        warnings.warn("l2_renyi_bound(tolerance=...) is deprecated: use l2_tolerance=...", DeprecationWarning, stacklevel=2)
+        l2_tolerance = tolerance
     _check_mechanism(mechanism)
     alphas = require_orders(orders)
     c = require_positive("l2_sensitivity", l2_sensitivity)
     if isinstance(mechanism, Gaussian):
         return alphas * c**2 / (2.0 * mechanism.sigma**2)
-    return c**2 * sup_ratio_bound(mechanism, alphas, l2_sensitivity=c, rel_tol=require_positive("tolerance", tolerance))
+    return c**2 * sup_ratio_bound(mechanism, alphas, l2_sensitivity=c, l2_tolerance=require_positive("l2_tolerance", l2_tolerance))
 
 
 def unsubsampled_rdp(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: float, geometry: str) -> np.ndarray:

@@ -382,7 +382,7 @@ def general_subsampled_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rat
 
 
 def _l2_bounds(
-    mechanism: Mechanism, integer_orders: np.ndarray, low_orders: np.ndarray, sensitivity: float, tolerance: float
+    mechanism: Mechanism, integer_orders: np.ndarray, low_orders: np.ndarray, sensitivity: float, l2_tolerance: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ε(j) for j = 0..max(integer_orders), ε at ``low_orders``) from the dimension-free L2 bound.
 
@@ -396,24 +396,24 @@ def _l2_bounds(
     top = int(integer_orders.max())
     dense = np.arange(2, min(top, _DENSE_INTEGER_LIMIT) + 1, dtype=float)
     evaluated = np.union1d(dense, integer_orders)
-    values = np.asarray(divergence.l2_renyi_bound(mechanism, evaluated, l2_sensitivity=sensitivity, tolerance=tolerance), dtype=float)
+    values = np.asarray(divergence.l2_renyi_bound(mechanism, evaluated, l2_sensitivity=sensitivity, l2_tolerance=l2_tolerance), dtype=float)
     j = np.arange(top + 1, dtype=float)
     nearest_above = np.searchsorted(evaluated, np.maximum(j, 2.0))
     table = values[nearest_above]
     table[:2] = 0.0
     if low_orders.size == 0:
         return table, low_orders
-    low = divergence.l2_renyi_bound(mechanism, low_orders, l2_sensitivity=sensitivity, tolerance=tolerance)
+    low = divergence.l2_renyi_bound(mechanism, low_orders, l2_sensitivity=sensitivity, l2_tolerance=l2_tolerance)
     return table, np.asarray(low, dtype=float)
 
 
-def _l2_subsampled_rdp(mechanism: Mechanism, alphas: np.ndarray, q: float, sensitivity: float, tolerance: float) -> np.ndarray:
+def _l2_subsampled_rdp(mechanism: Mechanism, alphas: np.ndarray, q: float, sensitivity: float, l2_tolerance: float) -> np.ndarray:
     """The l2 branch of :func:`poisson_subsampled_rdp` at every order (see there)."""
     integers = integer_mask(alphas)
     low = ~integers & (alphas < 2.0)
     high = ~integers & (alphas > 2.0)
     needed = np.unique(np.concatenate([alphas[integers], np.floor(alphas[high]), np.ceil(alphas[high]), [2.0]]))
-    table, low_base = _l2_bounds(mechanism, needed, alphas[low], sensitivity, tolerance)
+    table, low_base = _l2_bounds(mechanism, needed, alphas[low], sensitivity, l2_tolerance)
     at_integers = general_subsampled_rdp(needed, table, sample_rate=q)
     out = np.empty_like(alphas)
     out[integers] = at_integers[np.searchsorted(needed, alphas[integers])]
