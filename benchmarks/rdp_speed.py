@@ -34,7 +34,7 @@ import lmodp
 from lmodp.accounting.rdp import _l2_sup
 from lmodp.accounting.conversion import OrderGridEdgeWarning
 from lmodp.accounting.orders import DEFAULT_ORDERS
-from lmodp.paper.params import paper_mechanism
+from lmodp.paper import paper_mechanism
 
 Q, STEPS, DELTA = 0.01, 10_000, 1e-5
 
@@ -93,7 +93,7 @@ _COLD = """
 import time, warnings
 start = time.perf_counter()
 import lmodp
-from lmodp.paper.params import paper_mechanism
+from lmodp.paper import paper_mechanism
 warnings.simplefilter("ignore")
 lmodp.epsilon(paper_mechanism(2, exponential="rate"), sample_rate=0.01, steps=10000, delta=1e-5, geometry="l2")
 print(time.perf_counter() - start)

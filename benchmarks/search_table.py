@@ -25,12 +25,11 @@ from lmodp.accounting.api import epsilon_and_order
 from lmodp.accounting.conversion import rdp_to_epsilon
 from lmodp.accounting.rdp.divergence import l2_renyi_bound
 from lmodp.accounting.rdp.subsampling import binomial_remove_rdp
-from lmodp.paper.pipeline import PAPER_BATCH_SIZE, PAPER_DATASETS, PAPER_DELTA, paper_numbers
-from lmodp.paper.params import paper_budgets, paper_mechanism
+from lmodp.paper import SST2, paper_budgets, paper_mechanism
+from lmodp.paper.pipeline import paper_numbers
 from lmodp.search import search
 
-SIZE, STEPS = PAPER_DATASETS["SST-2"]
-SAMPLE_RATE = PAPER_BATCH_SIZE / SIZE
+SAMPLE_RATE, STEPS, PAPER_DELTA = SST2.sample_rate, SST2.steps, SST2.delta
 BUDGETS = (0.3, 0.7, 2.0, 3.0)
 GEOMETRIES = ("scalar", "l2")
 
@@ -68,15 +67,14 @@ def search_rows(maxiter: int, popsize: int) -> list[str]:
     for geometry in GEOMETRIES:
         for eps in BUDGETS:
             r = search(
-                eps, PAPER_DELTA, sample_rate=SAMPLE_RATE, steps=STEPS, geometry=geometry,
-                objective="mean_abs", family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
+                eps, SST2, geometry=geometry, objective="mean_abs", family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
             )
             m, lap, g = r.mechanism, r.laplace, r.baseline
             order, removal = "n/a", "n/a"
             if r.settings["accountants"]["laplace"] == "rdp":
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    order = f"{epsilon_and_order(lap, sample_rate=SAMPLE_RATE, steps=STEPS, delta=PAPER_DELTA, geometry=geometry)[1]:g}"
+                    order = f"{epsilon_and_order(lap, SST2, geometry=geometry)[1]:g}"
             if geometry == "l2":
                 removal = f"{remove_direction_epsilon(lap):.4g}"
             lines.append(
@@ -96,7 +94,7 @@ def usefulness_rows(maxiter: int, popsize: int) -> list[str]:
     ]
     for eps in BUDGETS:
         r = search(
-            eps, PAPER_DELTA, sample_rate=SAMPLE_RATE, steps=STEPS, geometry="scalar", objective="usefulness",
+            eps, SST2, geometry="scalar", objective="usefulness",
             gamma=0.9, family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
         )
         lines.append(
@@ -119,7 +117,7 @@ def paper_rows() -> list[str]:
             warnings.simplefilter("ignore")
             paper = paper_numbers(eps)
         sound = [
-            lmodp.epsilon(m, sample_rate=SAMPLE_RATE, steps=STEPS, delta=PAPER_DELTA, geometry=g, accountant=a)
+            lmodp.epsilon(m, SST2, geometry=g, accountant=a)
             for g, a in (("scalar", "pld"), ("l2", "rdp"))
         ]
         lines.append(

@@ -99,7 +99,7 @@ def stepper(mode: str, model: Any, task: str, data: dict[str, Any], batch: dict[
         return step
     if mode.startswith("lmodp"):
         from lmodp.mechanisms import Gaussian
-        from lmodp.paper.params import paper_mechanism
+        from lmodp.paper import paper_mechanism
         from lmodp.train import make_private
 
         mechanism = paper_mechanism(2, "task1", exponential="rate") if mode.endswith("lmo") else Gaussian(1.0)
@@ -182,7 +182,7 @@ def noise_timing(device_name: str, threads: int, coordinates: int, repeats: int)
     import torch
 
     from lmodp.mechanisms import Gaussian, Laplace
-    from lmodp.paper.params import paper_mechanism
+    from lmodp.paper import paper_mechanism
     from lmodp.train import torch_sampler
 
     torch.set_num_threads(threads)

@@ -15,6 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lmodp.accounting.registry import accountant_choices
+from lmodp.accounting.spec import RunSpec
+
 TASKS = ("auto", "classification", "causal-lm")
 
 _EPILOG = """\
@@ -58,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     privacy.add_argument("--delta", type=float, required=True, help="delta in (0, 1), e.g. below 1/N")
     privacy.add_argument("--mechanism", default="gaussian", help="gaussian, laplace, search, RESULT.json, paper:EPS or paper-scale:EPS (default: gaussian)")
     privacy.add_argument("--max-grad-norm", type=float, default=1.0, help="per-example L2 clip norm C (default: 1)")
-    privacy.add_argument("--accountant", choices=("rdp", "pld"), default="rdp", help="accountant (default: rdp)")
+    privacy.add_argument("--accountant", choices=accountant_choices(), default="rdp", help="accountant (default: rdp; auto: the tightest sound one)")
     training = p.add_argument_group("training")
     training.add_argument("--batch-size", type=int, default=32, help="expected (Poisson) batch size (default: 32)")
     training.add_argument("--epochs", type=float, default=1.0, help="epochs; T = round(epochs / q) steps (default: 1)")
@@ -123,11 +126,11 @@ def encode(tokenizer: Any, rows: list[dict[str, Any]], args: argparse.Namespace,
     return data
 
 
-def choose_mechanism(args: argparse.Namespace, *, sample_rate: float, steps: int, progress: bool) -> dict[str, Any]:
-    """The keyword arguments of :func:`lmodp.train.finetune` that fix the noise (and the search result)."""
+def choose_mechanism(args: argparse.Namespace, *, run: RunSpec, progress: bool) -> dict[str, Any]:
+    """The keyword arguments of :func:`lmodp.train.finetune` that fix the noise (and the search result)
+    for ``run`` (q = batch/N, T = epochs/q, δ)."""
     spec = args.mechanism
     target = args.target_epsilon
-    settings = dict(sample_rate=sample_rate, steps=steps, geometry="l2", accountant=args.accountant)
     if spec == "gaussian":
         return {"target_epsilon": _required_target(target, spec)}
     if spec in ("laplace", "search"):
@@ -136,8 +139,8 @@ def choose_mechanism(args: argparse.Namespace, *, sample_rate: float, steps: int
 
         target = _required_target(target, spec)
         if spec == "laplace":
-            return {"mechanism": calibrate_scale(Laplace(1.0), target, args.delta, **settings), "max_epsilon": target}
-        result = search(target, args.delta, family="lmo", progress=progress, **settings)
+            return {"mechanism": calibrate_scale(Laplace(1.0), target, run, accountant=args.accountant), "max_epsilon": target}
+        result = search(target, run, family="lmo", accountant=args.accountant, progress=progress)
         return {"mechanism": result.mechanism, "max_epsilon": target, "search": result}
     if spec.startswith(("paper:", "paper-scale:")):
         from lmodp.cli.plot import parse_mechanism
@@ -184,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
 
     q = resolve_sample_rate(len(rows), sample_rate=None, batch_size=args.batch_size)
     steps = steps_for_epochs(args.epochs, q)
-    noise = choose_mechanism(args, sample_rate=q, steps=steps, progress=not args.no_progress)
+    noise = choose_mechanism(args, run=RunSpec(sample_rate=q, steps=steps, delta=args.delta), progress=not args.no_progress)
     search_result = noise.pop("search", None)
     labels = sorted({str(v) for v in column(rows, args.label_column, args.data)}) if task == "classification" else None
     tokenizer = AutoTokenizer.from_pretrained(args.model)
