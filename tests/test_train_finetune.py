@@ -101,7 +101,7 @@ def test_finetune_stops_before_the_budget_is_exceeded():
 
 
 def test_checkpoint_and_resume_reproduce_the_uninterrupted_run(tmp_path):
-    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, seed=5, noise_seed=6, **COMMON)
+    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, seed=5, sampling_seed=7, noise_seed=6, **COMMON)
     whole_model = tiny_roberta(dropout=0.1)
     whole = finetune(whole_model, TRAIN, EVAL, checkpoint_dir=tmp_path / "whole", **kwargs)
 

@@ -117,6 +117,7 @@ def finetune(
     eval_every: int | None = None,
     eval_batch_size: int = 64,
     seed: int = 0,
+    sampling_seed: int | None = None,
     noise_seed: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
@@ -144,9 +145,10 @@ def finetune(
     (default: every epoch) and at the end; ``resume=True`` continues from the saved state (or
     starts afresh when there is none).
 
-    ``seed`` fixes the model's random draws (dropout) and the batch sampling, never the privacy
-    noise: that is seeded from the operating system's entropy unless ``noise_seed`` is given (for
-    tests and reproductions only; a warning is logged). ``clipping`` ("bk" or "vmap") and
+    ``seed`` fixes the model's random draws (dropout), never the batch sampling nor the privacy
+    noise: both are seeded from the operating system's entropy unless ``sampling_seed`` or
+    ``noise_seed`` is given (for tests and reproductions only; a warning is logged, since
+    amplification by subsampling assumes secret batches and the guarantee secret noise). ``clipping`` ("bk" or "vmap") and
     ``micro_batch_size`` choose the clipping engine (see :func:`~lmodp.train.make_private`).
 
     Inside a ``torch.distributed`` process group of world size > 1 (``distributed``: see
@@ -194,13 +196,14 @@ def finetune(
             model, optimizer, train_dataset, mechanism=chosen, max_grad_norm=max_grad_norm, sample_rate=q,
             delta=delta, geometry=geometry, accountant=accountant, clipping=clipping, micro_batch_size=micro_batch_size,
             loss=task, steps=total_steps, max_epsilon=max_epsilon if max_epsilon is not None else target_epsilon,
-            on_exhausted=on_exhausted, seed=seed, noise_seed=noise_seed, autocast_dtype=autocast_dtype,
+            on_exhausted=on_exhausted, seed=sampling_seed, noise_seed=noise_seed, autocast_dtype=autocast_dtype,
             distributed=distributed,
         )
     else:
         chosen = None
         stepper = optimizer
-        loader = DPDataLoader(train_dataset, sample_rate=q, steps=total_steps, generator=torch.Generator().manual_seed(seed))
+        baseline_seed = seed if sampling_seed is None else sampling_seed  # no privacy to protect: reproducible by default
+        loader = DPDataLoader(train_dataset, sample_rate=q, steps=total_steps, generator=torch.Generator().manual_seed(baseline_seed))
     sampler_generator = loader.sampler.generator
     history = TrainingHistory(
         task=task, delta=delta, sample_rate=q, total_steps=total_steps,
