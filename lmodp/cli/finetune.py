@@ -67,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     training.add_argument("--epochs", type=float, default=1.0, help="epochs; T = round(epochs / q) steps (default: 1)")
     training.add_argument("--learning-rate", type=float, default=5e-4, help="AdamW learning rate (default: 5e-4)")
     training.add_argument("--micro-batch-size", type=int, help="split logical batches into micro-batches of this size")
-    training.add_argument("--seed", type=int, default=0, help="seed of the batch sampling and dropout, never of the noise (default: 0)")
+    training.add_argument("--seed", type=int, default=0, help="seed of the model's random draws (dropout) (default: 0)")
+    training.add_argument("--sampling-seed", type=int, help="fix the batch sampling (default: secret; a known seed voids the subsampling credit)")
+    training.add_argument("--noise-seed", type=int, help="fix the privacy noise (default: secret; for tests and reproductions only)")
     training.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: auto)")
     out = p.add_argument_group("output")
     out.add_argument("--out", type=Path, required=True, help="output directory (created)")
@@ -206,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
     history = finetune(
         model, train, evaluation, **noise, delta=args.delta, batch_size=args.batch_size, epochs=args.epochs,
         max_grad_norm=args.max_grad_norm, learning_rate=args.learning_rate, task=task, accountant=args.accountant,
-        micro_batch_size=args.micro_batch_size, seed=args.seed, device=args.device, progress=not args.no_progress,
+        micro_batch_size=args.micro_batch_size, seed=args.seed, sampling_seed=args.sampling_seed, noise_seed=args.noise_seed,
+        device=args.device, progress=not args.no_progress,
     )
 
     model.save_pretrained(args.out / "model")

@@ -128,9 +128,10 @@ def finetune(
     (default: every epoch) and at the end; ``resume=True`` continues from the saved state (or
     starts afresh when there is none).
 
-    ``seed`` fixes the model's random draws (dropout) and the batch sampling, never the privacy
-    noise: that is seeded from the operating system's entropy unless ``noise_seed`` is given (for
-    tests and reproductions only; a warning is logged). ``clipping`` ("bk" or "vmap") and
+    ``seed`` fixes the model's random draws (dropout), never the batch sampling nor the privacy
+    noise: both are seeded from the operating system's entropy unless ``sampling_seed`` or
+    ``noise_seed`` is given (for tests and reproductions only; a warning is logged, since
+    amplification by subsampling assumes secret batches and the guarantee secret noise). ``clipping`` ("bk" or "vmap") and
     ``micro_batch_size`` choose the clipping engine (see :func:`~lmodp.train.make_private`).
 
     Inside a ``torch.distributed`` process group of world size > 1 (``distributed``: see
@@ -171,12 +172,13 @@ def finetune(
             model, optimizer, train_dataset, mechanism=chosen, max_grad_norm=o.max_grad_norm, run=spec,
             accountant=o.accountant, clipping=o.clipping, micro_batch_size=o.micro_batch_size, loss=task,
             max_epsilon=o.max_epsilon if o.max_epsilon is not None else target_epsilon, on_exhausted=o.on_exhausted,
-            seed=o.seed, noise_seed=o.noise_seed, autocast_dtype=o.autocast_dtype, distributed=o.distributed,
+            seed=o.sampling_seed, noise_seed=o.noise_seed, autocast_dtype=o.autocast_dtype, distributed=o.distributed,
         )
     else:
         chosen = None
         stepper = optimizer
-        loader = DPDataLoader(train_dataset, sample_rate=q, steps=total_steps, generator=torch.Generator().manual_seed(o.seed))
+        baseline_seed = o.seed if o.sampling_seed is None else o.sampling_seed  # no privacy to protect: reproducible by default
+        loader = DPDataLoader(train_dataset, sample_rate=q, steps=total_steps, generator=torch.Generator().manual_seed(baseline_seed))
     sampler_generator = loader.sampler.generator
     history = TrainingHistory(
         task=task, delta=delta, sample_rate=q, total_steps=total_steps,

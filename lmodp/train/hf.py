@@ -262,7 +262,7 @@ class PrivateTrainer(Trainer):
         )
         self.per_example_loss = loss_for_task(loss or default_loss(self.model)) if not callable(loss) else loss
         self.noise_seed = noise_seed
-        self.sampling_generator = sampling_generator(sampling_seed)
+        self.sampling_generator = sampling_generator(sampling_seed, keyword="sampling_seed")
         self.stopped_by_budget = False
         self.add_callback(_PrivacyCallback(self))
         logger.info(

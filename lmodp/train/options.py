@@ -28,11 +28,12 @@ class FinetuneOptions(Settings):
     * optimisation: ``learning_rate``, ``weight_decay`` (AdamW), ``lr_schedule`` ("constant" or
       "linear" decay to 0), ``task`` ("classification" or "causal-lm");
     * privacy: ``max_grad_norm`` (the clip norm C), ``accountant``, ``max_epsilon`` (budget;
-      default: the target ε), ``on_exhausted``, ``noise_seed`` (None: secret noise);
+      default: the target ε), ``on_exhausted``, ``sampling_seed`` and ``noise_seed`` (None:
+      secret batch sampling and noise);
     * clipping: ``clipping`` ("bk" or "vmap"), ``micro_batch_size``;
     * evaluation and checkpoints: ``eval_every``, ``eval_batch_size``, ``checkpoint_dir``,
       ``checkpoint_every``, ``resume``, ``max_steps``;
-    * the machine: ``seed`` (dropout and batch sampling, never the noise), ``device``,
+    * the machine: ``seed`` (dropout; never the batch sampling nor the noise), ``device``,
       ``autocast_dtype``, ``progress``, ``distributed``.
     """
 
@@ -49,6 +50,7 @@ class FinetuneOptions(Settings):
     eval_every: int | None = None
     eval_batch_size: int = 64
     seed: int = 0
+    sampling_seed: int | None = None
     noise_seed: int | None = None
     checkpoint_dir: str | os.PathLike[str] | None = None
     checkpoint_every: int | None = None

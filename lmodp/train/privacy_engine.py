@@ -118,29 +118,40 @@ def _check_geometry(geometry: str, model: nn.Module) -> str:
 CLIPPING_ENGINES = ("bk", "vmap")
 
 
-def noise_generator(device: torch.device, noise_seed: int | None) -> torch.Generator:
-    """The generator of the privacy noise on ``device``: seeded from the operating system's
-    entropy (64 bits from :func:`secrets.randbits`) unless ``noise_seed`` is given, in which case
-    a warning says that the run is private only against someone who does not know the seed."""
-    generator = torch.Generator(device=device)
-    if noise_seed is None:
+def _secret_or_seeded(generator: torch.Generator, seed: int | None, *, keyword: str, consequence: str) -> torch.Generator:
+    """Seed ``generator`` from the operating system's entropy (64 bits from :func:`secrets.randbits`)
+    when ``seed`` is None; otherwise from ``seed``, with a warning that says what a known seed costs."""
+    if seed is None:
         generator.manual_seed(secrets.randbits(64))
         return generator
-    if isinstance(noise_seed, bool) or not isinstance(noise_seed, Integral):
-        raise ValueError(f"noise_seed must be an integer or None, got {noise_seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise ValueError(f"{keyword} must be an integer or None, got {seed!r}")
     logger.warning(
-        "noise_seed=%d fixes the privacy noise: the run is differentially private only against someone who does "
-        "not know the seed. Leave noise_seed=None (secret noise) for a run you release", noise_seed,
+        "%s=%d fixes %s: the reported epsilon holds only against someone who does not know the seed. Leave "
+        "%s=None (secret) for a run you release", keyword, seed, consequence, keyword,
     )
-    generator.manual_seed(int(noise_seed))
+    generator.manual_seed(int(seed))
     return generator
 
 
-def sampling_generator(seed: int | None) -> torch.Generator:
-    """The CPU generator of the Poisson batch sampling: ``seed``, or fresh entropy when None."""
-    generator = torch.Generator()
-    generator.manual_seed(secrets.randbits(64) if seed is None else seed)
-    return generator
+def noise_generator(device: torch.device, noise_seed: int | None) -> torch.Generator:
+    """The generator of the privacy noise on ``device``: secret (OS entropy) unless ``noise_seed``
+    is given, in which case a warning says the run is private only against someone who does not
+    know the seed (the noise would be a known function of the data)."""
+    return _secret_or_seeded(
+        torch.Generator(device=device), noise_seed, keyword="noise_seed", consequence="the privacy noise"
+    )
+
+
+def sampling_generator(seed: int | None, *, keyword: str = "seed") -> torch.Generator:
+    """The CPU generator of the Poisson batch sampling: secret (OS entropy) unless ``seed`` is given.
+
+    Amplification by subsampling, which the accountant credits, assumes nobody knows which
+    examples each batch holds: with a known seed an observer knows the steps at which any given
+    example would be used, so a warning is logged."""
+    return _secret_or_seeded(
+        torch.Generator(), seed, keyword=keyword, consequence="the batch sampling (amplification by subsampling assumes it is secret)"
+    )
 
 
 def clipping_engine(
@@ -221,9 +232,10 @@ def make_private(
     ε(δ) > max_epsilon raise :class:`~lmodp.train.budget.PrivacyBudgetExhausted`
     (``on_exhausted="raise"``) or be refused (``"stop"``: ``step`` returns ``None``).
 
-    ``seed`` fixes the batch sampling only. The noise is secret: its generator is seeded from the
-    operating system's entropy unless ``noise_seed`` is given (then a warning is logged: such a
-    run is private only against someone who does not know the seed).
+    The batch sampling and the noise are secret: their generators are seeded from the operating
+    system's entropy unless ``seed`` (the sampling) or ``noise_seed`` is given, and then a warning
+    is logged (amplification by subsampling assumes nobody knows the batches, and the noise must
+    be unknown too: such a run is private only against someone who does not know the seeds).
     With ``clipping="vmap"``, a transformers model is switched, in place, to a vmap-safe copy of
     its attention (:mod:`lmodp.train.hf_compat`).
 
