@@ -74,7 +74,9 @@ def make_data(shape: dict, task: str, n: int, seq: int, device: Any) -> dict[str
     mask[: n // 4, seq * 3 // 4 :] = 0
     data = {"input_ids": ids, "attention_mask": mask}
     if task == "classification":
-        data["token_type_ids"] = torch.zeros_like(ids)  # BERT's default is a stride-0 view, which Opacus cannot read
+        # BERT's defaults are a stride-0 view and a (1, T) buffer, which Opacus's per-example hooks cannot read
+        data["token_type_ids"] = torch.zeros_like(ids)
+        data["position_ids"] = torch.arange(seq).repeat(n, 1)
         data["labels"] = torch.randint(0, 2, (n,), generator=g)
     return {k: v.to(device) for k, v in data.items()}
 
