@@ -31,9 +31,10 @@ import torch
 import lmodp
 from lmodp import Gaussian, Laplace, Mechanism
 from lmodp.audit import audit_mechanism, audit_training
+from lmodp.accounting.registry import tightest_accountant
 from lmodp.audit.one_run import default_guesses, one_run_epsilon_lower
 from lmodp.mechanisms import describe
-from lmodp.paper_params import paper_budgets, paper_mechanism
+from lmodp.paper import paper_budgets, paper_mechanism
 from lmodp.search import calibrate_scale
 from lmodp.train.noise import torch_sampler
 
@@ -45,13 +46,10 @@ TRAIN_STEPS = 10
 SHAPES = {"Gaussian": Gaussian(1.0), "Laplace": Laplace(1.0), "LMO (task1 ε=2 shape)": paper_mechanism(2.0, "task1", exponential="rate")}
 
 
-def _accountant(mechanism: Mechanism, geometry: str) -> str:
-    return "pld" if geometry == "scalar" or isinstance(mechanism, Gaussian) else "rdp"
-
-
 def _calibrated(shape: Mechanism, target: float, *, steps: int, geometry: str) -> Mechanism:
     return calibrate_scale(
-        shape, target, DELTA, sample_rate=1.0, steps=steps, geometry=geometry, accountant=_accountant(shape, geometry), tolerance=1e-3
+        shape, target, delta=DELTA, sample_rate=1.0, steps=steps, geometry=geometry, accountant=tightest_accountant(shape, geometry),
+        tolerance=1e-3,
     )
 
 
@@ -73,7 +71,7 @@ def mechanism_records(samples: int) -> list[dict[str, Any]]:
                 mechanism = _calibrated(shape, target, steps=1, geometry=geometry)
                 r = audit_mechanism(
                     mechanism, delta=DELTA, geometry=geometry, samples=samples, confidence=CONFIDENCE, seed=0,
-                    accountant=_accountant(shape, geometry),
+                    accountant=tightest_accountant(shape, geometry),
                 )
                 scalar = lmodp.epsilon(mechanism, sample_rate=1.0, steps=1, delta=DELTA, geometry="scalar", accountant="pld")
                 records.append(dict(name=name, mechanism=mechanism, target=target, audit=r, scalar=scalar, seconds=time.time() - start))
@@ -149,7 +147,7 @@ def training_records(canaries: int, runs: int) -> list[dict[str, Any]]:
                 for seed in range(runs):
                     result = audit_training(
                         mechanism, threat=threat, canaries=canaries, steps=TRAIN_STEPS, delta=DELTA, confidence=CONFIDENCE,
-                        accountant=_accountant(shape, "l2"), seed=seed,
+                        accountant=tightest_accountant(shape, "l2"), seed=seed,
                     )
                     values.append(result.epsilon_lower)
             records.append(
@@ -185,7 +183,7 @@ USAGE = '''\
 ```python
 from lmodp import Gaussian
 from lmodp.audit import audit_mechanism, audit_training
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper import paper_mechanism
 from lmodp.train.noise import torch_sampler
 
 # lmodp's own sampler: the lower bound stays below the accounted single-release epsilon

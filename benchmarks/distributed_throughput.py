@@ -48,7 +48,7 @@ MECHANISMS = ("gaussian", "lmo")
 
 def mechanism_named(name: str) -> Any:
     from lmodp.mechanisms import Gaussian
-    from lmodp.paper_params import paper_mechanism
+    from lmodp.paper import paper_mechanism
 
     return Gaussian(1.0) if name == "gaussian" else paper_mechanism(2, "task1", exponential="rate")
 

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import lmodp
 from lmodp import Laplace
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper import SST2, paper_mechanism
 
 BASELINE_COMMIT = "1940fcf"
-SST2_Q, SST2_STEPS, SST2_DELTA = 2048 / 67350, 192, 1e-10
+#: Old module paths in the baseline's imports -> where those modules are now.
+MOVED_MODULES = {f"lmodp.accounting.pld_{name} ": f"lmodp.accounting.pld.{name} " for name in ("compose", "discrete", "hockey_stick")}
 
 
 def baseline_module() -> types.ModuleType:
@@ -39,6 +40,8 @@ def baseline_module() -> types.ModuleType:
         capture_output=True,
         text=True,
     ).stdout
+    for old, new in MOVED_MODULES.items():  # the accounting modules moved since
+        source = source.replace(old, new)
     module = types.ModuleType("baseline_pld_interval")
     sys.modules[module.__name__] = module
     exec(compile(source, f"{BASELINE_COMMIT}:pld_interval.py", "exec"), module.__dict__)
@@ -62,7 +65,7 @@ def main() -> None:
              ("Laplace(1) q=0.01 T=10000 d=1e-5", Laplace(1.0), 0.01, 10_000, 1e-5)]
     if not quick:
         for eps, reading in ((0.3, "rate"), (0.7, "scale"), (2, "scale"), (3, "rate")):
-            cases.append((f"paper eps={eps} {reading} SST-2", paper_mechanism(eps, exponential=reading), SST2_Q, SST2_STEPS, SST2_DELTA))
+            cases.append((f"paper eps={eps} {reading} SST-2", paper_mechanism(eps, exponential=reading), SST2.sample_rate, SST2.steps, SST2.delta))
     for name, mechanism, q, steps, delta in cases:
         t_new, new = timed(lmodp.epsilon_interval, mechanism, q, steps, delta)
         t_old, old = timed(baseline.epsilon_interval, mechanism, q, steps, delta)

@@ -202,27 +202,27 @@ def full_model(model: Any, seed: int) -> Any:
 
 def mechanisms_for(epsilons: list[float], *, delta: float, sample_rate: float, steps: int, progress: bool) -> list[dict[str, Any]]:
     """Every private configuration: (label, family, mechanism, sound ε, paper's claimed ε or None)."""
-    from lmodp import Laplace, epsilon
+    from lmodp import Laplace, RunSpec, epsilon
     from lmodp.mechanisms import Gaussian
-    from lmodp.paper_params import paper_budgets, paper_mechanism
+    from lmodp.paper import paper_budgets, paper_mechanism
     from lmodp.search import calibrate_gaussian, calibrate_scale, search
 
-    settings = dict(sample_rate=sample_rate, steps=steps, geometry="l2")
+    run = RunSpec(sample_rate=sample_rate, steps=steps, delta=delta, geometry="l2")
     configs = []
     for eps in epsilons:
-        sigma = calibrate_gaussian(eps, delta, **settings)
-        laplace = calibrate_scale(Laplace(1.0), eps, delta, **settings)
+        sigma = calibrate_gaussian(eps, run)
+        laplace = calibrate_scale(Laplace(1.0), eps, run)
         started = time.perf_counter()
-        lmo = search(eps, delta, family="lmo", seed=0, **settings).mechanism
+        lmo = search(eps, run, family="lmo", seed=0).mechanism
         if progress:
             print(f"  ε={eps:g}: Gaussian σ={sigma:.4g}, Laplace b={laplace.scale:.4g}, LMO searched in "
                   f"{time.perf_counter() - started:.0f} s (E|Y| {lmo.mean_abs():.4g})", file=sys.stderr)
         for family, mech in (("Gaussian", Gaussian(sigma)), ("Laplace", laplace), ("LMO (searched)", lmo)):
-            configs.append(dict(family=family, mechanism=mech, target=eps, sound=epsilon(mech, delta=delta, **settings), claimed=None))
+            configs.append(dict(family=family, mechanism=mech, target=eps, sound=epsilon(mech, run), claimed=None))
     for claimed in paper_budgets("task1"):
         mech = paper_mechanism(claimed, "task1", exponential="scale")
         configs.append(dict(family="paper task1 set", mechanism=mech, target=None,
-                            sound=epsilon(mech, delta=delta, **settings), claimed=claimed))
+                            sound=epsilon(mech, run), claimed=claimed))
     return configs
 
 

@@ -17,7 +17,7 @@ from dp_accounting.pld import PLDAccountant as ReferencePLD
 
 from lmodp import Gaussian, Laplace
 from lmodp.accounting.pld import PLDAccountant
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper import paper_mechanism
 
 Q, STEPS, DELTA, INTERVAL = 0.01, 10_000, 1e-5, 1e-4
 

@@ -31,10 +31,10 @@ import numpy as np
 from scipy import integrate
 
 import lmodp
-from lmodp.accounting import _l2_sup
+from lmodp.accounting.rdp import _l2_sup
 from lmodp.accounting.conversion import OrderGridEdgeWarning
 from lmodp.accounting.orders import DEFAULT_ORDERS
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper import paper_mechanism
 
 Q, STEPS, DELTA = 0.01, 10_000, 1e-5
 
@@ -83,7 +83,7 @@ def _count_l2_divergences(mech) -> int:
     try:
         # the orders at which the l2 path evaluates the bound: the integers and those below 2
         evaluated = (DEFAULT_ORDERS == np.floor(DEFAULT_ORDERS)) | (DEFAULT_ORDERS < 2.0)
-        lmodp.accounting.divergence.l2_renyi_bound(mech, DEFAULT_ORDERS[evaluated], l2_sensitivity=1.0)
+        lmodp.accounting.rdp.divergence.l2_renyi_bound(mech, DEFAULT_ORDERS[evaluated], l2_sensitivity=1.0)
     finally:
         _l2_sup._divergence_ratio = original
     return count
@@ -93,7 +93,7 @@ _COLD = """
 import time, warnings
 start = time.perf_counter()
 import lmodp
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper import paper_mechanism
 warnings.simplefilter("ignore")
 lmodp.epsilon(paper_mechanism(2, exponential="rate"), sample_rate=0.01, steps=10000, delta=1e-5, geometry="l2")
 print(time.perf_counter() - start)

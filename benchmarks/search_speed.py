@@ -20,15 +20,12 @@ import time
 
 import numba
 
-from lmodp.accounting.api import ACCOUNTANT_CHOICES
-from lmodp.accounting.paper import PAPER_BATCH_SIZE, PAPER_DATASETS, PAPER_DELTA
+from lmodp.accounting.registry import accountant_choices
+from lmodp.paper import SST2
+from lmodp.paper.grid import GRID_SIZE, paper_grid
 from lmodp.search import search
 from lmodp.search.api import orders_epsilon
-from lmodp.search.grid import GRID_SIZE, paper_grid
 from lmodp.search.oracle import accountant_epsilon
-
-SIZE, STEPS = PAPER_DATASETS["SST-2"]
-SAMPLE_RATE = PAPER_BATCH_SIZE / SIZE
 
 
 def main() -> None:
@@ -36,16 +33,16 @@ def main() -> None:
     parser.add_argument("--geometry", choices=("scalar", "l2"), default="scalar")
     parser.add_argument("--target", type=float, default=0.7)
     parser.add_argument("--grid-points", type=int, default=GRID_SIZE)
-    parser.add_argument("--accountant", choices=ACCOUNTANT_CHOICES, default="auto")
+    parser.add_argument("--accountant", choices=accountant_choices(), default="auto")
     args = parser.parse_args()
-    budget = dict(delta=PAPER_DELTA, sample_rate=SAMPLE_RATE, steps=STEPS, geometry=args.geometry, accountant=args.accountant)
+    run = SST2.replace(geometry=args.geometry)
     print(f"cores: {os.cpu_count()}, numba threads: {numba.get_num_threads()}")
-    print(f"budget: eps <= {args.target} over SST-2 (q = {SAMPLE_RATE:.6f}, T = {STEPS}, delta = {PAPER_DELTA:g}), {args.geometry}, "
-          f"accountant {args.accountant}")
+    print(f"budget: eps <= {args.target} over SST-2 (q = {run.sample_rate:.6f}, T = {run.steps}, delta = {run.delta:g}), "
+          f"{args.geometry}, accountant {args.accountant}")
 
-    search(args.target, **budget, family="laplace")  # numba compilation / cache load, not timed
+    search(args.target, run, family="laplace", accountant=args.accountant)  # numba compilation / cache load, not timed
     started = time.perf_counter()
-    result = search(args.target, **budget, family="lmo", seed=0)
+    result = search(args.target, run, family="lmo", seed=0, accountant=args.accountant)
     search_s = time.perf_counter() - started
     print(f"LMO search: {search_s:.1f} s, {result.evaluations} accountant evaluations, E|Y| {result.objective_value:.4g} "
           f"(Laplace {result.laplace_objective_value:.4g}, Gaussian {result.baseline_objective_value:.4g}); "
@@ -53,14 +50,13 @@ def main() -> None:
 
     if args.grid_points >= GRID_SIZE:
         started = time.perf_counter()
-        grid = search(args.target, **budget, family="lmo", method="paper-grid")
+        grid = search(args.target, run, family="lmo", method="paper-grid", accountant=args.accountant)
         full_grid_s = time.perf_counter() - started
         print(f"paper grid, all {GRID_SIZE} points: {full_grid_s:.1f} s, {grid.evaluations} accountant evaluations, "
               f"best E|Y| {grid.objective_value:.4g}: {grid.mechanism!r}")
     else:
         window = result.settings["search_orders"]  # None where the loop used the full accountant (the PLD)
-        eps = (accountant_epsilon(sensitivity=1.0, **budget) if window is None
-               else orders_epsilon(window, sensitivity=1.0, **budget))
+        eps = accountant_epsilon(run, accountant=args.accountant) if window is None else orders_epsilon(window, run)
         started = time.perf_counter()
         feasible = sum(eps(m) <= args.target for m in paper_grid(args.grid_points, seed=0))
         grid_s = time.perf_counter() - started

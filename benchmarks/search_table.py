@@ -4,7 +4,7 @@ Setting: SST-2 as in the LMO-DP paper (q = 2048/67350, T = 192, δ = 1e-10), sen
 four budgets 0.3, 0.7, 2, 3 taken as the sound ε of the whole run, in the "scalar" and "l2"
 geometries, objective E|Y|, each ε by the tightest sound accountant (the search's default
 "auto"; every table names it). Then the authors' released task1 parameter sets judged by the
-sound accountant beside the numbers their own pipeline reports (lmodp.accounting.paper).
+sound accountant beside the numbers their own pipeline reports (lmodp.paper.pipeline).
 
     python benchmarks/search_table.py [--out docs/search-results.md] [--maxiter 4] [--popsize 3]
 """
@@ -23,14 +23,13 @@ import numpy as np
 
 from lmodp.accounting.api import epsilon_and_order
 from lmodp.accounting.conversion import rdp_to_epsilon
-from lmodp.accounting.divergence import l2_renyi_bound
-from lmodp.accounting.subsampling import binomial_remove_rdp
-from lmodp.accounting.paper import PAPER_BATCH_SIZE, PAPER_DATASETS, PAPER_DELTA, paper_numbers
-from lmodp.paper_params import paper_budgets, paper_mechanism
+from lmodp.accounting.rdp.divergence import l2_renyi_bound
+from lmodp.accounting.rdp.subsampling import binomial_remove_rdp
+from lmodp.paper import SST2, paper_budgets, paper_mechanism
+from lmodp.paper.pipeline import paper_numbers
 from lmodp.search import search
 
-SIZE, STEPS = PAPER_DATASETS["SST-2"]
-SAMPLE_RATE = PAPER_BATCH_SIZE / SIZE
+SAMPLE_RATE, STEPS, PAPER_DELTA = SST2.sample_rate, SST2.steps, SST2.delta
 BUDGETS = (0.3, 0.7, 2.0, 3.0)
 GEOMETRIES = ("scalar", "l2")
 
@@ -68,15 +67,14 @@ def search_rows(maxiter: int, popsize: int) -> list[str]:
     for geometry in GEOMETRIES:
         for eps in BUDGETS:
             r = search(
-                eps, PAPER_DELTA, sample_rate=SAMPLE_RATE, steps=STEPS, geometry=geometry,
-                objective="mean_abs", family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
+                eps, SST2, geometry=geometry, objective="mean_abs", family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
             )
             m, lap, g = r.mechanism, r.laplace, r.baseline
             order, removal = "n/a", "n/a"
             if r.settings["accountants"]["laplace"] == "rdp":
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    order = f"{epsilon_and_order(lap, sample_rate=SAMPLE_RATE, steps=STEPS, delta=PAPER_DELTA, geometry=geometry)[1]:g}"
+                    order = f"{epsilon_and_order(lap, SST2, geometry=geometry)[1]:g}"
             if geometry == "l2":
                 removal = f"{remove_direction_epsilon(lap):.4g}"
             lines.append(
@@ -100,10 +98,7 @@ def generalized_gaussian_rows() -> tuple[list[str], str]:
     wins = []
     for geometry in GEOMETRIES:
         for eps in BUDGETS:
-            r = search(
-                eps, PAPER_DELTA, sample_rate=SAMPLE_RATE, steps=STEPS, geometry=geometry, objective="mean_abs",
-                family="generalized_gaussian",
-            )
+            r = search(eps, SST2, geometry=geometry, objective="mean_abs", family="generalized_gaussian")
             best = lmodp.mechanism_from_dict(r.settings["best_generalized_gaussian"])
             lap, gauss = r.laplace.mean_abs(), r.baseline.mean_abs()
             beats = isinstance(r.mechanism, lmodp.GeneralizedGaussian)
@@ -126,7 +121,7 @@ def usefulness_rows(maxiter: int, popsize: int) -> list[str]:
     ]
     for eps in BUDGETS:
         r = search(
-            eps, PAPER_DELTA, sample_rate=SAMPLE_RATE, steps=STEPS, geometry="scalar", objective="usefulness",
+            eps, SST2, geometry="scalar", objective="usefulness",
             gamma=0.9, family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
         )
         lines.append(
@@ -149,7 +144,7 @@ def paper_rows() -> list[str]:
             warnings.simplefilter("ignore")
             paper = paper_numbers(eps)
         sound = [
-            lmodp.epsilon(m, sample_rate=SAMPLE_RATE, steps=STEPS, delta=PAPER_DELTA, geometry=g, accountant=a)
+            lmodp.epsilon(m, SST2, geometry=g, accountant=a)
             for g, a in (("scalar", "pld"), ("l2", "rdp"))
         ]
         lines.append(
@@ -214,7 +209,7 @@ predicts (Laplace b against Gaussian σ = b: E|Y| = b against 0.80 b); against t
 Gaussian, accounted by its exact PLD, which needs about 4-5% less noise than its RDP bound
 allows, the ratio is about 1.31. Where it is below the target (the small budgets, with large
 noise and high optimal orders), the binding term is lmodp's bound on the add direction, the
-χ² bound of `lmodp.accounting.subsampling.chi2_add_rdp` (or Zhu & Wang's general bound), which
+χ² bound of `lmodp.accounting.rdp.subsampling.chi2_add_rdp` (or Zhu & Wang's general bound), which
 is looser than the true add direction at high orders; a tighter add-direction bound for
 Laplace mixtures in l2 would shrink the gap there.
 
@@ -253,7 +248,7 @@ Same budgets and search (PLD accountant), objective `"usefulness"` with γ = 0.9
 ## The authors' released task1 parameter sets, judged soundly
 
 The file's ε is the per-step ε the authors targeted (q = 1, T = 1). "paper's per-step ε" and
-"paper's overall ε" are what the released pipeline computes (`lmodp.accounting.paper`; NOT
+"paper's overall ε" are what the released pipeline computes (`lmodp.paper.pipeline`; NOT
 privacy guarantees: the overall ε is a Gaussian's ε attached to the LMO run). The sound columns
 are lmodp's tightest sound accountant for the LMO noise itself (λ read as a rate, as in the
 authors' accountant) over the same SST-2 run: the PLD in the scalar geometry, the RDP bound in l2.

@@ -74,7 +74,9 @@ def make_data(shape: dict, task: str, n: int, seq: int, device: Any) -> dict[str
     mask[: n // 4, seq * 3 // 4 :] = 0
     data = {"input_ids": ids, "attention_mask": mask}
     if task == "classification":
-        data["token_type_ids"] = torch.zeros_like(ids)  # BERT's default is a stride-0 view, which Opacus cannot read
+        # BERT's defaults are a stride-0 view and a (1, T) buffer, which Opacus's per-example hooks cannot read
+        data["token_type_ids"] = torch.zeros_like(ids)
+        data["position_ids"] = torch.arange(seq).repeat(n, 1)
         data["labels"] = torch.randint(0, 2, (n,), generator=g)
     return {k: v.to(device) for k, v in data.items()}
 
@@ -99,7 +101,7 @@ def stepper(mode: str, model: Any, task: str, data: dict[str, Any], batch: dict[
         return step
     if mode.startswith("lmodp"):
         from lmodp.mechanisms import Gaussian
-        from lmodp.paper_params import paper_mechanism
+        from lmodp.paper import paper_mechanism
         from lmodp.train import make_private
 
         mechanism = paper_mechanism(2, "task1", exponential="rate") if mode.endswith("lmo") else Gaussian(1.0)
@@ -182,7 +184,7 @@ def noise_timing(device_name: str, threads: int, coordinates: int, repeats: int)
     import torch
 
     from lmodp.mechanisms import Gaussian, Laplace
-    from lmodp.paper_params import paper_mechanism
+    from lmodp.paper import paper_mechanism
     from lmodp.train import torch_sampler
 
     torch.set_num_threads(threads)

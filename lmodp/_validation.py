@@ -79,3 +79,11 @@ def require_geometry(value: object) -> str:
     if value not in GEOMETRIES:
         raise ValueError(f"geometry must be one of {GEOMETRIES}, got {value!r}")
     return str(value)
+
+
+def require_geometries(geometry: object) -> tuple[str, ...]:
+    """One geometry or a sequence of several, each one of ``GEOMETRIES``."""
+    names = (geometry,) if isinstance(geometry, str) else tuple(geometry)
+    if not names:
+        raise ValueError(f"geometry must name at least one of {GEOMETRIES}")
+    return tuple(require_geometry(g) for g in names)

@@ -19,7 +19,7 @@ from torch import nn
 
 import lmodp.train.distributed as lmodp_distributed
 from lmodp.mechanisms import Gaussian
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper.params import paper_mechanism
 from lmodp.train import PrivacyBudgetExhausted, PrivacyLedger, finetune, make_private
 from lmodp.train.losses import classification_loss
 from lmodp.train.per_sample import model_inputs
@@ -151,7 +151,7 @@ def finetune_run(checkpoint_dir: str, **kwargs: Any) -> tuple[Any, nn.Module]:
     model = Classifier(seed=rank())
     history = finetune(
         model, dataset(), mechanism=Gaussian(1.0), delta=DELTA, batch_size=BATCH, epochs=1.0, max_grad_norm=CLIP,
-        learning_rate=0.05, seed=SEED, noise_seed=NOISE_SEED, checkpoint_dir=checkpoint_dir, device="cpu",
+        learning_rate=0.05, seed=SEED, sampling_seed=SEED, noise_seed=NOISE_SEED, checkpoint_dir=checkpoint_dir, device="cpu",
         progress=False, **kwargs,
     )
     return history, model

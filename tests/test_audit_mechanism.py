@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 import lmodp
 from lmodp import LMO, Gaussian, Laplace
 from lmodp.audit import audit_mechanism
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper.params import paper_mechanism
 from lmodp.train.noise import torch_sampler
 
 CONFIDENCE = 0.999

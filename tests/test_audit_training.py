@@ -39,7 +39,7 @@ def test_no_noise_gives_a_large_bound():
     assert black.epsilon_lower > 1.0
 
 
-@pytest.mark.parametrize("mechanism", [Gaussian(calibrate_gaussian(2.0, 1e-5, sample_rate=1.0, steps=5, geometry="l2")), Laplace(2.0)], ids=["gaussian-eps2", "laplace"])
+@pytest.mark.parametrize("mechanism", [Gaussian(calibrate_gaussian(2.0, delta=1e-5, sample_rate=1.0, steps=5, geometry="l2")), Laplace(2.0)], ids=["gaussian-eps2", "laplace"])
 @pytest.mark.parametrize("threat", C.THREATS)
 def test_private_runs_stay_below_the_accounted_epsilon(mechanism, threat):
     """A DP run's lower bound never exceeds its accounted ε (failure probability <= 1e-3 per case)."""

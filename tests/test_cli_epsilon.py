@@ -10,7 +10,7 @@ import pytest
 import lmodp
 from lmodp import Gaussian
 from lmodp.cli import main
-from lmodp.paper_params import paper_mechanism, paper_parameters
+from lmodp.paper.params import paper_mechanism, paper_parameters
 
 
 # The run settings every command with a mechanism must give.

@@ -18,7 +18,7 @@ from transformers import BertConfig, BertForSequenceClassification, GPT2Config, 
 import lmodp  # noqa: E402
 from lmodp.cli import main  # noqa: E402
 from lmodp.mechanisms import Gaussian, mechanism_from_dict  # noqa: E402
-from lmodp.paper_params import paper_mechanism  # noqa: E402
+from lmodp.paper.params import paper_mechanism  # noqa: E402
 from lmodp.search import search  # noqa: E402
 
 WORDS = ["good", "great", "fine", "happy", "bad", "awful", "sad", "poor", "the", "movie", "was", "very", "quite"]
@@ -106,7 +106,7 @@ def test_causal_lm_with_the_papers_released_set_reports_its_sound_epsilon(worksp
 
 
 def test_a_saved_search_result_is_checked_against_the_target_for_this_run(workspace, capsys, tmp_path):
-    result = search(2.0, DELTA, sample_rate=8 / 64, steps=4, geometry="l2", family="laplace")
+    result = search(2.0, delta=DELTA, sample_rate=8 / 64, steps=4, geometry="l2", family="laplace")
     result.to_json(tmp_path / "search.json")
     common = ["finetune", "--data", str(workspace / "train.csv"), "--model", str(workspace / "bert"), "--out", str(tmp_path / "s"),
               "--mechanism", str(tmp_path / "search.json"), "--delta", str(DELTA), "--batch-size", "8", "--no-progress", "--json"]

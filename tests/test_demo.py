@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from lmodp.cli import main  # noqa: E402
-from lmodp.demo import PAPER_EPSILON_LABEL, QUICK, TABLE_HEADER  # noqa: E402
+from lmodp.paper.demo import PAPER_EPSILON_LABEL, QUICK  # noqa: E402
+from lmodp.paper.demo_report import TABLE_HEADER  # noqa: E402
 
 # The paper's published "overall ε" on SST-2 for its task1 sets (Yang et al. 2024).
 PUBLISHED = {0.3: 0.157, 0.7: 0.261, 2.0: 0.823, 3.0: 1.347}
@@ -48,7 +49,7 @@ def test_budget_without_a_released_set_fails_at_once(capsys, tmp_path):
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_quiet_turns_the_progress_bar_off(tmp_path, monkeypatch, capsys, quiet):
-    import lmodp.demo
+    import lmodp.paper.demo_report
 
     asked = {}
 
@@ -56,7 +57,7 @@ def test_quiet_turns_the_progress_bar_off(tmp_path, monkeypatch, capsys, quiet):
         asked["progress"] = progress
         raise ValueError("stopped by the test")
 
-    monkeypatch.setattr(lmodp.demo, "run_demo", record)
+    monkeypatch.setattr(lmodp.paper.demo_report, "run_demo", record)
     assert main(["demo", "--out", str(tmp_path / "d"), *(["--quiet"] if quiet else [])]) == 2
     assert asked == {"progress": not quiet}
 
@@ -110,7 +111,7 @@ def test_text_table(tmp_path, monkeypatch):
     """The plain-text summary table (tiny run: one budget, scalar geometry only)."""
     from dataclasses import replace
 
-    from lmodp.demo import run_demo, text_table
+    from lmodp.paper.demo_report import run_demo, text_table
 
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)

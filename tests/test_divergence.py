@@ -1,4 +1,4 @@
-"""Soundness of lmodp.accounting.divergence against independent references.
+"""Soundness of lmodp.accounting.rdp.divergence against independent references.
 
 References: mpmath quadrature of densities written here from their definition
 f(y) = ½·E[ω e^{−ω|y|}] (never lmodp's kernels), Mironov's closed-form Laplace RDP,
@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmodp.accounting._l2_sup import (
+from lmodp.accounting.rdp._l2_sup import (
     NoiseConstants,
     first_cell_bound,
     first_cell_ends,
     first_order_bound,
     second_order_bound,
 )
-from lmodp.accounting.divergence import (
+from lmodp.accounting.rdp.divergence import (
     l2_renyi_bound,
     mgf_bound_rdp,
     pure_dp_epsilon,
@@ -31,7 +31,7 @@ from lmodp.accounting.divergence import (
     unsubsampled_rdp,
 )
 from lmodp.mechanisms import LMO, Gaussian, Laplace
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper.params import paper_mechanism
 
 HEAVY = LMO(gamma_weight=1.0, gamma_shape=0.5, gamma_scale=2.0)
 EXPONENTIAL_ONLY = LMO(exponential_weight=1.0, exponential_rate=2.0)
@@ -238,7 +238,7 @@ def test_l2_bound_looser_tolerance_is_still_a_bound():
     """The search's faster setting (tolerance 2e-2) still dominates concrete splits and stays close."""
     mech = TASK1[1]
     alphas = np.array([2.0, 8.0, 40.0])
-    loose = l2_renyi_bound(mech, alphas, l2_sensitivity=1.0, tolerance=2e-2)
+    loose = l2_renyi_bound(mech, alphas, l2_sensitivity=1.0, l2_tolerance=2e-2)
     for n in (1, 4, 100):
         assert np.all(loose >= n * renyi_divergences(mech, alphas, sensitivity=1.0 / math.sqrt(n)))
     grid = np.geomspace(1e-3, 1.0, 30)
@@ -246,7 +246,7 @@ def test_l2_bound_looser_tolerance_is_still_a_bound():
     best = np.maximum(best, alphas * mech.fisher_information() / 2)
     assert np.all(loose <= best * 1.03)
     with pytest.raises(ValueError, match="tolerance"):
-        l2_renyi_bound(mech, alphas, l2_sensitivity=1.0, tolerance=0.0)
+        l2_renyi_bound(mech, alphas, l2_sensitivity=1.0, l2_tolerance=0.0)
 
 
 def test_l2_bound_dense_orders_interpolate_soundly():
@@ -298,7 +298,7 @@ def test_first_cell_bounds_dominate_mpmath(mech):
 @pytest.mark.parametrize("b", [0.3, 1.0, 4.0])
 def test_first_cell_bounds_dominate_mironov_laplace(b):
     """Laplace(b): the exact h_alpha(t) is Mironov's closed form, so check the bounds over a wide
-    range of shifts and orders, and that t_0 leaves them within rel_tol of alpha/(2 b^2)."""
+    range of shifts and orders, and that t_0 leaves them within l2_tolerance of alpha/(2 b^2)."""
     mech = Laplace(b)
     constants = NoiseConstants.of(mech)
     alphas = np.array([1.1, 2.0, 5.0, 50.0, 500.0])
@@ -307,7 +307,7 @@ def test_first_cell_bounds_dominate_mironov_laplace(b):
         ts = np.full(alphas.size, t)
         assert np.all(first_order_bound(alphas, ts, constants) >= exact)
         assert np.all(second_order_bound(alphas, ts, constants) >= exact)
-    t0 = first_cell_ends(alphas, constants, rel_tol=5e-3, top=10.0)
+    t0 = first_cell_ends(alphas, constants, l2_tolerance=5e-3, top=10.0)
     assert np.all(first_cell_bound(alphas, t0, constants) <= alphas / (2 * b * b) * (1 + 5e-3) * (1 + 1e-7))
     assert np.all(t0 > 0.01 * b / alphas)
 

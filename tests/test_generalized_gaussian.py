@@ -18,12 +18,12 @@ from scipy import integrate, special, stats
 
 import lmodp
 from lmodp import Gaussian, GeneralizedGaussian, Laplace
-from lmodp.accounting import _pld_kernels as PK
-from lmodp.accounting._gg_quadrature import gg_log_moments
-from lmodp.accounting._l2_sup import first_cell_ends
-from lmodp.accounting.divergence import l2_renyi_bound, renyi_divergences, subsampled_scalar_rdp
-from lmodp.accounting.noise_laws import noise_law
-from lmodp.accounting.pld_hockey_stick import NoiseModel, hockey_stick_curve
+from lmodp.accounting.pld import _kernels as PK
+from lmodp.accounting.rdp._gg_quadrature import gg_log_moments
+from lmodp.accounting.rdp._l2_sup import first_cell_ends
+from lmodp.accounting.rdp.divergence import l2_renyi_bound, renyi_divergences, subsampled_scalar_rdp
+from lmodp.accounting.rdp.noise_laws import noise_law
+from lmodp.accounting.pld.hockey_stick import NoiseModel, hockey_stick_curve
 from lmodp.mechanisms._generalized_gaussian_kernels import log_gamma_q
 from lmodp.search import search
 
@@ -176,7 +176,7 @@ def test_first_cell_bound_dominates_mpmath(power):
     m = GeneralizedGaussian(1.0, power)
     cell = noise_law(m).first_cell()
     alphas = np.array([2.0, 16.0])
-    t0 = first_cell_ends(alphas, cell, rel_tol=5e-3, top=1.0)
+    t0 = first_cell_ends(alphas, cell, l2_tolerance=5e-3, top=1.0)
     for alpha, top in zip(alphas, t0):
         for t in (top, 4 * top, 0.5):
             bound = float(cell.bound(np.array([alpha]), np.array([t]))[0])
@@ -210,7 +210,7 @@ def test_l2_bound_dominates_every_split_shift(power):
 # --- the search --------------------------------------------------------------------------
 def test_search_over_the_power_meets_the_budget_and_beats_both_ends_or_returns_one():
     budget = dict(sample_rate=0.05, steps=50, geometry="scalar")
-    r = search(1.0, 1e-6, family="generalized_gaussian", **budget)
+    r = search(1.0, delta=1e-6, family="generalized_gaussian", **budget)
     independent = lmodp.epsilon(r.mechanism, delta=1e-6, accountant="pld", **budget)
     assert r.epsilon <= 1.0 and independent <= 1.0
     assert r.objective_value <= min(r.laplace_objective_value, r.baseline_objective_value)

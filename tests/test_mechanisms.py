@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import integrate, stats
 
 from lmodp.mechanisms import LMO, Gaussian, Laplace, mechanism_from_dict
-from lmodp.paper_params import paper_budgets, paper_mechanism, paper_parameters
+from lmodp.paper.params import paper_budgets, paper_mechanism, paper_parameters
 
 TASK1 = [paper_mechanism(e, exponential="rate") for e in paper_budgets("task1")]
 HEAVY = LMO(gamma_weight=1.0, gamma_shape=0.5, gamma_scale=2.0, exponential_weight=0.5, exponential_rate=1.5)

@@ -20,11 +20,11 @@ from scipy import stats
 import lmodp
 from lmodp import LMO, Gaussian, GeneralizedGaussian, Laplace, LaplaceMixture, SymmetricDensity, register_mechanism
 from lmodp.accounting import PLDAccountant, RDPAccountant
-from lmodp.accounting._l2_sup import first_cell_ends
-from lmodp.accounting.divergence import l2_renyi_bound, renyi_divergences, subsampled_scalar_rdp
-from lmodp.accounting.noise_laws import noise_law
+from lmodp.accounting.rdp._l2_sup import first_cell_ends
+from lmodp.accounting.rdp.divergence import l2_renyi_bound, renyi_divergences, subsampled_scalar_rdp
+from lmodp.accounting.rdp.noise_laws import noise_law
 from lmodp.mechanisms import Mechanism, LaplaceScaleMixture, mechanism_from_dict, registered_families
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper.params import paper_mechanism
 from lmodp.search import search
 
 from _user_densities import Logistic, TwoRateLaplace
@@ -182,7 +182,7 @@ def test_user_density_l2_bound_and_interval():
     m, f = Logistic(0.8), logistic_density(0.8)
     alphas = np.array([2.0, 8.0])
     cell = noise_law(m).first_cell()
-    for alpha, t0 in zip(alphas, first_cell_ends(alphas, cell, rel_tol=5e-3, top=1.0)):
+    for alpha, t0 in zip(alphas, first_cell_ends(alphas, cell, l2_tolerance=5e-3, top=1.0)):
         bound = float(cell.bound(np.array([alpha]), np.array([t0]))[0])
         for u in (t0 / 10, t0):
             assert reference_renyi(f, alpha, u, 0.8) / u**2 <= bound
@@ -321,7 +321,7 @@ def test_user_density_trains_end_to_end():
 def test_search_calibrates_the_scale_of_any_registered_mechanism():
     budget = dict(sample_rate=0.05, steps=50, geometry="scalar")
     for shape in (LaplaceMixture(omega_atoms=[0.5, 2.0], omega_weights=[0.5, 0.5]), Logistic(1.0)):
-        r = search(1.0, 1e-6, family=shape, **budget)
+        r = search(1.0, delta=1e-6, family=shape, **budget)
         assert type(r.mechanism) is type(shape) and r.settings["family"] == shape.family
         assert r.epsilon <= 1.0 and lmodp.epsilon(r.mechanism, delta=1e-6, accountant="pld", **budget) <= 1.0
         # the shape is kept: the law is the scaled one

@@ -1,4 +1,4 @@
-"""lmodp.accounting.paper reproduces the LMO-DP paper's own (unsound) numbers, with a warning."""
+"""lmodp.paper.pipeline reproduces the LMO-DP paper's own (unsound) numbers, with a warning."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lmodp import LMO
-from lmodp.accounting.paper import (
+from lmodp.paper.pipeline import (
     PAPER_MANAGER_ORDERS,
     PaperNumberWarning,
     paper_numbers,
@@ -16,7 +16,7 @@ from lmodp.accounting.paper import (
     paper_rdp_curve,
     paper_step_epsilon,
 )
-from lmodp.paper_params import paper_parameters
+from lmodp.paper.params import paper_parameters
 
 SST2_Q = 2048 / 67350
 

@@ -236,9 +236,9 @@ def test_continuous_lmo_against_brute_force():
 @pytest.mark.parametrize("per_step", [0.3, 3.0])
 def test_single_lmo_release_matches_pure_dp(per_step):
     # one unsubsampled release: as δ → 0 the ε of the PLD is the largest loss, the pure-DP ε
-    # log(E[ω] / E[ω e^{−Δω}]) (computed by lmodp.accounting.divergence, not by the PLD code)
-    from lmodp.accounting.divergence import pure_dp_epsilon
-    from lmodp.paper_params import paper_mechanism
+    # log(E[ω] / E[ω e^{−Δω}]) (computed by lmodp.accounting.rdp.divergence, not by the PLD code)
+    from lmodp.accounting.rdp.divergence import pure_dp_epsilon
+    from lmodp.paper.params import paper_mechanism
 
     mech = paper_mechanism(per_step, "task1", exponential="rate")
     pure = pure_dp_epsilon(mech, sensitivity=1.0)

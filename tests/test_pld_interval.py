@@ -10,7 +10,7 @@ import pytest
 import lmodp
 from lmodp import LMO, Gaussian, Laplace
 from lmodp.accounting.pld import PLDAccountant
-from lmodp.accounting.pld_interval import EpsilonInterval, split_shift_epsilon
+from lmodp.accounting.interval import EpsilonInterval, split_shift_epsilon
 
 DIMS = (1, 4, 16)
 

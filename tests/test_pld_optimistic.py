@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmodp.accounting.pld_optimistic import curve_of_atoms, law_below, symmetric_law_below
+from lmodp.accounting.pld.optimistic import curve_of_atoms, law_below, symmetric_law_below
 
 
 def curve(losses: np.ndarray, masses: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,8 @@ import lmodp  # noqa: E402
 from lmodp import LMO, Gaussian, Laplace, mechanism_from_dict  # noqa: E402
 from lmodp import plots  # noqa: E402
 from lmodp.cli import main  # noqa: E402
-from lmodp.paper_params import paper_mechanism  # noqa: E402
+from lmodp.paper.params import paper_mechanism  # noqa: E402
+from lmodp.search import equal_budget_table  # noqa: E402
 
 RELEASED = paper_mechanism(0.7, exponential="rate")
 HEAVY = LMO(gamma_weight=1.0, gamma_shape=0.5, gamma_scale=2.0, exponential_weight=0.5, exponential_rate=1.5)
@@ -128,11 +129,11 @@ def test_epsilon_curve_with_pld(tmp_path):
 
 def test_compare_mechanisms(tmp_path):
     path = tmp_path / "compare.png"
-    rows = plots.equal_budget_table([2.0], shapes={"Gaussian": Gaussian(1.0), "LMO": RELEASED}, tolerance=1e-2, **SMALL)
+    rows = equal_budget_table([2.0], shapes={"Gaussian": Gaussian(1.0), "LMO": RELEASED}, tolerance=1e-2, **SMALL)
     assert {(r.label, r.geometry) for r in rows} == {(m, g) for m in ("Gaussian", "LMO") for g in ("scalar", "l2")}
     for r in rows:
-        assert r.epsilon <= r.target  # one-sided calibration
-        assert lmodp.epsilon(mechanism_from_dict(r.mechanism), geometry=r.geometry, accountant=r.accountant, **SMALL) <= r.target
+        assert r.epsilon <= r.target_epsilon  # one-sided calibration
+        assert lmodp.epsilon(mechanism_from_dict(r.mechanism), geometry=r.geometry, accountant=r.accountant, **SMALL) <= r.target_epsilon
     assert {(r.label, r.geometry, r.accountant) for r in rows} == {
         ("Gaussian", "scalar", "pld"), ("Gaussian", "l2", "pld"), ("LMO", "scalar", "pld"), ("LMO", "l2", "rdp")
     }
@@ -150,8 +151,8 @@ def test_compare_mechanisms(tmp_path):
 
 def test_compare_refuses_pld_for_laplace_mixtures_in_l2_before_calibrating():
     with pytest.raises(ValueError, match="accountant='auto'"):
-        plots.equal_budget_table([1.0], shapes={"Laplace": Laplace(1.0)}, geometry="l2", accountant="pld", **SMALL)
-    rows = plots.equal_budget_table([2.0], shapes={"Gaussian": Gaussian(1.0)}, geometry="l2", accountant="pld", tolerance=1e-2, **SMALL)
+        equal_budget_table([1.0], shapes={"Laplace": Laplace(1.0)}, geometry="l2", accountant="pld", **SMALL)
+    rows = equal_budget_table([2.0], shapes={"Gaussian": Gaussian(1.0)}, geometry="l2", accountant="pld", tolerance=1e-2, **SMALL)
     assert rows[0].accountant == "pld" and rows[0].epsilon <= 2.0
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import lmodp
 from lmodp import Gaussian
 from lmodp.accounting import rdp_to_epsilon, sampled_gaussian_rdp
-from lmodp.accounting.subsampling import general_subsampled_rdp
+from lmodp.accounting.rdp.subsampling import general_subsampled_rdp
 
 ORDERS = np.concatenate([np.arange(1.25, 10.0, 0.25), np.arange(10, 65), [80, 96, 128, 192, 256]])
 INT_ORDERS = np.arange(2, 129)

@@ -11,7 +11,7 @@ import pytest
 import lmodp
 from lmodp import Gaussian, Laplace
 from lmodp.accounting import RDPAccountant, epsilon_and_order, rdp_to_epsilon, sampled_gaussian_rdp
-from lmodp.accounting import rdp_accountant as module
+from lmodp.accounting.rdp import accountant as module
 
 ORDERS = np.concatenate([np.arange(1.5, 10.0, 0.5), np.arange(10, 129)])
 

@@ -25,7 +25,7 @@ from lmodp.search import SearchResult, calibrate_gaussian, calibrate_scale, sear
 from lmodp.search.api import order_window, orders_epsilon
 from lmodp.search.calibrate import smallest_feasible_factor
 from lmodp.search.families import LAPLACE_SHAPE, lmo_from_shape
-from lmodp.search.grid import GRID_SIZE, paper_grid
+from lmodp.paper.grid import GRID_SIZE, paper_grid
 from lmodp.search.objectives import resolve_objective
 from lmodp.search.optimize import REJECTED, ShapeProblem
 
@@ -87,7 +87,7 @@ def test_smallest_feasible_factor_handles_infinite_epsilon():
 )
 def test_calibrate_gaussian_matches_opacus_and_never_overshoots(q, steps, delta, target):
     tol = 1e-4
-    sigma = calibrate_gaussian(target, delta, sample_rate=q, steps=steps, geometry="l2", accountant="rdp", tolerance=tol)
+    sigma = calibrate_gaussian(target, delta=delta, sample_rate=q, steps=steps, geometry="l2", accountant="rdp", tolerance=tol)
     assert independent_epsilon(Gaussian(sigma), sample_rate=q, steps=steps, delta=delta, geometry="l2") <= target
     sigma_opacus = get_noise_multiplier(
         target_epsilon=target, target_delta=delta, sample_rate=q, steps=steps, accountant="rdp"
@@ -104,7 +104,7 @@ def test_calibrate_gaussian_matches_opacus_and_never_overshoots(q, steps, delta,
 def test_calibrate_gaussian_is_within_its_tolerance():
     tol = 1e-3
     budget = dict(sample_rate=0.02, steps=50, delta=1e-6, geometry="l2")
-    sigma = calibrate_gaussian(1.5, budget["delta"], sample_rate=0.02, steps=50, geometry="l2", accountant="rdp", tolerance=tol)
+    sigma = calibrate_gaussian(1.5, delta=budget["delta"], sample_rate=0.02, steps=50, geometry="l2", accountant="rdp", tolerance=tol)
     assert independent_epsilon(Gaussian(sigma), **budget) <= 1.5
     # the bracket's infeasible end is >= sigma / (1 + tol), so anything below it fails the target
     assert independent_epsilon(Gaussian(sigma / (1 + tol) ** 2), **budget) > 1.5
@@ -112,7 +112,7 @@ def test_calibrate_gaussian_is_within_its_tolerance():
 
 def test_calibrate_scale_keeps_the_shape():
     shape = LMO(gamma_weight=1.0, gamma_shape=2.0, gamma_scale=0.5, uniform_weight=1.0, uniform_low=0.5, uniform_high=1.5)
-    m = calibrate_scale(shape, TARGET, FAST["delta"], sample_rate=0.05, steps=20, geometry="scalar", tolerance=1e-3)
+    m = calibrate_scale(shape, TARGET, delta=FAST["delta"], sample_rate=0.05, steps=20, geometry="scalar", tolerance=1e-3)
     assert independent_epsilon(m, **FAST, accountant="pld") <= TARGET  # the default "auto" is the PLD here
     before, after = shape.mixing.components, m.mixing.components
     assert set(before) == set(after) == {"gamma", "uniform"}  # a3 = 0 stays 0
@@ -134,7 +134,7 @@ def test_lmo_search_meets_the_budget_and_beats_laplace(lmo_result):
     assert independent_epsilon(r.mechanism, **FAST, accountant="pld") <= TARGET
     assert r.epsilon <= TARGET
     assert dp_accounting_epsilon(r.baseline, **FAST) <= TARGET * (1 + 1e-4)
-    laplace = calibrate_scale(Laplace(1.0), TARGET, FAST["delta"], sample_rate=0.05, steps=20, geometry="scalar")
+    laplace = calibrate_scale(Laplace(1.0), TARGET, delta=FAST["delta"], sample_rate=0.05, steps=20, geometry="scalar")
     assert r.laplace == laplace  # the search's reference Laplace is exactly the calibrated one
     assert dp_accounting_epsilon(laplace, **FAST) <= TARGET * (1 + 1e-4)
     assert r.objective_value <= laplace.mean_abs() * (1 + 1e-4)  # calibration tolerance of the reference
@@ -210,10 +210,10 @@ def test_order_window_epsilon_is_never_below_the_full_grid():
     # (In l2 they do, slightly: the sup bound interpolates between anchor orders; the search
     # therefore re-calibrates or re-checks every winner on the full grid.)
     geometry = "scalar"
-    accounting = dict(FAST, geometry=geometry, sensitivity=1.0, accountant="rdp")
+    run = lmodp.RunSpec(**FAST | {"geometry": geometry})
     laplace = Laplace(3.0)
-    window = order_window(laplace, accounting)
-    windowed = orders_epsilon(window, **accounting)
+    window = order_window(laplace, run)
+    windowed = orders_epsilon(window, run)
     for m in (laplace, lmo_from_shape([0.3, 0.6, 0.5, 0.4]).scaled(3.0)):
         # equal orders give equal values up to floating-point summation order
         assert windowed(m) >= independent_epsilon(m, **FAST | {"geometry": geometry}) * (1 - 1e-12)
@@ -250,14 +250,14 @@ def test_paper_grid_subsample_meets_the_budget():
 def test_bad_input_raises_value_error(kwargs):
     args = dict(target_epsilon=1.0, delta=1e-5, sample_rate=0.05, steps=10, geometry="scalar") | kwargs
     with pytest.raises(ValueError):
-        search(args.pop("target_epsilon"), args.pop("delta"), **args)
+        search(args.pop("target_epsilon"), **args)
 
 
 def test_calibrate_gaussian_bad_input():
     with pytest.raises(ValueError, match="target_epsilon"):
-        calibrate_gaussian(0.0, 1e-5, sample_rate=0.1, steps=10, geometry="l2")
+        calibrate_gaussian(0.0, delta=1e-5, sample_rate=0.1, steps=10, geometry="l2")
     with pytest.raises(ValueError, match="delta"):
-        calibrate_gaussian(1.0, 2.0, sample_rate=0.1, steps=10, geometry="l2")
+        calibrate_gaussian(1.0, delta=2.0, sample_rate=0.1, steps=10, geometry="l2")
 
 
 # --- the tightest sound accountant by default ("auto") -------------------------------------------
@@ -265,7 +265,7 @@ SST2 = dict(sample_rate=2048 / 67350, steps=192, delta=1e-10)
 
 
 def test_auto_accountant_is_the_tight_one_per_mechanism_and_geometry():
-    from lmodp.accounting.api import resolve_accountant, tightest_accountant
+    from lmodp.accounting.registry import resolve_accountant, tightest_accountant
 
     lmo = lmo_from_shape([0.3, 0.6, 0.5, 0.4])
     assert [tightest_accountant(m, "scalar") for m in (Gaussian(1.0), Laplace(1.0), lmo)] == ["pld"] * 3
@@ -274,7 +274,7 @@ def test_auto_accountant_is_the_tight_one_per_mechanism_and_geometry():
     with pytest.raises(ValueError, match="accountant must be one of"):
         resolve_accountant("prv", Gaussian(1.0), "scalar")
     with pytest.raises(ValueError, match="accountant"):
-        calibrate_gaussian(1.0, 1e-5, sample_rate=0.1, steps=10, geometry="l2", accountant="prv")
+        calibrate_gaussian(1.0, delta=1e-5, sample_rate=0.1, steps=10, geometry="l2", accountant="prv")
     budget = dict(FAST, sample_rate=0.05)
     assert lmodp.epsilon(Laplace(3.0), **budget, accountant="auto") == lmodp.epsilon(Laplace(3.0), **budget, accountant="pld")
 
@@ -288,11 +288,11 @@ def test_default_calibration_is_pld_one_sided_and_tight_against_dp_accounting(sh
     that reports it), dp-accounting agrees within its discretisation, a scale below the
     tolerance window fails the target in dp-accounting, and the RDP-calibrated scale is larger."""
     tol = 1e-4
-    found = calibrate_scale(shape, target, SST2["delta"], sample_rate=SST2["sample_rate"], steps=SST2["steps"], geometry=geometry, tolerance=tol)
+    found = calibrate_scale(shape, target, **SST2, geometry=geometry, tolerance=tol)
     assert lmodp.epsilon(found, **SST2, geometry=geometry, accountant="pld") <= target
     assert dp_accounting_epsilon(found, **SST2, geometry=geometry) <= target * (1 + 1e-4)
     assert dp_accounting_epsilon(found.scaled(1 / (1 + tol) ** 2), **SST2, geometry=geometry) > target
-    by_rdp = calibrate_scale(shape, target, SST2["delta"], sample_rate=SST2["sample_rate"], steps=SST2["steps"], geometry=geometry, accountant="rdp", tolerance=tol)
+    by_rdp = calibrate_scale(shape, target, **SST2, geometry=geometry, accountant="rdp", tolerance=tol)
     assert found.mean_abs() < by_rdp.mean_abs()
 
 
@@ -300,8 +300,8 @@ def test_issue_figures_laplace_at_sst2_epsilon_03():
     """RDP allows Laplace b = 8.07 at end-to-end ε = 0.3 on SST-2; the PLD (the default) b = 7.70,
     which dp-accounting confirms spends ε <= 0.3."""
     budget = dict(sample_rate=SST2["sample_rate"], steps=SST2["steps"], geometry="scalar", tolerance=1e-4)
-    pld_b = calibrate_scale(Laplace(1.0), 0.3, SST2["delta"], **budget).scale
-    rdp_b = calibrate_scale(Laplace(1.0), 0.3, SST2["delta"], accountant="rdp", **budget).scale
+    pld_b = calibrate_scale(Laplace(1.0), 0.3, delta=SST2["delta"], **budget).scale
+    rdp_b = calibrate_scale(Laplace(1.0), 0.3, delta=SST2["delta"], accountant="rdp", **budget).scale
     assert rdp_b == pytest.approx(8.072, abs=1e-3)
     assert pld_b == pytest.approx(7.700, abs=1e-3)
     assert dp_accounting_epsilon(Laplace(pld_b), **SST2, geometry="scalar") <= 0.3 * (1 + 1e-4)
@@ -347,7 +347,7 @@ def test_calibration_noise_does_not_decide_a_tie():
 def test_laplace_winner_is_reported_as_laplace(tmp_path):
     """The issue's case: at SST-2, ε = 0.3, the RDP search used to return a Laplace-shaped LMO
     (ω a point mass) that beat the calibrated Laplace by calibration noise."""
-    r = search(0.3, SST2["delta"], sample_rate=SST2["sample_rate"], steps=SST2["steps"], geometry="scalar", accountant="rdp")
+    r = search(0.3, **SST2, geometry="scalar", accountant="rdp")
     assert isinstance(r.mechanism, Laplace) and r.mechanism == r.laplace
     assert r.laplace_is_best
     assert r.summary() == f"Laplace, scale b = {r.mechanism.scale:.6g} (no LMO shape beat plain Laplace)"

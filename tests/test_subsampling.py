@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from lmodp import Gaussian, Laplace
-from lmodp.paper_params import paper_mechanism
+from lmodp.paper.params import paper_mechanism
 from lmodp.accounting import rdp_to_epsilon, sampled_gaussian_rdp
-from lmodp.accounting.subsampling import (
+from lmodp.accounting.rdp.subsampling import (
     _add_remainder_factor,
     binomial_remove_rdp,
     chi2_add_rdp,
@@ -154,7 +154,7 @@ def test_general_bound_epsilon_not_below_pld(q, b, steps, capsys):
 @pytest.mark.parametrize("q,b,steps", [(0.05, 1.0, 100), (0.2, 2.0, 50)])
 def test_scalar_pipeline_epsilon_not_below_pld(q, b, steps, capsys):
     """The soundness check of the issue: the scalar Laplace pipeline (both directions by
-    quadrature in lmodp.accounting.divergence) gives an ε at least dp-accounting's PLD ε."""
+    quadrature in lmodp.accounting.rdp.divergence) gives an ε at least dp-accounting's PLD ε."""
     orders = np.arange(2, 129)
     rdp = poisson_subsampled_rdp(Laplace(b), orders, sample_rate=q, sensitivity=1.0, geometry="scalar")
     ours, pld = _compare_with_pld("scalar pipeline", orders, rdp, q, b, steps, capsys)
@@ -277,11 +277,11 @@ def test_l2_path_evaluates_the_bound_once_and_fills_by_monotonicity(monkeypatch)
     import types
 
     from lmodp.accounting import DEFAULT_ORDERS
-    from lmodp.accounting import subsampling as module
+    from lmodp.accounting.rdp import subsampling as module
 
     calls = []
 
-    def fake_l2_bound(mechanism, orders, *, l2_sensitivity, tolerance):
+    def fake_l2_bound(mechanism, orders, *, l2_sensitivity, l2_tolerance):
         calls.append(np.asarray(orders))
         return laplace_rdp(orders, mechanism.scale, l2_sensitivity)
 

@@ -63,7 +63,7 @@ def test_reported_epsilon_is_bracketed_by_dp_accounting():
 
 
 def test_private_finetune_with_lmo_noise():
-    from lmodp.paper_params import paper_mechanism
+    from lmodp.paper.params import paper_mechanism
 
     mechanism = paper_mechanism(2, "task1", exponential="rate")
     history = finetune(tiny_roberta(), TRAIN, EVAL, mechanism=mechanism, epochs=1, **COMMON)
@@ -101,7 +101,7 @@ def test_finetune_stops_before_the_budget_is_exceeded():
 
 
 def test_checkpoint_and_resume_reproduce_the_uninterrupted_run(tmp_path):
-    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, seed=5, noise_seed=6, **COMMON)
+    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, seed=5, sampling_seed=7, noise_seed=6, **COMMON)
     whole_model = tiny_roberta(dropout=0.1)
     whole = finetune(whole_model, TRAIN, EVAL, checkpoint_dir=tmp_path / "whole", **kwargs)
 
@@ -185,3 +185,18 @@ def test_finetune_on_cuda_with_bf16_autocast():
     assert all(math.isfinite(v) for v in history.loss if v is not None)
     expected = lmodp.epsilon(Gaussian(0.8), sample_rate=32 / 256, steps=8, delta=1e-5, geometry="l2")
     assert history.final_epsilon == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_run_spec_and_an_options_object_give_the_keyword_run():
+    from lmodp.train import FinetuneOptions
+
+    common = dict(mechanism=Gaussian(0.9), sampling_seed=5, noise_seed=7, max_steps=3, progress=False, learning_rate=3e-3)
+    by_keywords = finetune(tiny_roberta(), TRAIN, delta=1e-5, batch_size=32, epochs=1, **common)
+    run = lmodp.RunSpec(sample_rate=32 / 256, steps=8, delta=1e-5)
+    options = FinetuneOptions(sampling_seed=5, noise_seed=7, max_steps=3, progress=False, learning_rate=3e-3)
+    by_run = finetune(tiny_roberta(), TRAIN, mechanism=Gaussian(0.9), run=run, options=options)
+    assert by_run.to_dict() == by_keywords.to_dict()
+    for bad, match in [(dict(run=run, batch_size=32), "not both"), (dict(run=run.replace(sensitivity=2.0)), "sensitivity"),
+                       (dict(delta=1e-5, batch_size=32, max_step=3), "unknown FinetuneOptions setting")]:
+        with pytest.raises(ValueError, match=match):
+            finetune(tiny_roberta(), TRAIN, mechanism=Gaussian(0.9), **bad)

@@ -87,7 +87,7 @@ def test_epsilon_logged_after_each_step_equals_lmodp_epsilon_and_dp_accounting_b
 def test_target_epsilon_calibrates_a_gaussian_for_the_runs_q_and_steps(tmp_path):
     t = trainer(tmp_path, args=arguments(tmp_path, num_train_epochs=2), target_epsilon=3.0)
     assert t.sample_rate == 8 / N and t.planned_steps == 16
-    expected = calibrate_gaussian(3.0, DELTA, sample_rate=8 / N, steps=16, geometry="l2", accountant="rdp")  # the ledger's
+    expected = calibrate_gaussian(3.0, delta=DELTA, sample_rate=8 / N, steps=16, geometry="l2", accountant="rdp")  # the ledger's
     assert t.mechanism.sigma == pytest.approx(expected, rel=1e-12)
     t.train()
     assert t.ledger.steps == 16 and t.epsilon() <= 3.0 and not t.stopped_by_budget

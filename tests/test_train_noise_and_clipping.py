@@ -17,7 +17,7 @@ from _train_models import one_torch_thread  # noqa: E402, F401
 
 import lmodp  # noqa: E402
 from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism  # noqa: E402
-from lmodp.paper_params import paper_budgets, paper_mechanism  # noqa: E402
+from lmodp.paper.params import paper_budgets, paper_mechanism  # noqa: E402
 from lmodp.train import PrivacyBudgetExhausted, make_private, torch_sampler  # noqa: E402
 from lmodp.train.noise import GaussianSampler, register_torch_sampler  # noqa: E402
 from lmodp.train.clipping import clip_factors, clipped_sum, per_example_norms  # noqa: E402

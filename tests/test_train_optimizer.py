@@ -15,7 +15,7 @@ from _train_models import classification_task, one_torch_thread, tiny_roberta  #
 
 import lmodp  # noqa: E402
 from lmodp.mechanisms import Gaussian, Laplace  # noqa: E402
-from lmodp.paper_params import paper_mechanism  # noqa: E402
+from lmodp.paper.params import paper_mechanism  # noqa: E402
 from lmodp.train import finetune, make_private, torch_sampler  # noqa: E402
 from lmodp.train.losses import classification_loss  # noqa: E402
 from lmodp.train.per_sample import model_inputs  # noqa: E402
@@ -190,11 +190,32 @@ def empty_step_noise(**kwargs) -> torch.Tensor:
     return released_gradient(model)
 
 
+def test_batch_sampling_is_secret_unless_a_seed_is_given(caplog):
+    """Amplification by subsampling assumes nobody knows the batches: by default two runs sample differently."""
+    def first_batches(**kwargs):
+        _, _, loader = private(Classifier(), **kwargs)
+        return [b["labels"].numel() and b["input"].sum().item() for b in list(loader)[:3]]
+
+    assert first_batches() != first_batches()
+    with caplog.at_level(logging.WARNING, logger="lmodp.train.privacy_engine"):
+        assert first_batches(seed=4) == first_batches(seed=4)
+    assert "seed=4 fixes the batch sampling" in caplog.text
+
+
+def test_finetune_samples_secret_batches_whatever_its_seed():
+    data = classification_task(64, seed=1)
+    sizes = []
+    for _ in range(2):
+        history = finetune(tiny_roberta(), data, mechanism=Gaussian(1.0), delta=1e-5, batch_size=16, epochs=2, seed=0, progress=False)
+        sizes.append(history.batch_size)
+    assert sizes[0] != sizes[1]  # 8 Binomial(64, 1/4) batch sizes: equal by chance with probability < 1e-4
+
+
 def test_noise_is_secret_unless_a_noise_seed_is_given(caplog):
     assert not torch.equal(empty_step_noise(seed=0), empty_step_noise(seed=0))
     with caplog.at_level(logging.WARNING, logger="lmodp.train.privacy_engine"):
         assert torch.equal(empty_step_noise(seed=0, noise_seed=1), empty_step_noise(seed=1, noise_seed=1))
-    assert "private only against someone who does not know the seed" in caplog.text
+    assert "noise_seed=1 fixes the privacy noise: the reported epsilon holds only against someone who does not know" in caplog.text
 
 
 def test_finetune_default_does_not_fix_the_noise():

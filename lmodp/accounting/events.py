@@ -1,13 +1,12 @@
 """What happened in a training run, independent of how it is accounted.
 
-A :class:`MechanismEvent` records ``steps`` Poisson-subsampled releases of one mechanism;
-:class:`EventHistory` is the list of events an accountant (RDP or PLD) keeps.
+A :class:`MechanismEvent` records ``steps`` Poisson-subsampled releases of one mechanism; an
+accountant (:class:`lmodp.accounting.base.PrivacyAccountant`) keeps the list of its events.
 """
 
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
@@ -51,39 +50,3 @@ class MechanismEvent:
         d = asdict(self)
         d["mechanism"] = dict(self.mechanism)
         return d
-
-
-class EventHistory(ABC):
-    """What an accountant records: ``step()`` validates an event and hands it to the subclass's
-    ``_record`` (how it is accounted), which appends it to ``self._events``."""
-
-    _events: list[MechanismEvent]
-
-    def step(
-        self,
-        *,
-        mechanism: Mechanism,
-        sample_rate: float,
-        steps: int = 1,
-        sensitivity: float = 1.0,
-        geometry: str,
-    ) -> None:
-        """Record ``steps`` Poisson-subsampled releases of ``mechanism`` (each argument checked)."""
-        event = MechanismEvent.validated(
-            mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry
-        )
-        self._record(event, mechanism)
-
-    @abstractmethod
-    def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
-        """Account ``event`` (``mechanism`` is its live object when available) and append it."""
-
-    @property
-    def history(self) -> list[MechanismEvent]:
-        """The recorded events, oldest first."""
-        return list(self._events)
-
-    @property
-    def steps_taken(self) -> int:
-        """Total number of steps over all events."""
-        return sum(e.steps for e in self._events)

@@ -40,8 +40,9 @@ from tqdm.auto import tqdm
 
 from lmodp._validation import require_delta, require_geometry, require_positive
 from lmodp.accounting.api import epsilon as accounted_epsilon
+from lmodp.accounting.registry import AUTO, resolve_accountant
 from lmodp.audit.hypothesis_test import epsilon_lower_bound
-from lmodp.mechanisms import Gaussian, Mechanism
+from lmodp.mechanisms import Mechanism
 
 #: Candidate numbers of shifted coordinates in the ``"l2"`` geometry.
 DEFAULT_DIMENSIONS = (1, 2, 4, 8, 16)
@@ -140,9 +141,7 @@ def _best_threshold(under_x: np.ndarray, under_shifted: np.ndarray, *, delta: fl
 
 def _accounting(mechanism: Mechanism, geometry: str, accountant: str | None) -> str:
     """The named accountant, or the tightest sound one: PLD, except RDP for non-Gaussian noise in l2."""
-    if accountant is not None:
-        return accountant
-    return "rdp" if geometry == "l2" and not isinstance(mechanism, Gaussian) else "pld"
+    return resolve_accountant(AUTO if accountant is None else accountant, mechanism, geometry)
 
 
 def _require_samples(samples: object) -> int:

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
         import lmodp.plots  # noqa: F401  (the demo draws figures)
     except ImportError as err:
         raise SystemExit(f"lmodp demo: error: {err}") from None
-    from lmodp.demo import FULL, QUICK, run_demo, text_table
+    from lmodp.paper.demo import FULL, QUICK
+    from lmodp.paper.demo_report import run_demo, text_table
 
     writable_folder(args.out, "--out")
     settings = QUICK if args.quick else FULL

@@ -8,20 +8,19 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, account, require_accountant_fits, resolve_accountant
+from lmodp.accounting.api import account
+from lmodp.accounting.registry import AUTO, require_accountant_fits, resolve_accountant
 from lmodp.cli._output import CLI_PLD_FIX
+from lmodp.cli._run import add_accountant_argument, flags, not_given, run_from_args
 from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism, mechanism_from_dict
 from lmodp.mechanisms.lmo import PAPER_KEYS
-from lmodp.paper_params import paper_budgets, paper_mechanism
+from lmodp.paper.params import paper_budgets, paper_mechanism
+from lmodp.paper.setting import SST2
 
 #: The built-in example: the LMO-DP paper's task1 ε=0.3 parameter set (E_lambda read as a
-#: rate), RoBERTa on SST-2 as in the paper: q = 2048/67350, T = 192, δ = 1e-10, L2 clipping C = 1.
+#: rate), RoBERTa on SST-2 as in the paper (:data:`lmodp.paper.setting.SST2`), L2 clipping C = 1.
+#: The run settings are required with a mechanism and taken from SST-2 without one.
 EXAMPLE_PAPER_SET = 0.3
-EXAMPLE_SAMPLE_RATE = 2048 / 67350
-EXAMPLE_STEPS = 192
-EXAMPLE_DELTA = 1e-10
-#: The run settings: required with a mechanism, taken from the built-in example without one.
-RUN_SETTINGS = {"sample_rate": EXAMPLE_SAMPLE_RATE, "steps": EXAMPLE_STEPS, "delta": EXAMPLE_DELTA}
 # Keys of a paper file that are not parameters.
 _PAPER_METADATA = ("distributions",)
 
@@ -38,8 +37,8 @@ _LMO_FLAGS = (
 
 _EPILOG = f"""\
 With no mechanism arguments it runs the built-in example: the LMO-DP paper's task1 eps=0.3
-parameter set with E_lambda read as a rate, on SST-2 (sample rate 2048/67350, {EXAMPLE_STEPS} steps,
-delta {EXAMPLE_DELTA:g}), L2 geometry with clip norm (sensitivity) 1, as in DP-SGD; the output
+parameter set with E_lambda read as a rate, on SST-2 (sample rate 2048/67350, {SST2.steps} steps,
+delta {SST2.delta:g}), L2 geometry with clip norm (sensitivity) 1, as in DP-SGD; the output
 says which run settings came from the example. With a mechanism, --sample-rate, --steps and
 --delta are required.
 Examples:
@@ -78,15 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name in _LMO_FLAGS:
         mech.add_argument(f"--{name.replace('_', '-')}", type=float, help=f"LMO {name.replace('_', ' ')}")
     run_group = p.add_argument_group("training run (required with a mechanism)")
-    run_group.add_argument("--sample-rate", type=float, help=f"Poisson sampling rate q (built-in example: {EXAMPLE_SAMPLE_RATE:.6g})")
-    run_group.add_argument("--steps", type=int, help=f"number of steps T (built-in example: {EXAMPLE_STEPS})")
-    run_group.add_argument("--delta", type=float, help=f"target delta (built-in example: {EXAMPLE_DELTA:g})")
+    run_group.add_argument("--sample-rate", type=float, help=f"Poisson sampling rate q (built-in example: {SST2.sample_rate:.6g})")
+    run_group.add_argument("--steps", type=int, help=f"number of steps T (built-in example: {SST2.steps})")
+    run_group.add_argument("--delta", type=float, help=f"target delta (built-in example: {SST2.delta:g})")
     run_group.add_argument("--geometry", choices=("scalar", "l2"), default="l2", help="sensitivity geometry (default: l2)")
     run_group.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity / clip norm (default: 1)")
-    p.add_argument(
-        "--accountant", choices=ACCOUNTANT_CHOICES, default=AUTO,
-        help="accountant (default: auto, the tightest sound one: PLD in the scalar geometry and for the Gaussian, RDP otherwise)",
-    )
+    add_accountant_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -146,47 +142,29 @@ def _mechanism(args: argparse.Namespace) -> tuple[Mechanism, bool]:
     return paper_mechanism(EXAMPLE_PAPER_SET, "task1", exponential="rate"), True
 
 
-def _run_settings(args: argparse.Namespace, example: bool) -> tuple[dict[str, Any], list[str]]:
-    """The run settings, and the names of those taken from the built-in example (only without a mechanism)."""
-    missing = [name for name in RUN_SETTINGS if getattr(args, name) is None]
-    if missing and not example:
-        given = ", ".join(f"--{name.replace('_', '-')}" for name in missing)
-        example_flags = " ".join(f"--{name.replace('_', '-')} {value:.6g}" for name, value in RUN_SETTINGS.items())
-        raise ValueError(f"give the run settings {given} (the paper's SST-2 run, for instance, is {example_flags})")
-    settings = {name: RUN_SETTINGS[name] if getattr(args, name) is None else getattr(args, name) for name in RUN_SETTINGS}
-    return settings, missing
-
-
 def run(args: argparse.Namespace) -> int:
     """Compute and print ε (text or ``--json``); returns the exit code."""
     mechanism, example = _mechanism(args)
-    run_settings, defaulted = _run_settings(args, example)
-    sample_rate, steps, delta = run_settings["sample_rate"], run_settings["steps"], run_settings["delta"]
-    require_accountant_fits(args.accountant, {repr(mechanism): mechanism}, [args.geometry], fix=CLI_PLD_FIX)
-    accountant = resolve_accountant(args.accountant, mechanism, args.geometry)
-    acc = account(
-        mechanism,
-        sample_rate=sample_rate,
-        steps=steps,
-        geometry=args.geometry,
-        sensitivity=args.sensitivity,
-        accountant=accountant,
-    )
-    if hasattr(acc, "get_epsilon_and_order"):
-        eps, order = acc.get_epsilon_and_order(delta)
-    else:
-        eps, order = acc.get_epsilon(delta), math.nan
+    missing = not_given(args)
+    if missing and not example:
+        example_flags = " ".join(f"{flags([name])} {getattr(SST2, name):.6g}" for name in ("sample_rate", "steps", "delta"))
+        raise ValueError(f"give the run settings {flags(missing)} (the paper's SST-2 run, for instance, is {example_flags})")
+    spec, defaulted = run_from_args(args)
+    require_accountant_fits(args.accountant, {repr(mechanism): mechanism}, [spec.geometry], fix=CLI_PLD_FIX)
+    accountant = resolve_accountant(args.accountant, mechanism, spec.geometry)
+    acc = account(mechanism, spec, accountant=accountant)
+    eps, order = acc.get_epsilon_and_order(spec.delta)
     result = {
         "epsilon": eps,
-        "delta": delta,
+        "delta": spec.delta,
         "optimal_order": None if math.isnan(order) else order,
         "accountant": accountant,
         "accountant_requested": args.accountant,
         "mechanism": mechanism.to_dict(),
-        "sample_rate": sample_rate,
-        "steps": steps,
-        "geometry": args.geometry,
-        "sensitivity": args.sensitivity,
+        "sample_rate": spec.sample_rate,
+        "steps": spec.steps,
+        "geometry": spec.geometry,
+        "sensitivity": spec.sensitivity,
         "builtin_example": example,
         "defaulted": defaulted,
     }
@@ -196,11 +174,10 @@ def run(args: argparse.Namespace) -> int:
     if example:
         print("built-in example: LMO-DP paper task1 eps=0.3 set (E_lambda as a rate), SST-2 run")
     if defaulted:
-        names = ", ".join(f"--{name.replace('_', '-')}" for name in defaulted)
-        print(f"NOTE: {names} not given: taken from the built-in example (the paper's SST-2 run)")
+        print(f"NOTE: {flags(defaulted)} not given: taken from the built-in example (the paper's SST-2 run)")
     print(f"mechanism:     {mechanism!r}")
-    print(f"run:           sample_rate={sample_rate:.6g}, steps={steps}, geometry={args.geometry}, sensitivity={args.sensitivity:g}")
-    print(f"epsilon:       {eps:.6g}  (delta={delta:g})")
+    print(f"run:           sample_rate={spec.sample_rate:.6g}, steps={spec.steps}, geometry={spec.geometry}, sensitivity={spec.sensitivity:g}")
+    print(f"epsilon:       {eps:.6g}  (delta={spec.delta:g})")
     print(f"optimal order: {'n/a' if result['optimal_order'] is None else format(order, 'g')}")
     how = " (auto: the tightest sound accountant here)" if args.accountant == AUTO else ""
     print(f"accountant:    {accountant}{how}")

@@ -15,6 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lmodp.accounting.registry import accountant_choices
+from lmodp.accounting.spec import RunSpec
+
 TASKS = ("auto", "classification", "causal-lm")
 
 _EPILOG = """\
@@ -58,13 +61,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     privacy.add_argument("--delta", type=float, required=True, help="delta in (0, 1), e.g. below 1/N")
     privacy.add_argument("--mechanism", default="gaussian", help="gaussian, laplace, search, RESULT.json, paper:EPS or paper-scale:EPS (default: gaussian)")
     privacy.add_argument("--max-grad-norm", type=float, default=1.0, help="per-example L2 clip norm C (default: 1)")
-    privacy.add_argument("--accountant", choices=("rdp", "pld"), default="rdp", help="accountant (default: rdp)")
+    privacy.add_argument("--accountant", choices=accountant_choices(), default="rdp", help="accountant (default: rdp; auto: the tightest sound one)")
     training = p.add_argument_group("training")
     training.add_argument("--batch-size", type=int, default=32, help="expected (Poisson) batch size (default: 32)")
     training.add_argument("--epochs", type=float, default=1.0, help="epochs; T = round(epochs / q) steps (default: 1)")
     training.add_argument("--learning-rate", type=float, default=5e-4, help="AdamW learning rate (default: 5e-4)")
     training.add_argument("--micro-batch-size", type=int, help="split logical batches into micro-batches of this size")
-    training.add_argument("--seed", type=int, default=0, help="seed of the batch sampling and dropout, never of the noise (default: 0)")
+    training.add_argument("--seed", type=int, default=0, help="seed of the model's random draws (dropout) (default: 0)")
+    training.add_argument("--sampling-seed", type=int, help="fix the batch sampling (default: secret; a known seed voids the subsampling credit)")
+    training.add_argument("--noise-seed", type=int, help="fix the privacy noise (default: secret; for tests and reproductions only)")
     training.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: auto)")
     out = p.add_argument_group("output")
     out.add_argument("--out", type=Path, required=True, help="output directory (created)")
@@ -123,11 +128,11 @@ def encode(tokenizer: Any, rows: list[dict[str, Any]], args: argparse.Namespace,
     return data
 
 
-def choose_mechanism(args: argparse.Namespace, *, sample_rate: float, steps: int, progress: bool) -> dict[str, Any]:
-    """The keyword arguments of :func:`lmodp.train.finetune` that fix the noise (and the search result)."""
+def choose_mechanism(args: argparse.Namespace, *, run: RunSpec, progress: bool) -> dict[str, Any]:
+    """The keyword arguments of :func:`lmodp.train.finetune` that fix the noise (and the search result)
+    for ``run`` (q = batch/N, T = epochs/q, δ)."""
     spec = args.mechanism
     target = args.target_epsilon
-    settings = dict(sample_rate=sample_rate, steps=steps, geometry="l2", accountant=args.accountant)
     if spec == "gaussian":
         return {"target_epsilon": _required_target(target, spec)}
     if spec in ("laplace", "search"):
@@ -136,8 +141,8 @@ def choose_mechanism(args: argparse.Namespace, *, sample_rate: float, steps: int
 
         target = _required_target(target, spec)
         if spec == "laplace":
-            return {"mechanism": calibrate_scale(Laplace(1.0), target, args.delta, **settings), "max_epsilon": target}
-        result = search(target, args.delta, family="lmo", progress=progress, **settings)
+            return {"mechanism": calibrate_scale(Laplace(1.0), target, run, accountant=args.accountant), "max_epsilon": target}
+        result = search(target, run, family="lmo", accountant=args.accountant, progress=progress)
         return {"mechanism": result.mechanism, "max_epsilon": target, "search": result}
     if spec.startswith(("paper:", "paper-scale:")):
         from lmodp.cli.plot import parse_mechanism
@@ -184,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
 
     q = resolve_sample_rate(len(rows), sample_rate=None, batch_size=args.batch_size)
     steps = steps_for_epochs(args.epochs, q)
-    noise = choose_mechanism(args, sample_rate=q, steps=steps, progress=not args.no_progress)
+    noise = choose_mechanism(args, run=RunSpec(sample_rate=q, steps=steps, delta=args.delta), progress=not args.no_progress)
     search_result = noise.pop("search", None)
     labels = sorted({str(v) for v in column(rows, args.label_column, args.data)}) if task == "classification" else None
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -203,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
     history = finetune(
         model, train, evaluation, **noise, delta=args.delta, batch_size=args.batch_size, epochs=args.epochs,
         max_grad_norm=args.max_grad_norm, learning_rate=args.learning_rate, task=task, accountant=args.accountant,
-        micro_batch_size=args.micro_batch_size, seed=args.seed, device=args.device, progress=not args.no_progress,
+        micro_batch_size=args.micro_batch_size, seed=args.seed, sampling_seed=args.sampling_seed, noise_seed=args.noise_seed,
+        device=args.device, progress=not args.no_progress,
     )
 
     model.save_pretrained(args.out / "model")

@@ -19,21 +19,20 @@ import json
 import sys
 from pathlib import Path
 
-from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, require_accountant_fits
+from lmodp.accounting.registry import require_accountant_fits
 from lmodp.cli._output import CLI_PLD_FIX, writable_file
+from lmodp.cli._run import add_accountant_argument, flags, run_from_args
 from lmodp.mechanisms import Gaussian, Laplace, Mechanism, mechanism_from_dict
+from lmodp.mechanisms.describe import labelled
+from lmodp.paper.setting import SST2, SST2_TEXT
+from lmodp.search.equal_budget import default_shapes
 
-SST2_SAMPLE_RATE = 2048 / 67350
-SST2_STEPS = 192
-SST2_DELTA = 1e-10
-#: Accounting settings taken from the SST-2 run when not given (``--name``: value).
-SST2_RUN = {"sample_rate": SST2_SAMPLE_RATE, "steps": SST2_STEPS, "delta": SST2_DELTA}
 KINDS = ("density", "rdp", "epsilon", "compare", "training")
-SPEC_HELP = """\
+SPEC_HELP = f"""\
 SPEC: gaussian:SIGMA | laplace:SCALE | paper:EPS[:GROUP] (the authors' released set, E_lambda
 read as a rate, as their accountant reads it) | paper-scale:EPS[:GROUP] (E_lambda read as a scale,
 as their sampler reads it) | FILE.json (a Mechanism.to_dict() object or a search result).
-Accounting settings not given: the paper's SST-2 run, q = 2048/67350, T = 192, delta = 1e-10
+Accounting settings not given: the paper's SST-2 run, {SST2_TEXT}
 (a NOTE on stderr and "defaulted" in --json say which)."""
 
 
@@ -54,7 +53,7 @@ def parse_mechanism(spec: str) -> Mechanism:
                 return Gaussian(value)
             if family == "laplace":
                 return Laplace(value)
-            from lmodp.paper_params import paper_mechanism
+            from lmodp.paper.params import paper_mechanism
 
             return paper_mechanism(value, group or "task1", exponential="rate" if family == "paper" else "scale")
         except ValueError as err:
@@ -94,17 +93,10 @@ def _add_mechanisms(p: argparse.ArgumentParser, *, default: list[str] | None, si
 
 def _add_accounting(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-rate", type=float, help="Poisson sampling rate q (default: SST-2's 2048/67350)")
-    p.add_argument("--steps", type=int, help=f"number of steps T (default: SST-2's {SST2_STEPS})")
-    p.add_argument("--delta", type=float, help=f"δ (default: SST-2's {SST2_DELTA:g})")
+    p.add_argument("--steps", type=int, help=f"number of steps T (default: SST-2's {SST2.steps})")
+    p.add_argument("--delta", type=float, help=f"δ (default: SST-2's {SST2.delta:g})")
     p.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity Δ or L2 clip norm C (default: %(default)s)")
     p.add_argument("--geometry", nargs="+", choices=("scalar", "l2"), default=["scalar", "l2"], help="geometries to draw (default: both)")
-
-
-def _add_accountant(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--accountant", choices=ACCOUNTANT_CHOICES, default=AUTO,
-        help="accountant (default: auto, the tightest sound one: PLD in the scalar geometry and for the Gaussian, RDP otherwise)",
-    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -126,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = kinds.add_parser("epsilon", help="ε against training steps or epochs")
     _add_mechanisms(p, default=["paper:0.7", "gaussian:10"])
     _add_accounting(p)
-    _add_accountant(p)
+    add_accountant_argument(p)
     p.add_argument("--pld", action="store_true", help="add PLD values where the lines are RDP, and the l2 interval (slower)")
     p.add_argument("--x", choices=("steps", "epochs"), default="steps", help="x axis (default: %(default)s)")
     _add_output(p, "epsilon")
@@ -136,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--targets", type=float, nargs="+", default=[0.3, 0.7, 2.0, 3.0], help="target ε values (default: %(default)s)")
     _add_accounting(p)
     p.add_argument("--magnitude", choices=("mean_abs", "std"), default="mean_abs", help="noise magnitude shown (default: %(default)s)")
-    _add_accountant(p)
+    add_accountant_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (shown on stderr only when it is a terminal)")
     _add_output(p, "compare")
 
@@ -153,14 +145,6 @@ def _mechanisms(args: argparse.Namespace) -> list[Mechanism]:
     return [parse_mechanism(s) for s in specs]
 
 
-def _fill_run_settings(args: argparse.Namespace) -> list[str]:
-    """Put the SST-2 value into every accounting setting not given; the names of those filled."""
-    defaulted = [name for name in SST2_RUN if getattr(args, name, False) is None]
-    for name in defaulted:
-        setattr(args, name, SST2_RUN[name])
-    return defaulted
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         from lmodp import plots
@@ -173,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in SAVE_FORMATS:
         raise ValueError(f"--out must end in one of {SAVE_FORMATS}, got {str(out)!r}")
     writable_file(out, "--out")
-    defaulted = _fill_run_settings(args)
+    spec, defaulted = run_from_args(args, geometry=args.geometry[0]) if kind in ("epsilon", "compare") else (None, [])
     if kind == "density":
         if args.samples < 100:
             raise ValueError(f"--samples must be >= 100, got {args.samples}")
@@ -182,17 +166,15 @@ def run(args: argparse.Namespace) -> int:
         plots.rdp_curve(parse_mechanism(args.mechanism), sensitivity=args.sensitivity, path=out)
     elif kind == "epsilon":
         plots.epsilon_curve(
-            _mechanisms(args), sample_rate=args.sample_rate, steps=args.steps, delta=args.delta, geometry=args.geometry,
-            sensitivity=args.sensitivity, accountant=args.accountant, pld=args.pld, x=args.x, path=out,
+            _mechanisms(args), spec, geometry=args.geometry, accountant=args.accountant, pld=args.pld, x=args.x, path=out
         )
     elif kind == "compare":
         shapes = _mechanisms(args) if args.mechanism else None
-        named = {repr(label): m for label, m in plots.compare.labelled(shapes or plots.compare.default_shapes()).items()}
+        named = {repr(label): m for label, m in labelled(shapes or default_shapes()).items()}
         require_accountant_fits(args.accountant, named, args.geometry, fix=CLI_PLD_FIX)
         plots.compare_mechanisms(
-            args.targets, sample_rate=args.sample_rate, steps=args.steps, delta=args.delta, shapes=shapes,
-            geometry=args.geometry, sensitivity=args.sensitivity, magnitude=args.magnitude, accountant=args.accountant, path=out,
-            progress=not args.quiet,
+            args.targets, spec, shapes=shapes, geometry=args.geometry, magnitude=args.magnitude, accountant=args.accountant,
+            path=out, progress=not args.quiet,
         )
     else:
         if not args.history.is_file():
@@ -203,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"history file {str(args.history)!r} is not valid JSON: {err}") from None
         plots.training_curve(history, x=args.x, path=out)
     if defaulted:
-        names = ", ".join(f"--{name.replace('_', '-')}" for name in defaulted)
-        print(f"lmodp plot {kind}: NOTE: {names} not given: used the paper's SST-2 run (q = 2048/67350, T = 192, δ = 1e-10)", file=sys.stderr)
+        print(f"lmodp plot {kind}: NOTE: {flags(defaulted)} not given: used the paper's SST-2 run ({SST2_TEXT})", file=sys.stderr)
     if args.json:
         print(json.dumps({"kind": kind, "path": str(out), "defaulted": defaulted}))
     else:

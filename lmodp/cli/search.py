@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO, require_accountant_fits
+from lmodp.accounting.registry import require_accountant_fits
 from lmodp.cli._output import CLI_PLD_FIX, writable_file
+from lmodp.cli._run import add_accountant_argument, run_from_args
 from lmodp.mechanisms import Laplace
 from lmodp.search import FAMILIES, METHODS, OBJECTIVES, search
 
@@ -38,10 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--steps", type=int, required=True, help="number of steps T (>= 1)")
     budget.add_argument("--geometry", choices=("scalar", "l2"), default="l2", help="sensitivity geometry (default: l2)")
     budget.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity / clip norm (default: 1)")
-    budget.add_argument(
-        "--accountant", choices=ACCOUNTANT_CHOICES, default=AUTO,
-        help="accountant (default: auto, the tightest sound one: PLD in the scalar geometry and for the Gaussian, RDP otherwise)",
-    )
+    add_accountant_argument(budget)
     what = p.add_argument_group("what to search")
     what.add_argument("--objective", choices=OBJECTIVES, default="mean_abs", help="objective (default: mean_abs)")
     what.add_argument("--gamma", type=float, default=0.9, help="gamma of the usefulness objective (default: 0.9)")
@@ -69,11 +67,7 @@ def run(args: argparse.Namespace) -> int:
         require_accountant_fits(args.accountant, {f"the {args.family} family": Laplace(1.0)}, [args.geometry], fix=CLI_PLD_FIX)
     result = search(
         args.target_epsilon,
-        args.delta,
-        sample_rate=args.sample_rate,
-        steps=args.steps,
-        geometry=args.geometry,
-        sensitivity=args.sensitivity,
+        run_from_args(args)[0],
         objective=args.objective,
         family=args.family,
         accountant=args.accountant,

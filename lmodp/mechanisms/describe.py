@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from lmodp.mechanisms.base import Mechanism
 
 
@@ -36,3 +38,21 @@ def describe(mechanism: Mechanism, *, digits: int = 3) -> str:
     if mechanism.family == "generalized_gaussian":
         return f"generalized Gaussian s={num(d['scale'])}, p={num(d['power'])}"
     return repr(mechanism)
+
+
+def labelled(mechanisms: Mapping[str, Mechanism] | Sequence[Mechanism] | Mechanism) -> dict[str, Mechanism]:
+    """Normalise the ways callers pass mechanisms into ``{legend label: mechanism}``."""
+    if isinstance(mechanisms, Mechanism):
+        mechanisms = [mechanisms]
+    if isinstance(mechanisms, Mapping):
+        items = dict(mechanisms)
+    else:
+        items = {}
+        for m in mechanisms:
+            items[describe(m)] = m
+    if not items:
+        raise ValueError("mechanisms must contain at least one mechanism")
+    for label, m in items.items():
+        if not isinstance(m, Mechanism):
+            raise ValueError(f"mechanisms[{label!r}] must be an lmodp Mechanism, got {type(m).__name__}")
+    return items

@@ -9,12 +9,11 @@ every function here safe on a headless machine. In a notebook the returned Figur
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from lmodp.mechanisms import Mechanism, describe
 
 #: Okabe & Ito (2008), "Color Universal Design": distinguishable under all common colour-vision
 #: deficiencies. Black is kept for reference lines.
@@ -54,24 +53,6 @@ def new_figure(ncols: int = 1, *, width: float = 6.4, height: float = 4.4, share
     for ax in axes:
         ax.grid(True, which="major", alpha=0.3)
     return fig, list(axes)
-
-
-def labelled(mechanisms: Mapping[str, Mechanism] | Sequence[Mechanism] | Mechanism) -> dict[str, Mechanism]:
-    """Normalise the ways callers pass mechanisms into ``{legend label: mechanism}``."""
-    if isinstance(mechanisms, Mechanism):
-        mechanisms = [mechanisms]
-    if isinstance(mechanisms, Mapping):
-        items = dict(mechanisms)
-    else:
-        items = {}
-        for m in mechanisms:
-            items[describe(m)] = m
-    if not items:
-        raise ValueError("mechanisms must contain at least one mechanism")
-    for label, m in items.items():
-        if not isinstance(m, Mechanism):
-            raise ValueError(f"mechanisms[{label!r}] must be an lmodp Mechanism, got {type(m).__name__}")
-    return items
 
 
 def label_log_axis(axis, values: Sequence[float]) -> None:

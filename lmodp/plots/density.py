@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 
 from lmodp._validation import require_positive
 from lmodp.mechanisms import LaplaceScaleMixture, Mechanism
-from lmodp.plots._style import NOISE_UNIT, OKABE_ITO, colour, finish, labelled, new_figure
+from lmodp.mechanisms.describe import labelled
+from lmodp.plots._style import NOISE_UNIT, OKABE_ITO, colour, finish, new_figure
 from lmodp.plots.omega import omega_density
 
 

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from lmodp._validation import require_positive
-from lmodp.accounting.divergence import mgf_bound_rdp, unsubsampled_rdp
+from lmodp.accounting.rdp.divergence import mgf_bound_rdp, unsubsampled_rdp
 from lmodp.mechanisms import LaplaceScaleMixture, Mechanism, describe
 from lmodp.plots._style import OKABE_ITO, finish, new_figure
 

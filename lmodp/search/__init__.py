@@ -1,14 +1,20 @@
 """lmodp.search: the least noise that meets a privacy budget, judged by the sound accountant.
 
 * :func:`search` — best mechanism of a family (LMO, Laplace, Gaussian, generalized Gaussian, or
-  the scale of any registered mechanism) for an objective.
-* :func:`calibrate_gaussian`, :func:`calibrate_scale` — one-sided scale calibration.
+  the scale of any registered mechanism) for an objective, with
+  :class:`SearchOptions` saying how to search.
+* :func:`calibrate_gaussian`, :func:`calibrate_scale`, :func:`calibrate_shape` — one-sided scale
+  calibration.
+* :func:`equal_budget_table` — several shapes calibrated to several budgets (what
+  :func:`lmodp.plots.compare_mechanisms` draws).
 * :class:`SearchResult` — the outcome, with a lossless JSON round trip.
 """
 
-from lmodp.search.api import FAMILIES, METHODS, search
-from lmodp.search.calibrate import DEFAULT_TOLERANCE, calibrate_gaussian, calibrate_scale
+from lmodp.search.api import search
+from lmodp.search.calibrate import DEFAULT_TOLERANCE, Calibrated, calibrate_gaussian, calibrate_scale, calibrate_shape
+from lmodp.search.equal_budget import equal_budget_table
 from lmodp.search.objectives import OBJECTIVES
+from lmodp.search.options import FAMILIES, METHODS, SearchOptions
 from lmodp.search.result import SearchResult
 
 __all__ = [
@@ -16,8 +22,12 @@ __all__ = [
     "FAMILIES",
     "METHODS",
     "OBJECTIVES",
+    "Calibrated",
+    "SearchOptions",
     "SearchResult",
     "calibrate_gaussian",
     "calibrate_scale",
+    "calibrate_shape",
+    "equal_budget_table",
     "search",
 ]

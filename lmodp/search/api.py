@@ -18,29 +18,28 @@ import logging
 import math
 import time
 import warnings
-from typing import Any, Callable, Literal
+from typing import Any
 
 import numpy as np
 
 from lmodp._progress import progress_bar
-from lmodp._validation import require_positive, require_steps
-from lmodp.accounting.api import AUTO, epsilon_and_order, require_accountant_fits, resolve_accountant
+from lmodp.accounting.api import account, epsilon_and_order
+from lmodp.accounting.conversion import OrderGridEdgeWarning
 from lmodp.accounting.orders import DEFAULT_ORDERS
-from lmodp.accounting.conversion import rdp_to_epsilon
-from lmodp.accounting.subsampling import poisson_subsampled_rdp
-from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Laplace, Mechanism, require_registered
-from lmodp.search.calibrate import DEFAULT_TOLERANCE, accounting_settings, calibrate_with_oracle
-from lmodp.search.grid import GRID_SIZE, paper_grid
-from lmodp.search.objectives import Objective, ObjectiveSpec, resolve_objective
+from lmodp.accounting.rdp.accountant import RDPAccountant
+from lmodp.accounting.registry import AUTO, require_accountant_fits, resolve_accountant
+from lmodp.accounting.spec import RunSpec
+from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Laplace, Mechanism
+from lmodp.paper.grid import GRID_SIZE, paper_grid
+from lmodp.search.calibrate import calibrate_with_oracle, calibration_run
+from lmodp.search.objectives import Objective, resolve_objective
 from lmodp.search.optimize import ShapeProblem, optimize_shape
+from lmodp.search.options import SearchOptions
 from lmodp.search.power import PowerProblem, optimize_power
-from lmodp.search.oracle import EpsilonOracle, accountant_epsilon
+from lmodp.search.oracle import EpsilonFunction, EpsilonOracle, accountant_epsilon
 from lmodp.search.result import SearchResult
 
 logger = logging.getLogger(__name__)
-
-FAMILIES = ("lmo", "laplace", "gaussian", "generalized_gaussian")
-METHODS = ("optimize", "paper-grid")
 
 #: Number of Rényi orders in the window the optimisation's accountant uses (``fast_orders``).
 FAST_ORDER_COUNT = 12
@@ -51,39 +50,33 @@ SEARCH_L2_TOLERANCE = 2e-2
 
 def search(
     target_epsilon: float,
-    delta: float,
+    run: RunSpec | None = None,
     *,
-    sample_rate: float,
-    steps: int,
-    geometry: str,
-    sensitivity: float = 1.0,
-    objective: ObjectiveSpec = "mean_abs",
-    family: str | Mechanism = "lmo",
-    accountant: str = AUTO,
-    seed: int = 0,
-    method: Literal["optimize", "paper-grid"] = "optimize",
-    gamma: float = 0.9,
-    maxiter: int = 4,
-    popsize: int = 3,
-    polish_evaluations: int = 30,
-    grid_limit: int | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    search_tolerance: float = 2e-3,
-    fast_orders: bool = True,
-    progress: bool = False,
+    options: SearchOptions | None = None,
+    delta: float | None = None,
+    sample_rate: float | None = None,
+    steps: int | None = None,
+    geometry: str | None = None,
+    sensitivity: float | None = None,
+    **settings: Any,
 ) -> SearchResult:
     """Find the member of ``family`` with the best ``objective`` whose ε is <= ``target_epsilon``.
 
-    Budget: ``steps`` Poisson-subsampled releases (rate ``sample_rate``) of a query with the
-    given ``sensitivity`` and ``geometry``, accounted by ``accountant`` at failure probability
-    ``delta`` (``"auto"``, the default: the tightest sound accountant for each mechanism, PLD in
-    the scalar geometry and for the Gaussian, RDP for non-Gaussian noise in l2). ``family``: a
-    name in :data:`FAMILIES`, or a mechanism of any registered family (e.g. a
-    :class:`~lmodp.mechanisms.SymmetricDensity` or a :class:`~lmodp.mechanisms.LaplaceMixture`),
-    whose shape is kept and whose scale is calibrated. Objectives:
-    ``"mean_abs"`` (E|Y|), ``"variance"`` (Var Y; infinite-variance candidates are rejected),
-    ``"usefulness"`` (maximise P(|Y| <= gamma)), or a callable (mechanism -> value to minimise,
-    non-decreasing in the noise scale).
+    Budget: the run ``run`` (a :class:`~lmodp.accounting.spec.RunSpec`) and/or its settings as
+    keywords: ``steps`` Poisson-subsampled releases (rate ``sample_rate``) of a query with the
+    given ``sensitivity`` (default 1) and ``geometry`` (default ``"l2"``), accounted by
+    ``accountant`` at failure probability ``delta``. How to search: ``options``
+    (:class:`~lmodp.search.options.SearchOptions`) and/or its settings as keywords (a keyword
+    replaces that setting of ``options``):
+
+    ``accountant``: ``"auto"``, the default, is the tightest sound accountant for each mechanism
+    (PLD in the scalar geometry and for the Gaussian, RDP for non-Gaussian noise in l2).
+    ``family``: a name in :data:`~lmodp.search.options.FAMILIES`, or a mechanism of any
+    registered family (e.g. a :class:`~lmodp.mechanisms.SymmetricDensity` or a
+    :class:`~lmodp.mechanisms.LaplaceMixture`), whose shape is kept and whose scale is
+    calibrated. Objectives: ``"mean_abs"`` (E|Y|), ``"variance"`` (Var Y; infinite-variance candidates are
+    rejected), ``"usefulness"`` (maximise P(|Y| <= gamma)), or a callable (mechanism -> value to
+    minimise, non-decreasing in the noise scale).
 
     ``method="optimize"`` (family "lmo") runs differential evolution (``maxiter`` generations of
     ``popsize`` × 4 shapes, seeded by ``seed``) and a Nelder–Mead polish (``polish_evaluations``
@@ -93,7 +86,7 @@ def search(
     beats every Laplace the calibration tolerance allows (:func:`beats_laplace`), otherwise the
     ``Laplace`` instance is (``SearchResult.laplace_is_best``), so calibration noise never
     decides a tie and a Laplace-shaped LMO is never reported as an LMO.
-    ``method="paper-grid"`` scans the authors' grid (:mod:`lmodp.search.grid`; a seeded random
+    ``method="paper-grid"`` scans the authors' grid (:mod:`lmodp.paper.grid`; a seeded random
     ``grid_limit`` points of it, or all 40,824) and keeps the best point whose sound ε meets the
     target (with ``"auto"`` the points are screened by the RDP bound and the winner's ε is the
     PLD's, see :func:`_loop_uses_rdp`). Families "laplace" and "gaussian" only calibrate the
@@ -105,64 +98,61 @@ def search(
     ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal.
     """
     started = time.perf_counter()
-    shape = family if isinstance(family, Mechanism) else None
-    family = _check_choices(family, method, maxiter, popsize, polish_evaluations, tolerance, search_tolerance)
+    opts = SearchOptions.merged(options, **settings)
+    spec = calibration_run(
+        target_epsilon, run, accountant=opts.accountant, function="search",
+        delta=delta, sample_rate=sample_rate, steps=steps, geometry=geometry, sensitivity=sensitivity,
+    )
+    shape = opts.family if isinstance(opts.family, Mechanism) else None
+    family = opts.family_name
     if family != "gaussian":
         representative = shape if shape is not None else _REPRESENTATIVES.get(family, Laplace(1.0))
-        require_accountant_fits(accountant, {f"the {family} family": representative}, [geometry])
-    obj = resolve_objective(objective, gamma=gamma)
-    accounting = accounting_settings(
-        target_epsilon,
-        delta,
-        sample_rate=sample_rate,
-        steps=steps,
-        geometry=geometry,
-        accountant=accountant,
-        sensitivity=sensitivity,
-    )
-    full = EpsilonOracle(accountant_epsilon(**accounting))
+        require_accountant_fits(opts.accountant, {f"the {family} family": representative}, [spec.geometry])
+    obj = resolve_objective(opts.objective, gamma=opts.gamma)
+    full = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant))
 
-    baseline = calibrate_with_oracle(full, Gaussian(1.0), target_epsilon, tolerance=tolerance)[0]
+    baseline = calibrate_with_oracle(full, Gaussian(1.0), target_epsilon, tolerance=opts.tolerance)[0]
     laplace = None
     search_orders: list[float] | None = None
     inner_evaluations = 0
     extra: dict[str, Any] = {}
     if shape is not None:
-        winner = calibrate_with_oracle(full, shape, target_epsilon, tolerance=tolerance)[0]
+        winner = calibrate_with_oracle(full, shape, target_epsilon, tolerance=opts.tolerance)[0]
     elif family == "gaussian":
         winner = baseline
     else:
         # From the same start as calibrate_scale(Laplace(1.0), ...), so that both give the very same Laplace.
-        laplace = calibrate_with_oracle(full, Laplace(1.0), target_epsilon, tolerance=tolerance)[0]
+        laplace = calibrate_with_oracle(full, Laplace(1.0), target_epsilon, tolerance=opts.tolerance)[0]
         winner = laplace
     if shape is None and family in ("lmo", "generalized_gaussian"):
         inner = full
-        if fast_orders and _loop_uses_rdp(accountant, method, laplace, geometry):
-            rdp_accounting = dict(accounting, accountant="rdp")
-            search_orders = order_window(laplace, rdp_accounting)
-            inner = EpsilonOracle(orders_epsilon(search_orders, **rdp_accounting))
+        if opts.fast_orders and _loop_uses_rdp(opts.accountant, opts.method, laplace, spec.geometry):
+            search_orders = order_window(laplace, spec)
+            inner = EpsilonOracle(orders_epsilon(search_orders, spec))
         if family == "generalized_gaussian":
-            winner, best_power = _optimize_power(
-                inner, full, obj, target_epsilon, laplace, baseline, search_tolerance, tolerance, progress
-            )
+            winner, best_power = _optimize_power(inner, full, obj, target_epsilon, laplace, baseline, opts)
             extra["best_generalized_gaussian"] = best_power.to_dict()
-        elif method == "optimize":
-            winner = _optimize(inner, full, obj, target_epsilon, laplace, seed, maxiter, popsize, polish_evaluations,
-                               search_tolerance, tolerance, progress)
+        elif opts.method == "optimize":
+            winner = _optimize(inner, full, obj, target_epsilon, laplace, opts)
         else:
-            winner = _scan_grid(inner, full, obj, target_epsilon, grid_limit, seed, progress)
+            winner = _scan_grid(inner, full, obj, target_epsilon, opts)
         if inner is not full:
             inner_evaluations = inner.evaluations
 
     achieved = full.fresh(winner)
     if achieved > target_epsilon:
         raise RuntimeError(f"internal error: the winner's recomputed ε {achieved} exceeds the target {target_epsilon}")
-    settings: dict[str, Any] = dict(
-        target_epsilon=target_epsilon, **accounting, objective=obj.name, gamma=gamma, family=family, method=method,
-        seed=seed, maxiter=maxiter, popsize=popsize, polish_evaluations=polish_evaluations, grid_limit=grid_limit,
-        tolerance=tolerance, search_tolerance=search_tolerance, search_orders=search_orders,
+    accounting = dict(
+        delta=spec.delta, sample_rate=spec.sample_rate, steps=spec.steps, geometry=spec.geometry,
+        sensitivity=spec.sensitivity, accountant=opts.accountant,
+    )
+    result_settings: dict[str, Any] = dict(
+        target_epsilon=target_epsilon, **accounting, objective=obj.name, gamma=opts.gamma, family=family,
+        method=opts.method, seed=opts.seed, maxiter=opts.maxiter, popsize=opts.popsize,
+        polish_evaluations=opts.polish_evaluations, grid_limit=opts.grid_limit, tolerance=opts.tolerance,
+        search_tolerance=opts.search_tolerance, search_orders=search_orders,
         accountants={
-            name: resolve_accountant(accountant, m, geometry)
+            name: resolve_accountant(opts.accountant, m, spec.geometry)
             for name, m in (("mechanism", winner), ("baseline", baseline), ("laplace", laplace)) if m is not None
         },
         **extra,
@@ -179,7 +169,7 @@ def search(
         noise_ratio=winner.mean_abs() / baseline.mean_abs(),
         evaluations=full.evaluations + inner_evaluations,
         wall_time_s=time.perf_counter() - started,
-        settings=settings,
+        settings=result_settings,
         laplace=laplace,
         laplace_objective_value=None if laplace is None else obj.value(laplace),
     )
@@ -202,41 +192,11 @@ def _loop_uses_rdp(accountant: str, method: str, laplace: Laplace, geometry: str
 _REPRESENTATIVES: dict[str, Mechanism] = {"generalized_gaussian": GeneralizedGaussian(1.0, 1.5)}
 
 
-def _check_choices(
-    family: str | Mechanism,
-    method: str,
-    maxiter: int,
-    popsize: int,
-    polish_evaluations: int,
-    tolerance: float,
-    search_tolerance: float,
-) -> str:
-    """The family's name, after checking every choice (``ValueError`` naming the bad one)."""
-    if isinstance(family, Mechanism):
-        require_registered(family)
-        family_name = family.family
-    elif family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES} or a registered mechanism, got {family!r}")
-    else:
-        family_name = family
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "paper-grid" and family_name != "lmo":
-        raise ValueError(f"method='paper-grid' searches the LMO family; family must be 'lmo', got {family_name!r}")
-    require_steps("maxiter", maxiter)
-    require_steps("polish_evaluations", polish_evaluations)
-    if require_steps("popsize", popsize) < 1:
-        raise ValueError(f"popsize must be >= 1, got {popsize!r}")
-    require_positive("tolerance", tolerance)
-    require_positive("search_tolerance", search_tolerance)
-    return family_name
-
-
-def order_window(mechanism: Mechanism, accounting: dict[str, Any], count: int = FAST_ORDER_COUNT) -> list[float]:
+def order_window(mechanism: Mechanism, run: RunSpec, count: int = FAST_ORDER_COUNT) -> list[float]:
     """About ``count`` orders of DEFAULT_ORDERS, log-spaced in α − 1 over [α*/2.5, 2.5·α*], where α*
-    is the optimal order of ``mechanism`` under ``accounting`` (every order has a bound in both
-    geometries)."""
-    _, best = epsilon_and_order(mechanism, **accounting)
+    is the optimal order of ``mechanism`` for ``run`` under the RDP accountant (every order has a
+    bound in both geometries)."""
+    _, best = epsilon_and_order(mechanism, run, accountant="rdp")
     pool = DEFAULT_ORDERS
     window = pool[(pool >= best / 2.5) & (pool <= best * 2.5)]
     if window.size == 0:
@@ -249,49 +209,34 @@ def order_window(mechanism: Mechanism, accounting: dict[str, Any], count: int = 
     return sorted(chosen)
 
 
-def orders_epsilon(
-    orders: list[float], *, delta: float, sample_rate: float, steps: int, geometry: str, sensitivity: float, accountant: str
-) -> Callable[[Mechanism], float]:
-    """ε by RDP restricted to ``orders``, with the l2 sup to the looser :data:`SEARCH_L2_TOLERANCE`
-    (faster). Still a sound upper bound; the search re-calibrates its winner with the full
-    accountant, so these values only rank shapes."""
+def orders_epsilon(orders: list[float], run: RunSpec) -> EpsilonFunction:
+    """ε for ``run`` by an :class:`~lmodp.accounting.rdp.accountant.RDPAccountant` on ``orders``
+    only, with the l2 sup to the looser :data:`SEARCH_L2_TOLERANCE` (faster). Still a sound upper
+    bound; the search re-calibrates its winner with the full accountant, so these values only
+    rank shapes."""
 
     def eps(mechanism: Mechanism) -> float:
-        per_step = poisson_subsampled_rdp(
-            mechanism, orders, sample_rate=sample_rate, sensitivity=sensitivity, geometry=geometry,
-            l2_tolerance=SEARCH_L2_TOLERANCE,
-        )
+        acc = account(mechanism, run, accountant=RDPAccountant(orders, l2_tolerance=SEARCH_L2_TOLERANCE))
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an optimum at the window's edge only loosens this bound
-            return rdp_to_epsilon(orders, steps * per_step, delta=delta)[0]
+            warnings.simplefilter("ignore", OrderGridEdgeWarning)  # an optimum at the window's edge only loosens this bound
+            return acc.get_epsilon(run.delta)
 
     return eps
 
 
 def _optimize(
-    inner: EpsilonOracle,
-    full: EpsilonOracle,
-    obj: Objective,
-    target_epsilon: float,
-    laplace: Laplace,
-    seed: int,
-    maxiter: int,
-    popsize: int,
-    polish_evaluations: int,
-    search_tolerance: float,
-    tolerance: float,
-    progress: bool,
+    inner: EpsilonOracle, full: EpsilonOracle, obj: Objective, target_epsilon: float, laplace: Laplace, opts: SearchOptions
 ) -> Mechanism:
-    problem = ShapeProblem(inner, obj, target_epsilon, initial_factor=laplace.scale, tolerance=search_tolerance)
-    with progress_bar(total=maxiter + 1, desc="LMO search", unit="gen", enabled=progress) as bar:
+    problem = ShapeProblem(inner, obj, target_epsilon, initial_factor=laplace.scale, tolerance=opts.search_tolerance)
+    with progress_bar(total=opts.maxiter + 1, desc="LMO search", unit="gen", enabled=opts.progress) as bar:
         found = optimize_shape(
-            problem, seed=seed, maxiter=maxiter, popsize=popsize, polish_evaluations=polish_evaluations,
-            on_generation=bar.update,
+            problem, seed=opts.seed, maxiter=opts.maxiter, popsize=opts.popsize,
+            polish_evaluations=opts.polish_evaluations, on_generation=bar.update,
         )
         bar.update()
-    best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=tolerance)[0]
+    best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=opts.tolerance)[0]
     logger.info("LMO search: %d shapes, best %s", problem.shapes_evaluated, best)
-    return best if beats_laplace(best, laplace, obj, tolerance) else laplace
+    return best if beats_laplace(best, laplace, obj, opts.tolerance) else laplace
 
 
 def _optimize_power(
@@ -301,21 +246,19 @@ def _optimize_power(
     target_epsilon: float,
     laplace: Laplace,
     gaussian: Gaussian,
-    search_tolerance: float,
-    tolerance: float,
-    progress: bool,
+    opts: SearchOptions,
 ) -> tuple[Mechanism, GeneralizedGaussian]:
     """(winner, best generalized Gaussian): the best power (:mod:`lmodp.search.power`),
     re-calibrated with ``full``, is the winner only if it beats both Laplace and the Gaussian
     (:func:`beats_laplace` against each); otherwise the better of those two is."""
-    problem = PowerProblem(inner, obj, target_epsilon, initial_factor=laplace.mean_abs(), tolerance=search_tolerance)
-    with progress_bar(total=1, desc="power search", unit="search", enabled=progress) as bar:
+    problem = PowerProblem(inner, obj, target_epsilon, initial_factor=laplace.mean_abs(), tolerance=opts.search_tolerance)
+    with progress_bar(total=1, desc="power search", unit="search", enabled=opts.progress) as bar:
         found = optimize_power(problem)
         bar.update()
-    best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=tolerance)[0]
+    best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=opts.tolerance)[0]
     logger.info("generalized Gaussian search: %d powers, best %s", problem.shapes_evaluated, best)
     ends = sorted((laplace, gaussian), key=obj.loss)
-    if all(beats_laplace(best, end, obj, tolerance) for end in ends):
+    if all(beats_laplace(best, end, obj, opts.tolerance) for end in ends):
         return best, best
     return ends[0], best
 
@@ -333,19 +276,12 @@ def beats_laplace(candidate: Mechanism, laplace: Mechanism, obj: Objective, tole
     return obj.loss(candidate) < obj.loss(laplace.scaled(1.0 / (1.0 + tolerance)))
 
 
-def _scan_grid(
-    inner: EpsilonOracle,
-    full: EpsilonOracle,
-    obj: Objective,
-    target_epsilon: float,
-    grid_limit: int | None,
-    seed: int,
-    progress: bool,
-) -> Mechanism:
+def _scan_grid(inner: EpsilonOracle, full: EpsilonOracle, obj: Objective, target_epsilon: float, opts: SearchOptions) -> Mechanism:
     """The grid point with the least loss among those meeting the target (by ``inner``), confirmed by ``full``."""
     feasible: list[tuple[float, int, Mechanism]] = []
-    total = GRID_SIZE if grid_limit is None else min(grid_limit, GRID_SIZE)
-    for i, mechanism in enumerate(progress_bar(paper_grid(grid_limit, seed), total=total, desc="paper grid", enabled=progress)):
+    total = GRID_SIZE if opts.grid_limit is None else min(opts.grid_limit, GRID_SIZE)
+    points = paper_grid(opts.grid_limit, opts.seed)
+    for i, mechanism in enumerate(progress_bar(points, total=total, desc="paper grid", enabled=opts.progress)):
         if inner(mechanism) <= target_epsilon:
             loss = obj.loss(mechanism)
             if math.isfinite(loss):

@@ -7,21 +7,21 @@ c* = inf{c : ε(c) <= target} and then shrinks the bracket [c_lo, c_hi] (ε(c_lo
 c_hi / c_lo <= 1 + tolerance. It returns c_hi, a factor whose ε was
 *evaluated* and found <= target: the answer is one-sided whatever the accountant's numerical
 behaviour, and within a factor (1 + tolerance) of c* wherever ε is monotone in c.
+
+:func:`calibrate_scale` and :func:`calibrate_gaussian` return the calibrated mechanism (σ);
+:func:`calibrate_shape` also the factor, the ε spent and the accountant, as a :class:`Calibrated`
+record (what the equal-budget comparison, :mod:`lmodp.search.equal_budget`, tabulates).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from lmodp._validation import (
-    require_delta,
-    require_geometry,
-    require_positive,
-    require_sample_rate,
-    require_steps,
-)
-from lmodp.accounting.api import ACCOUNTANT_CHOICES, AUTO
+from lmodp._validation import require_positive, require_steps
+from lmodp.accounting.registry import AUTO, require_accountant_name, resolve_accountant
+from lmodp.accounting.spec import RunSpec, positional_delta, run_spec
 from lmodp.mechanisms import Gaussian, Mechanism
 from lmodp.search.oracle import EpsilonOracle, accountant_epsilon
 
@@ -36,14 +36,19 @@ _MAX_ITERATIONS = 200
 
 
 def smallest_feasible_factor(
-    epsilon_at: Callable[[float], float], target: float, *, initial: float = 1.0, tolerance: float = DEFAULT_TOLERANCE
+    epsilon_at: Callable[[float], float],
+    target_epsilon: float,
+    *,
+    initial: float = 1.0,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[float, float]:
-    """(c_hi, ε(c_hi)) with ε(c_hi) <= target and, for ε non-increasing in c, c_hi <= (1 + tolerance)·c*.
+    """(c_hi, ε(c_hi)) with ε(c_hi) <= target_epsilon and, for ε non-increasing in c,
+    c_hi <= (1 + tolerance)·c*.
 
     ``epsilon_at(c)`` is the budget spent at scale factor c (``math.inf`` is allowed and counts
     as infeasible). Raises ``ValueError`` if no factor within 1e30 of ``initial`` meets the target.
     """
-    target = require_positive("target_epsilon", target)
+    target = require_positive("target_epsilon", target_epsilon)
     tolerance = require_positive("tolerance", tolerance)
     log_target = math.log(target)
     width_goal = math.log1p(tolerance)
@@ -121,93 +126,142 @@ def calibrate_with_oracle(
     return mechanism.scaled(factor), eps, factor
 
 
-def accounting_settings(
+def calibration_run(
     target_epsilon: float,
-    delta: float,
+    run: RunSpec | float | None,
     *,
-    sample_rate: float,
-    steps: int,
-    geometry: str,
     accountant: str,
-    sensitivity: float,
-) -> dict[str, Any]:
-    """The validated keyword arguments of :func:`lmodp.epsilon` for a calibration to ``target_epsilon``."""
+    function: str,
+    **settings: Any,
+) -> RunSpec:
+    """The checked run of a calibration to ``target_epsilon`` by ``function``: ``run`` and the
+    run ``settings`` (see :func:`~lmodp.accounting.spec.run_spec`; a δ passed positionally, the
+    old signature, is taken with a DeprecationWarning), with at least one step."""
+    run, delta = positional_delta(run, settings.pop("delta", None), function)
     require_positive("target_epsilon", target_epsilon)
-    if accountant not in ACCOUNTANT_CHOICES:
-        raise ValueError(f"accountant must be one of {ACCOUNTANT_CHOICES}, got {accountant!r}")
-    if require_steps("steps", steps) < 1:
+    require_accountant_name(accountant)
+    spec = run_spec(run, delta=delta, **settings)
+    if require_steps("steps", spec.steps) < 1:
         raise ValueError("steps must be >= 1 to calibrate a noise scale (no step spends no budget)")
-    return dict(
-        delta=require_delta("delta", delta),
-        sample_rate=require_sample_rate("sample_rate", sample_rate),
-        steps=int(steps),
-        geometry=require_geometry(geometry),
-        sensitivity=require_positive("sensitivity", sensitivity),
-        accountant=accountant,
-    )
+    return spec
+
+
+def _calibrate(
+    mechanism: Mechanism, target_epsilon: float, run: RunSpec, *, accountant: str, tolerance: float
+) -> tuple[Mechanism, float, float]:
+    """(calibrated mechanism, its ε, the factor) under :func:`lmodp.epsilon` with ``run`` and ``accountant``."""
+    oracle = EpsilonOracle(accountant_epsilon(run, accountant=accountant))
+    return calibrate_with_oracle(oracle, mechanism, target_epsilon, tolerance=tolerance)
 
 
 def calibrate_scale(
     mechanism: Mechanism,
     target_epsilon: float,
-    delta: float,
+    run: RunSpec | None = None,
     *,
-    sample_rate: float,
-    steps: int,
-    geometry: str,
+    delta: float | None = None,
+    sample_rate: float | None = None,
+    steps: int | None = None,
+    geometry: str | None = None,
+    sensitivity: float | None = None,
     accountant: str = AUTO,
-    sensitivity: float = 1.0,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> Mechanism:
     """``mechanism.scaled(c)`` for the smallest factor c (to relative ``tolerance``) whose ε <= target.
 
+    The run: ``run`` (a :class:`~lmodp.accounting.spec.RunSpec`) and/or its settings as keywords.
     One-sided: the returned mechanism's ε under :func:`lmodp.epsilon` with these settings was
     evaluated and is <= ``target_epsilon``; no factor below c / (1 + tolerance) meets the target
     (where ε is monotone in the scale). ``accountant="auto"`` (the default) is the tightest sound
-    accountant (:func:`lmodp.accounting.api.tightest_accountant`: PLD in the scalar geometry and
-    for Gaussian noise, RDP otherwise).
+    accountant (:func:`lmodp.accounting.registry.tightest_accountant`: PLD in the scalar geometry
+    and for Gaussian noise, RDP otherwise).
     """
-    accounting = accounting_settings(
-        target_epsilon,
-        delta,
-        sample_rate=sample_rate,
-        steps=steps,
-        geometry=geometry,
-        accountant=accountant,
-        sensitivity=sensitivity,
+    spec = calibration_run(
+        target_epsilon, run, accountant=accountant, function="calibrate_scale",
+        delta=delta, sample_rate=sample_rate, steps=steps, geometry=geometry, sensitivity=sensitivity,
     )
-    oracle = EpsilonOracle(accountant_epsilon(**accounting))
-    return calibrate_with_oracle(oracle, mechanism, target_epsilon, tolerance=tolerance)[0]
+    return _calibrate(mechanism, target_epsilon, spec, accountant=accountant, tolerance=tolerance)[0]
 
 
 def calibrate_gaussian(
     target_epsilon: float,
-    delta: float,
+    run: RunSpec | None = None,
     *,
-    sample_rate: float,
-    steps: int,
-    geometry: str,
+    delta: float | None = None,
+    sample_rate: float | None = None,
+    steps: int | None = None,
+    geometry: str | None = None,
+    sensitivity: float | None = None,
     accountant: str = AUTO,
-    sensitivity: float = 1.0,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> float:
-    """The noise multiplier σ of the Gaussian mechanism calibrated to (target_epsilon, delta).
+    """The noise multiplier σ of the Gaussian mechanism calibrated to (target_epsilon, δ).
 
     σ is the standard deviation of the noise for a query of the given ``sensitivity`` (with
     ``sensitivity=1`` it is the usual noise multiplier). One-sided: ε(σ) <= target_epsilon was
     evaluated with the sound accountant, and σ <= (1 + tolerance)·σ* where σ* is the least σ
     meeting the target. The default accountant ``"auto"`` is the PLD, exact for the Gaussian in
-    both geometries.
+    both geometries. The run as in :func:`calibrate_scale`.
     """
-    calibrated = calibrate_scale(
-        Gaussian(1.0),
-        target_epsilon,
-        delta,
-        sample_rate=sample_rate,
-        steps=steps,
-        geometry=geometry,
-        accountant=accountant,
-        sensitivity=sensitivity,
-        tolerance=tolerance,
+    spec = calibration_run(
+        target_epsilon, run, accountant=accountant, function="calibrate_gaussian",
+        delta=delta, sample_rate=sample_rate, steps=steps, geometry=geometry, sensitivity=sensitivity,
     )
-    return calibrated.sigma
+    return _calibrate(Gaussian(1.0), target_epsilon, spec, accountant=accountant, tolerance=tolerance)[0].sigma
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """One shape scaled to one budget: ``factor`` × shape spends ``epsilon`` <= ``target_epsilon``
+    in ``geometry`` under ``accountant`` (the accountant that made the number, ``"auto"`` resolved);
+    ``mechanism`` is the calibrated mechanism's ``to_dict()``."""
+
+    label: str
+    geometry: str
+    target_epsilon: float
+    factor: float
+    epsilon: float
+    mean_abs: float
+    std: float
+    mechanism: dict
+    accountant: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def calibrate_shape(
+    shape: Mechanism,
+    target_epsilon: float,
+    run: RunSpec | None = None,
+    *,
+    sample_rate: float | None = None,
+    steps: int | None = None,
+    delta: float | None = None,
+    geometry: str | None = None,
+    sensitivity: float | None = None,
+    accountant: str = AUTO,
+    tolerance: float = 1e-3,
+    label: str = "",
+) -> Calibrated:
+    """The least multiple c·Y of ``shape`` whose sound ε (recomputed at c) is <= ``target_epsilon``,
+    within a factor 1 + ``tolerance``, as a :class:`Calibrated` record (labelled ``label``, by
+    default the shape's repr). The run as in :func:`calibrate_scale`; ``accountant="auto"``: the
+    tightest sound accountant for the shape and geometry."""
+    spec = calibration_run(
+        target_epsilon, run, accountant=accountant, function="calibrate_shape",
+        delta=delta, sample_rate=sample_rate, steps=steps, geometry=geometry, sensitivity=sensitivity,
+    )
+    used = resolve_accountant(accountant, shape, spec.geometry)
+    m, spent, factor = _calibrate(shape, target_epsilon, spec, accountant=used, tolerance=tolerance)
+    return Calibrated(
+        label=label or repr(shape),
+        geometry=spec.geometry,
+        target_epsilon=target_epsilon,
+        factor=factor,
+        epsilon=spent,
+        mean_abs=m.mean_abs(),
+        std=m.std(),
+        mechanism=m.to_dict(),
+        accountant=used,
+    )

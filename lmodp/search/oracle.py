@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from lmodp.accounting.api import epsilon
+from lmodp.accounting.spec import RunSpec
 from lmodp.mechanisms import Mechanism
 
 EpsilonFunction = Callable[[Mechanism], float]
@@ -32,22 +33,11 @@ def mechanism_key(mechanism: Mechanism) -> tuple:
     return tuple((k, _rounded(v)) for k, v in sorted(mechanism.to_dict().items()))
 
 
-def accountant_epsilon(
-    *, delta: float, sample_rate: float, steps: int, geometry: str, sensitivity: float, accountant: str
-) -> EpsilonFunction:
-    """The ε of a mechanism under these settings, by :func:`lmodp.epsilon` (a sound upper bound)."""
+def accountant_epsilon(run: RunSpec, *, accountant: str) -> EpsilonFunction:
+    """The ε of a mechanism for ``run`` under ``accountant``, by :func:`lmodp.epsilon` (a sound upper bound)."""
+
     def eps(mechanism: Mechanism) -> float:
-        return float(
-            epsilon(
-                mechanism,
-                sample_rate=sample_rate,
-                steps=steps,
-                delta=delta,
-                geometry=geometry,
-                sensitivity=sensitivity,
-                accountant=accountant,
-            )
-        )
+        return float(epsilon(mechanism, run, accountant=accountant))
 
     return eps
 

@@ -11,6 +11,7 @@
 
 from lmodp.train.budget import PrivacyBudgetExhausted, PrivacyLedger
 from lmodp.train.finetune import TrainingHistory, finetune
+from lmodp.train.options import FinetuneOptions
 from lmodp.train.noise import register_torch_sampler, torch_sampler
 from lmodp.train.optimizer import DPOptimizer, StepOutput
 from lmodp.train.privacy_engine import make_private
@@ -19,6 +20,7 @@ from lmodp.train.sampling import DPDataLoader
 __all__ = [
     "DPDataLoader",
     "DPOptimizer",
+    "FinetuneOptions",
     "PrivacyBudgetExhausted",
     "PrivacyLedger",
     "StepOutput",

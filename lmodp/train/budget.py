@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from lmodp._validation import require_delta, require_geometry, require_positive, require_sample_rate
+from lmodp.accounting.base import PrivacyAccountant
+from lmodp.accounting.registry import make_accountant
 from lmodp.mechanisms import Mechanism
 
 logger = logging.getLogger(__name__)
@@ -27,45 +29,20 @@ logger = logging.getLogger(__name__)
 ON_EXHAUSTED = ("raise", "stop")
 
 
-class Accountant(Protocol):
-    def step(self, *, mechanism: Mechanism, sample_rate: float, steps: int = 1, sensitivity: float = 1.0, geometry: str) -> Any: ...
-
-    def get_epsilon(self, delta: float) -> float: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
-
-
 class PrivacyBudgetExhausted(RuntimeError):
     """The next step would exceed the privacy budget; nothing was released."""
 
 
-def make_accountant(accountant: str | Accountant) -> Accountant:
-    """``"rdp"`` → :class:`lmodp.accounting.rdp_accountant.RDPAccountant`, ``"pld"`` →
-    :class:`lmodp.accounting.pld.PLDAccountant`; an accountant object is used as it is."""
-    if accountant == "rdp":
-        from lmodp.accounting.rdp_accountant import RDPAccountant
-
-        return RDPAccountant()
-    if accountant == "pld":
-        from lmodp.accounting.pld import PLDAccountant
-
-        return PLDAccountant()
-    if isinstance(accountant, str):
-        raise ValueError(f"accountant must be 'rdp', 'pld' or an accountant object, got {accountant!r}")
-    missing = [m for m in ("step", "get_epsilon", "state_dict", "load_state_dict") if not hasattr(accountant, m)]
-    if missing:
-        raise ValueError(f"accountant object lacks the methods {missing}")
-    return accountant
-
-
 class PrivacyLedger:
-    """Steps ``accountant`` once per logical DP-SGD step and enforces an optional budget."""
+    """Steps ``accountant`` once per logical DP-SGD step and enforces an optional budget.
+
+    ``accountant``: a registered name (``"rdp"``, ``"pld"``, ``"auto"``: the tightest sound one
+    for ``mechanism`` in ``geometry``; :mod:`lmodp.accounting.registry`) or a
+    :class:`~lmodp.accounting.base.PrivacyAccountant` object, used as it is."""
 
     def __init__(
         self,
-        accountant: str | Accountant,
+        accountant: str | PrivacyAccountant,
         *,
         mechanism: Mechanism,
         sample_rate: float,
@@ -76,11 +53,11 @@ class PrivacyLedger:
     ) -> None:
         if on_exhausted not in ON_EXHAUSTED:
             raise ValueError(f"on_exhausted must be one of {ON_EXHAUSTED}, got {on_exhausted!r}")
-        self.accountant = make_accountant(accountant)
         self.mechanism = mechanism
         self.sample_rate = require_sample_rate("sample_rate", sample_rate)
         self.delta = require_delta("delta", delta)
         self.geometry = require_geometry(geometry)
+        self.accountant = make_accountant(accountant, mechanism=mechanism, geometry=self.geometry)
         self.max_epsilon = None if max_epsilon is None else require_positive("max_epsilon", max_epsilon)
         self.on_exhausted = on_exhausted
         self.steps = 0
@@ -91,7 +68,7 @@ class PrivacyLedger:
         """ε(δ) of the steps taken so far (0 before the first step)."""
         return 0.0 if self.steps == 0 else float(self.accountant.get_epsilon(self.delta))
 
-    def _step(self, accountant: Accountant) -> None:
+    def _step(self, accountant: PrivacyAccountant) -> None:
         accountant.step(
             mechanism=self.mechanism, sample_rate=self.sample_rate, steps=1, sensitivity=1.0, geometry=self.geometry
         )

@@ -1,6 +1,6 @@
 """Choose the noise mechanism of a fine-tuning run: given, calibrated Gaussian, or a search result.
 
-With a ``target_epsilon`` the run's (q, T, δ, geometry) fix the budget:
+With a ``target_epsilon`` the run (a :class:`~lmodp.accounting.spec.RunSpec`: q, T, δ, geometry) fixes the budget:
 
 * no search result: the Gaussian whose σ :func:`lmodp.search.calibrate_gaussian` finds
   (one-sided: ε(σ) ≤ target under the sound accountant);
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lmodp._validation import require_positive
+from lmodp.accounting.spec import RunSpec
 from lmodp.mechanisms import Gaussian, Mechanism
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,7 @@ def resolve_mechanism(
     mechanism: Mechanism | None,
     target_epsilon: float | None,
     search_result: Any,
-    delta: float,
-    sample_rate: float,
-    steps: int,
-    geometry: str,
+    run: RunSpec,
     accountant: str,
 ) -> Mechanism:
     """The mechanism to train with (see the module docstring); ValueError with guidance otherwise."""
@@ -57,24 +55,22 @@ def resolve_mechanism(
         from lmodp.search import calibrate_gaussian
 
         try:
-            sigma = calibrate_gaussian(
-                target_epsilon, delta, sample_rate=sample_rate, steps=steps, geometry=geometry, accountant=accountant
-            )
+            sigma = calibrate_gaussian(target_epsilon, run, accountant=accountant)
         except ValueError as err:
             raise ValueError(
-                f"target_epsilon={target_epsilon:g} is unreachable with q={sample_rate:.6g}, T={steps}, delta={delta:g}: "
-                f"{err}. Raise target_epsilon or delta, or lower the batch size or the number of epochs"
+                f"target_epsilon={target_epsilon:g} is unreachable with q={run.sample_rate:.6g}, T={run.steps}, "
+                f"delta={run.delta:g}: {err}. Raise target_epsilon or delta, or lower the batch size or the number of epochs"
             ) from None
-        logger.info("calibrated Gaussian sigma=%.6g for epsilon=%g (q=%.6g, T=%d)", sigma, target_epsilon, sample_rate, steps)
+        logger.info("calibrated Gaussian sigma=%.6g for epsilon=%g (q=%.6g, T=%d)", sigma, target_epsilon, run.sample_rate, run.steps)
         return Gaussian(sigma)
     from lmodp.accounting.api import epsilon
 
     chosen = _search_mechanism(search_result)
-    spent = epsilon(chosen, sample_rate=sample_rate, steps=steps, delta=delta, geometry=geometry, accountant=accountant)
+    spent = epsilon(chosen, run, accountant=accountant)
     if not spent <= target_epsilon:
         raise ValueError(
             f"the search result's mechanism spends epsilon={spent:.6g} > target_epsilon={target_epsilon:g} "
-            f"with this run's q={sample_rate:.6g}, T={steps}, delta={delta:g}, geometry={geometry!r}: the target is "
-            "unreachable with it. Rerun lmodp.search for these settings, or lower epochs / batch size"
+            f"with this run's q={run.sample_rate:.6g}, T={run.steps}, delta={run.delta:g}, geometry={run.geometry!r}: "
+            "the target is unreachable with it. Rerun lmodp.search for these settings, or lower epochs / batch size"
         )
     return chosen

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -12,21 +11,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lmodp._validation import require_delta, require_positive
 from lmodp.mechanisms import Mechanism
-from lmodp.train.budget import Accountant
+from lmodp.accounting.spec import RunSpec
 from lmodp.train.calibration import resolve_mechanism
 from lmodp.train.checkpoint import load_checkpoint
 from lmodp.train.distributed import process_group, save_once
-from lmodp.train.losses import TASKS, accuracy, loss_for_task
+from lmodp.train.losses import accuracy, loss_for_task
+from lmodp.train.options import FinetuneOptions
 from lmodp.train.per_sample import model_inputs
-from lmodp.train.privacy_engine import make_private, resolve_sample_rate, steps_for_epochs
+from lmodp.train.privacy_engine import make_private, training_run
 from lmodp.train.sampling import Data, DPDataLoader, dataset_length, gather
 
 logger = logging.getLogger(__name__)
-
-LR_SCHEDULES = ("constant", "linear")
-
 
 @dataclass
 class TrainingHistory:
@@ -100,53 +96,42 @@ def finetune(
     target_epsilon: float | None = None,
     search_result: Any = None,
     private: bool = True,
-    delta: float,
-    batch_size: int,
-    epochs: float = 1.0,
-    max_grad_norm: float = 1.0,
-    learning_rate: float = 5e-4,
-    weight_decay: float = 0.0,
-    lr_schedule: str = "constant",
-    task: str = "classification",
-    geometry: str = "l2",
-    accountant: str | Accountant = "rdp",
-    max_epsilon: float | None = None,
-    on_exhausted: str = "stop",
-    clipping: str = "bk",
-    micro_batch_size: int | None = None,
-    eval_every: int | None = None,
-    eval_batch_size: int = 64,
-    seed: int = 0,
-    noise_seed: int | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    checkpoint_every: int | None = None,
-    resume: bool = False,
-    max_steps: int | None = None,
-    device: str | torch.device | None = "auto",
-    autocast_dtype: torch.dtype | None = None,
-    progress: bool = True,
-    distributed: bool | None = None,
+    run: RunSpec | None = None,
+    delta: float | None = None,
+    batch_size: int | None = None,
+    epochs: float | None = None,
+    geometry: str | None = None,
+    options: FinetuneOptions | None = None,
+    **settings: Any,
 ) -> TrainingHistory:
     """Fine-tune ``model`` on ``train_dataset`` with DP-SGD and return the :class:`TrainingHistory`.
 
     Noise: ``mechanism``, or with ``target_epsilon`` a Gaussian calibrated to it (or the mechanism
     of ``search_result``, checked against the target) — see :mod:`lmodp.train.calibration`.
     ``private=False`` trains without clipping or noise on the same Poisson batches (a baseline;
-    ε is reported as inf). Batches are Poisson samples with rate q = ``batch_size``/N; the run
-    has T = round(``epochs``/q) logical steps (``max_steps`` stops earlier, e.g. to be resumed).
-    The optimizer is AdamW(``learning_rate``, ``weight_decay``), constant or linearly decayed to 0
-    over T (``lr_schedule``). ε(``delta``) is recorded after every step; a step that would exceed
-    ``max_epsilon`` (default: ``target_epsilon``) is not released: the run ends there
-    (``on_exhausted="stop"``, ``history.stopped_by_budget``) or raises
-    :class:`~lmodp.train.budget.PrivacyBudgetExhausted` (``"raise"``). The eval
-    metric (accuracy or mean loss) is recorded every ``eval_every`` steps (default: every epoch)
-    and at the end. With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` steps
+    ε is reported as inf). The run: batches are Poisson samples with rate q = ``batch_size``/N and
+    the run has T = round(``epochs``/q) logical steps (``epochs`` default 1), accounted at
+    ``delta`` in ``geometry`` (default "l2"); or ``run``, a
+    :class:`~lmodp.accounting.spec.RunSpec` giving q, T, δ and the geometry (its sensitivity
+    must be 1: the clip norm is ``max_grad_norm``; ``delta`` and ``geometry`` given with it
+    replace its own).
+
+    Everything else is in ``options`` (:class:`~lmodp.train.options.FinetuneOptions`) or given
+    as keywords (a keyword replaces that setting of ``options``). ``max_steps`` stops earlier,
+    e.g. to be resumed. The optimizer is AdamW(``learning_rate``, ``weight_decay``), constant
+    or linearly decayed to 0 over T (``lr_schedule``). ε(``delta``) is recorded after every
+    step; a step that would exceed ``max_epsilon`` (default: ``target_epsilon``) is not
+    released: the run ends there (``on_exhausted="stop"``, ``history.stopped_by_budget``) or
+    raises :class:`~lmodp.train.budget.PrivacyBudgetExhausted` (``"raise"``). The eval metric
+    (accuracy or mean loss) is recorded every ``eval_every`` steps (default: every epoch) and at
+    the end. With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` steps
     (default: every epoch) and at the end; ``resume=True`` continues from the saved state (or
     starts afresh when there is none).
 
-    ``seed`` fixes the model's random draws (dropout) and the batch sampling, never the privacy
-    noise: that is seeded from the operating system's entropy unless ``noise_seed`` is given (for
-    tests and reproductions only; a warning is logged). ``clipping`` ("bk" or "vmap") and
+    ``seed`` fixes the model's random draws (dropout), never the batch sampling nor the privacy
+    noise: both are seeded from the operating system's entropy unless ``sampling_seed`` or
+    ``noise_seed`` is given (for tests and reproductions only; a warning is logged, since
+    amplification by subsampling assumes secret batches and the guarantee secret noise). ``clipping`` ("bk" or "vmap") and
     ``micro_batch_size`` choose the clipping engine (see :func:`~lmodp.train.make_private`).
 
     Inside a ``torch.distributed`` process group of world size > 1 (``distributed``: see
@@ -155,52 +140,45 @@ def finetune(
     run's on every rank, rank 0 alone writes checkpoints (any world size can resume them) and
     shows the progress bar. The non-private baseline runs in one process only.
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-    delta = require_delta("delta", delta)
-    learning_rate = require_positive("learning_rate", learning_rate)
+    o = FinetuneOptions.merged(options, **settings)
     if not private and (mechanism is not None or target_epsilon is not None or search_result is not None):
         raise ValueError("private=False trains without noise: drop mechanism, target_epsilon and search_result")
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir")
-    device = _pick_device(device)
-    ranks = process_group(distributed, device)
+    device = _pick_device(o.device)
+    ranks = process_group(o.distributed, device)
     if ranks is not None and not private:
         raise ValueError(
             f"private=False inside a process group of {ranks.world_size} processes: lmodp spreads DP-SGD runs only; "
             "run the non-private baseline in one process (or pass distributed=False to run it on each rank alone)"
         )
-    q = resolve_sample_rate(dataset_length(train_dataset), sample_rate=None, batch_size=batch_size)
-    total_steps = steps_for_epochs(epochs, q)
+    spec = training_run(dataset_length(train_dataset), run, delta=delta, geometry=geometry, batch_size=batch_size, epochs=epochs)
+    q, total_steps, delta, geometry = spec.sample_rate, spec.steps, spec.delta, spec.geometry
     steps_per_epoch = max(1, round(1.0 / q))
-    eval_every = eval_every or steps_per_epoch
-    checkpoint_every = checkpoint_every or steps_per_epoch
+    eval_every = o.eval_every or steps_per_epoch
+    checkpoint_every = o.checkpoint_every or steps_per_epoch
+    task, checkpoint_dir = o.task, o.checkpoint_dir
 
-    torch.manual_seed(seed)
+    torch.manual_seed(o.seed)
     model.to(device).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=weight_decay)
-    schedule = (lambda s: 1.0) if lr_schedule == "constant" else (lambda s: max(0.0, 1.0 - s / total_steps))
+    optimizer = torch.optim.AdamW(trainable, lr=o.learning_rate, weight_decay=o.weight_decay)
+    schedule = (lambda s: 1.0) if o.lr_schedule == "constant" else (lambda s: max(0.0, 1.0 - s / total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
     if private:
         chosen = resolve_mechanism(
-            mechanism=mechanism, target_epsilon=target_epsilon, search_result=search_result, delta=delta,
-            sample_rate=q, steps=total_steps, geometry=geometry, accountant=accountant,
+            mechanism=mechanism, target_epsilon=target_epsilon, search_result=search_result, run=spec, accountant=o.accountant
         )
         _, stepper, loader = make_private(
-            model, optimizer, train_dataset, mechanism=chosen, max_grad_norm=max_grad_norm, sample_rate=q,
-            delta=delta, geometry=geometry, accountant=accountant, clipping=clipping, micro_batch_size=micro_batch_size,
-            loss=task, steps=total_steps, max_epsilon=max_epsilon if max_epsilon is not None else target_epsilon,
-            on_exhausted=on_exhausted, seed=seed, noise_seed=noise_seed, autocast_dtype=autocast_dtype,
-            distributed=distributed,
+            model, optimizer, train_dataset, mechanism=chosen, max_grad_norm=o.max_grad_norm, run=spec,
+            accountant=o.accountant, clipping=o.clipping, micro_batch_size=o.micro_batch_size, loss=task,
+            max_epsilon=o.max_epsilon if o.max_epsilon is not None else target_epsilon, on_exhausted=o.on_exhausted,
+            seed=o.sampling_seed, noise_seed=o.noise_seed, autocast_dtype=o.autocast_dtype, distributed=o.distributed,
         )
     else:
         chosen = None
         stepper = optimizer
-        loader = DPDataLoader(train_dataset, sample_rate=q, steps=total_steps, generator=torch.Generator().manual_seed(seed))
+        baseline_seed = o.seed if o.sampling_seed is None else o.sampling_seed  # no privacy to protect: reproducible by default
+        loader = DPDataLoader(train_dataset, sample_rate=q, steps=total_steps, generator=torch.Generator().manual_seed(baseline_seed))
     sampler_generator = loader.sampler.generator
     history = TrainingHistory(
         task=task, delta=delta, sample_rate=q, total_steps=total_steps,
@@ -209,7 +187,7 @@ def finetune(
     )
 
     done = 0
-    if resume:
+    if o.resume:
         state = load_checkpoint(checkpoint_dir)
         if state is not None:
             if state["history"]["mechanism"] != history.mechanism or state["history"]["total_steps"] != total_steps:
@@ -221,7 +199,7 @@ def finetune(
             history = TrainingHistory(**state["history"])
             done = len(history.step)
             logger.info("resumed from %s at step %d", checkpoint_dir, done)
-    last_step = total_steps if max_steps is None else min(total_steps, done + max_steps)
+    last_step = total_steps if o.max_steps is None else min(total_steps, done + o.max_steps)
 
     def checkpoint() -> None:
         if checkpoint_dir is not None:
@@ -233,12 +211,12 @@ def finetune(
     def evaluate(step: int) -> None:
         if eval_dataset is not None:
             history.eval_step.append(step)
-            history.eval_metric.append(_evaluate(model, eval_dataset, task=task, batch_size=eval_batch_size, device=device))
+            history.eval_metric.append(_evaluate(model, eval_dataset, task=task, batch_size=o.eval_batch_size, device=device))
             logger.info("step %d: eval %s = %.4f", step, history.metric_name, history.eval_metric[-1])
 
     loader = loader.with_steps(last_step - done)
     main = ranks is None or ranks.is_main
-    bar = tqdm(total=total_steps, initial=done, disable=not (progress and main), desc="DP fine-tuning" if private else "fine-tuning")
+    bar = tqdm(total=total_steps, initial=done, disable=not (o.progress and main), desc="DP fine-tuning" if private else "fine-tuning")
     step = done
     for batch in loader:
         if private:

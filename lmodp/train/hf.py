@@ -60,7 +60,9 @@ from transformers.models.auto.modeling_auto import (
 from lmodp._validation import require_delta
 from lmodp.mechanisms import Mechanism
 from lmodp.train.book_keeping import BookKeepingClipping
-from lmodp.train.budget import Accountant, PrivacyLedger
+from lmodp.accounting.base import PrivacyAccountant
+from lmodp.accounting.spec import RunSpec
+from lmodp.train.budget import PrivacyLedger
 from lmodp.train.calibration import resolve_mechanism
 from lmodp.train.losses import PerExampleLoss, loss_for_task
 from lmodp.train.noise import torch_sampler
@@ -199,7 +201,7 @@ class PrivateTrainer(Trainer):
     :func:`lmodp.search.calibrate_gaussian` to this run's q, T, δ; with ``search_result`` the
     mechanism of a :class:`lmodp.search.SearchResult` or its JSON, checked against the target for
     this run), ``max_grad_norm`` (the per-example L2 clip norm C), ``delta``, ``geometry``
-    ("l2"), ``accountant`` ("rdp", "pld" or an accountant object), ``max_epsilon`` (budget;
+    ("l2"), ``accountant`` ("rdp", "pld", "auto" or a ``PrivacyAccountant``), ``max_epsilon`` (budget;
     defaults to ``target_epsilon``), ``loss`` ("classification", "causal-lm" or a per-example
     callable; default from the model class), ``noise_seed`` and ``sampling_seed`` (None:
     secret). T is ``args.max_steps`` or ceil(``num_train_epochs`` × round(N/B)).
@@ -217,7 +219,7 @@ class PrivateTrainer(Trainer):
         max_grad_norm: float,
         delta: float,
         geometry: str = "l2",
-        accountant: str | Accountant = "rdp",
+        accountant: str | PrivacyAccountant = "rdp",
         max_epsilon: float | None = None,
         loss: str | PerExampleLoss | None = None,
         noise_seed: int | None = None,
@@ -250,8 +252,8 @@ class PrivateTrainer(Trainer):
             self.args.max_steps if self.args.max_steps > 0 else math.ceil(self.args.num_train_epochs * self.steps_per_epoch)
         )
         self.mechanism = resolve_mechanism(
-            mechanism=mechanism, target_epsilon=target_epsilon, search_result=search_result, delta=self.delta,
-            sample_rate=self.sample_rate, steps=self.planned_steps, geometry=self.geometry, accountant=accountant,
+            mechanism=mechanism, target_epsilon=target_epsilon, search_result=search_result, accountant=accountant,
+            run=RunSpec(sample_rate=self.sample_rate, steps=self.planned_steps, delta=self.delta, geometry=self.geometry),
         )
         budget = max_epsilon if max_epsilon is not None else target_epsilon
         self.ledger = PrivacyLedger(
@@ -260,7 +262,7 @@ class PrivateTrainer(Trainer):
         )
         self.per_example_loss = loss_for_task(loss or default_loss(self.model)) if not callable(loss) else loss
         self.noise_seed = noise_seed
-        self.sampling_generator = sampling_generator(sampling_seed)
+        self.sampling_generator = sampling_generator(sampling_seed, keyword="sampling_seed")
         self.stopped_by_budget = False
         self.add_callback(_PrivacyCallback(self))
         logger.info(

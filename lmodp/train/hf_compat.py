@@ -1,6 +1,6 @@
 """Make Hugging Face ``transformers`` models safe to run under ``torch.func.vmap``.
 
-Per-sample gradients run the model once per example inside ``vmap``. Since transformers 4.5x the
+Per-sample gradients run the model once per example inside ``vmap``. Since transformers 4.53 the
 attention-mask builders (``transformers.masking_utils.sdpa_mask`` / ``eager_mask``) test the
 *content* of the padding mask (``padding_mask.all()``) to skip building a mask when nothing is
 padded; inside ``vmap`` that is data-dependent Python control flow and raises. The skip is only an
@@ -54,13 +54,10 @@ def make_vmap_safe(model: nn.Module) -> nn.Module:
     """
     if not hasattr(model, "set_attn_implementation") or not hasattr(model, "config"):
         return model
-    try:
-        from transformers import AttentionInterface
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-        from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
-    except ImportError:  # pragma: no cover - transformers older than the attention interface
-        logger.warning("transformers lacks AttentionInterface; per-sample gradients may fail under vmap")
-        return model
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
+
     modelling = _modelling_module(model)
     eager = getattr(importlib.import_module(modelling), "eager_attention_forward", None)
     if eager is None:

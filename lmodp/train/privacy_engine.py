@@ -10,10 +10,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lmodp._validation import require_delta, require_geometry, require_positive, require_sample_rate
+from lmodp._validation import require_geometry, require_positive, require_sample_rate
 from lmodp.mechanisms import Mechanism
 from lmodp.train.book_keeping import BookKeepingClipping
-from lmodp.train.budget import Accountant, PrivacyLedger
+from lmodp.accounting.base import PrivacyAccountant
+from lmodp.accounting.spec import RunSpec, run_spec
+from lmodp.train.budget import PrivacyLedger
 from lmodp.train.clipping import ClippingEngine
 from lmodp.train.distributed import (
     CollectiveLedger,
@@ -57,6 +59,42 @@ def steps_for_epochs(epochs: float, sample_rate: float) -> int:
     return max(1, round(epochs / sample_rate))
 
 
+def training_run(
+    num_examples: int,
+    run: RunSpec | None = None,
+    *,
+    sample_rate: float | None = None,
+    batch_size: int | None = None,
+    steps: int | None = None,
+    epochs: float | None = None,
+    delta: float | None = None,
+    geometry: str | None = None,
+) -> RunSpec:
+    """The accounted run of DP-SGD on ``num_examples`` examples.
+
+    ``run`` (its sensitivity must be 1: the clip norm C is applied separately), with
+    ``sample_rate``, ``steps``, ``delta`` and ``geometry`` given here in place of its own; or q from
+    exactly one of ``sample_rate`` or an expected ``batch_size``, T from ``steps`` or ``epochs``
+    (default one epoch), ``delta`` and ``geometry`` (default "l2")."""
+    if run is not None:
+        if batch_size is not None or epochs is not None:
+            raise ValueError("give either run=RunSpec(...) or batch_size/epochs, not both")
+        spec = run_spec(run, sample_rate=sample_rate, steps=steps, delta=delta, geometry=geometry)
+        if spec.sensitivity != 1.0:
+            raise ValueError(
+                f"run.sensitivity must be 1 for DP-SGD (the clip norm is max_grad_norm), got {spec.sensitivity:g}"
+            )
+        return spec
+    q = resolve_sample_rate(num_examples, sample_rate=sample_rate, batch_size=batch_size)
+    if steps is None:
+        steps = steps_for_epochs(1.0 if epochs is None else epochs, q)
+    elif epochs is not None:
+        raise ValueError("give at most one of epochs and steps")
+    if delta is None:
+        raise ValueError("give delta=... (or run=RunSpec(...))")
+    return RunSpec(sample_rate=q, steps=steps, delta=delta, geometry="l2" if geometry is None else geometry)
+
+
 def require_clip_norm(max_grad_norm: object) -> float:
     """The clip norm C, with guidance when it is not a positive number."""
     try:
@@ -80,29 +118,40 @@ def _check_geometry(geometry: str, model: nn.Module) -> str:
 CLIPPING_ENGINES = ("bk", "vmap")
 
 
-def noise_generator(device: torch.device, noise_seed: int | None) -> torch.Generator:
-    """The generator of the privacy noise on ``device``: seeded from the operating system's
-    entropy (64 bits from :func:`secrets.randbits`) unless ``noise_seed`` is given, in which case
-    a warning says that the run is private only against someone who does not know the seed."""
-    generator = torch.Generator(device=device)
-    if noise_seed is None:
+def _secret_or_seeded(generator: torch.Generator, seed: int | None, *, keyword: str, consequence: str) -> torch.Generator:
+    """Seed ``generator`` from the operating system's entropy (64 bits from :func:`secrets.randbits`)
+    when ``seed`` is None; otherwise from ``seed``, with a warning that says what a known seed costs."""
+    if seed is None:
         generator.manual_seed(secrets.randbits(64))
         return generator
-    if isinstance(noise_seed, bool) or not isinstance(noise_seed, Integral):
-        raise ValueError(f"noise_seed must be an integer or None, got {noise_seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise ValueError(f"{keyword} must be an integer or None, got {seed!r}")
     logger.warning(
-        "noise_seed=%d fixes the privacy noise: the run is differentially private only against someone who does "
-        "not know the seed. Leave noise_seed=None (secret noise) for a run you release", noise_seed,
+        "%s=%d fixes %s: the reported epsilon holds only against someone who does not know the seed. Leave "
+        "%s=None (secret) for a run you release", keyword, seed, consequence, keyword,
     )
-    generator.manual_seed(int(noise_seed))
+    generator.manual_seed(int(seed))
     return generator
 
 
-def sampling_generator(seed: int | None) -> torch.Generator:
-    """The CPU generator of the Poisson batch sampling: ``seed``, or fresh entropy when None."""
-    generator = torch.Generator()
-    generator.manual_seed(secrets.randbits(64) if seed is None else seed)
-    return generator
+def noise_generator(device: torch.device, noise_seed: int | None) -> torch.Generator:
+    """The generator of the privacy noise on ``device``: secret (OS entropy) unless ``noise_seed``
+    is given, in which case a warning says the run is private only against someone who does not
+    know the seed (the noise would be a known function of the data)."""
+    return _secret_or_seeded(
+        torch.Generator(device=device), noise_seed, keyword="noise_seed", consequence="the privacy noise"
+    )
+
+
+def sampling_generator(seed: int | None, *, keyword: str = "seed") -> torch.Generator:
+    """The CPU generator of the Poisson batch sampling: secret (OS entropy) unless ``seed`` is given.
+
+    Amplification by subsampling, which the accountant credits, assumes nobody knows which
+    examples each batch holds: with a known seed an observer knows the steps at which any given
+    example would be used, so a warning is logged."""
+    return _secret_or_seeded(
+        torch.Generator(), seed, keyword=keyword, consequence="the batch sampling (amplification by subsampling assumes it is secret)"
+    )
 
 
 def clipping_engine(
@@ -141,11 +190,12 @@ def make_private(
     *,
     mechanism: Mechanism,
     max_grad_norm: float,
+    run: RunSpec | None = None,
     sample_rate: float | None = None,
     batch_size: int | None = None,
-    delta: float,
-    geometry: str = "l2",
-    accountant: str | Accountant = "rdp",
+    delta: float | None = None,
+    geometry: str | None = None,
+    accountant: str | PrivacyAccountant = "rdp",
     clipping: str = "bk",
     micro_batch_size: int | None = None,
     loss: str | PerExampleLoss = "classification",
@@ -163,7 +213,8 @@ def make_private(
 
     Returns ``(model, dp_optimizer, loader)``. Iterate ``loader`` (Poisson-sampled logical
     batches, rate q = ``sample_rate`` or ``batch_size``/N, for ``steps`` steps or
-    round(``epochs``/q), default one epoch) and call ``dp_optimizer.step(batch)`` on each: it
+    round(``epochs``/q), default one epoch; or q and T from ``run``, a
+    :class:`~lmodp.accounting.spec.RunSpec` with δ and the geometry, see :func:`training_run`) and call ``dp_optimizer.step(batch)`` on each: it
     computes the per-example losses ``loss`` ("classification", "causal-lm" or a callable
     ``loss(outputs, batch) -> Tensor[B]``), clips each example's gradient to ``max_grad_norm`` = C
     in L2, adds C·mechanism noise, divides by q·N and steps ``optimizer``. Or run your own
@@ -175,14 +226,16 @@ def make_private(
     per-example norms by ghost norms or per layer, the default) or "vmap"
     (:mod:`lmodp.train.per_sample`: materialised per-example gradients, any model torch.func can
     run). ``micro_batch_size`` splits a logical batch in ``step(batch)`` (default: whole batch for
-    "bk", 16 for "vmap"). The accountant (``"rdp"``, ``"pld"`` or an object) is charged once per
-    step with the true q in the ``geometry`` "l2"; ``max_epsilon`` makes a step that would exceed
+    "bk", 16 for "vmap"). The accountant (a registered name: ``"rdp"``, ``"pld"``, ``"auto"``;
+    or a :class:`~lmodp.accounting.base.PrivacyAccountant`) is charged once per step with the
+    true q in the ``geometry`` (default "l2"); ``max_epsilon`` makes a step that would exceed
     ε(δ) > max_epsilon raise :class:`~lmodp.train.budget.PrivacyBudgetExhausted`
     (``on_exhausted="raise"``) or be refused (``"stop"``: ``step`` returns ``None``).
 
-    ``seed`` fixes the batch sampling only. The noise is secret: its generator is seeded from the
-    operating system's entropy unless ``noise_seed`` is given (then a warning is logged: such a
-    run is private only against someone who does not know the seed).
+    The batch sampling and the noise are secret: their generators are seeded from the operating
+    system's entropy unless ``seed`` (the sampling) or ``noise_seed`` is given, and then a warning
+    is logged (amplification by subsampling assumes nobody knows the batches, and the noise must
+    be unknown too: such a run is private only against someone who does not know the seeds).
     With ``clipping="vmap"``, a transformers model is switched, in place, to a vmap-safe copy of
     its attention (:mod:`lmodp.train.hf_compat`).
 
@@ -194,15 +247,14 @@ def make_private(
     one process would, with the noise drawn once, on rank 0.
     """
     max_grad_norm = require_clip_norm(max_grad_norm)
-    delta = require_delta("delta", delta)
-    geometry = _check_geometry(geometry, model)
-    sampler = torch_sampler(mechanism)
     num_examples = dataset_length(data)
-    q = resolve_sample_rate(num_examples, sample_rate=sample_rate, batch_size=batch_size)
-    if steps is None:
-        steps = steps_for_epochs(1.0 if epochs is None else epochs, q)
-    elif epochs is not None:
-        raise ValueError("give at most one of epochs and steps")
+    spec = training_run(
+        num_examples, run, sample_rate=sample_rate, batch_size=batch_size, steps=steps, epochs=epochs, delta=delta,
+        geometry=geometry,
+    )
+    q, steps, delta = spec.sample_rate, spec.steps, spec.delta
+    geometry = _check_geometry(spec.geometry, model)
+    sampler = torch_sampler(mechanism)
     loss_fn: Callable = loss_for_task(loss) if isinstance(loss, str) else loss
     device = next(model.parameters()).device
     ranks = process_group(distributed, device)

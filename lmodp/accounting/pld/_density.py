@@ -12,7 +12,7 @@ float64 resolution), and the masses of the intervals under f and under f(· − 
 differences of the density's quadrature survival function
 (:meth:`~lmodp.mechanisms.density.SymmetricDensity.survival`), each with its error bound, the
 small tail taken on the side where it is small. :class:`DensityNoiseModel` has the interface of
-:class:`~lmodp.accounting.pld_hockey_stick.NoiseModel`.
+:class:`~lmodp.accounting.pld.hockey_stick.NoiseModel`.
 """
 
 from __future__ import annotations

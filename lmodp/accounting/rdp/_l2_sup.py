@@ -5,8 +5,8 @@ Fisher information. The bound combines, per order α:
 
 1. **First cell (0, t_0]**: a proven bound that increases in t and tends to αI/2 (the
    family's ``first_cell()``, :class:`FirstCell`); t_0(α) is the largest t at which it is within a
-   factor 1 + ``rel_tol`` of αI/2 (:func:`first_cell_ends`). Log-concave families (generalized
-   Gaussian, user densities) use :mod:`lmodp.accounting._first_cell` (docs/l2-geometry.md,
+   factor 1 + ``l2_tolerance`` of αI/2 (:func:`first_cell_ends`). Log-concave families (generalized
+   Gaussian, user densities) use :mod:`lmodp.accounting.rdp._first_cell` (docs/l2-geometry.md,
    section 5.4). For a Laplace scale mixture (S = sup|f'/f| = E[ω²]/E[ω]; section 5.2), with
    M(t) = e^{(α−1)h_α(t)}: M(0) = 1, M'(0) = 0 and M'' is bounded on [0, t] in two ways,
    to first order (:func:`first_order_bound`) and to second order in t
@@ -17,9 +17,9 @@ Fisher information. The bound combines, per order α:
    h_α(t)/t² ≤ h_α(t_{j+1})/t_j². For log-concave noise h_α is moreover convex in t (section
    5.4) and a cell is bounded by the chord through its two ends (:func:`chord_bound`), whose
    excess over h_α(t)/t² is second order in the cell's width. The grid is refined adaptively (a cell is split into
-   geometric pieces) until every cell's bound is within a factor 1 + ``rel_tol`` of the best lower bound
+   geometric pieces) until every cell's bound is within a factor 1 + ``l2_tolerance`` of the best lower bound
    max(αI/2, max_j h_α(t_j)/t_j²), or the cell ratio falls below 1 + 1e-4. Every h_α(t_j) is
-   the pessimistic quadrature value of :mod:`lmodp.accounting._divergence_kernels`.
+   the pessimistic quadrature value of :mod:`lmodp.accounting.rdp._divergence_kernels`.
 3. **Orders.** (α − 1)·h_α(t) is convex in α (van Erven & Harremoës 2014, Cor. 2), so
    (α − 1)·sup_t h_α(t)/t² is convex too (a sup of convex functions); when many orders are
    asked, the sup is computed at anchor orders (geometric in α − 1, ratio 1.1, plus the
@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from lmodp.accounting._mixture_quadrature import max_score
+from lmodp.accounting.rdp._mixture_quadrature import max_score
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 
 if TYPE_CHECKING:
-    from lmodp.accounting.noise_laws import NoiseLaw
+    from lmodp.accounting.rdp.noise_laws import NoiseLaw
 
 _SERIES_BELOW = 1e-4
 _INITIAL_RATIO = 1.25
@@ -134,10 +134,10 @@ def first_cell_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> np
     return np.minimum(first_order_bound(alphas, t, c), second_order_bound(alphas, t, c)) * (1.0 + 1e-12)
 
 
-def first_cell_ends(alphas: np.ndarray, c: "FirstCell", *, rel_tol: float, top: float) -> np.ndarray:
+def first_cell_ends(alphas: np.ndarray, c: "FirstCell", *, l2_tolerance: float, top: float) -> np.ndarray:
     """The largest t_0(α) <= ``top`` (to 1 %) at which the first-cell bound ``c.bound`` is
-    <= (1 + rel_tol)·αI/2 (the bound increases in t), by bisection in log t."""
-    target = (1.0 + rel_tol) * alphas * c.fisher / 2.0
+    <= (1 + l2_tolerance)·αI/2 (the bound increases in t), by bisection in log t."""
+    target = (1.0 + l2_tolerance) * alphas * c.fisher / 2.0
     lo = np.full(alphas.size, math.log(top) - 60.0)
     hi = np.full(alphas.size, math.log(top))
     fits = c.bound(alphas, np.full(alphas.size, top)) <= target
@@ -162,9 +162,9 @@ def _split_count(cell_ratio: float, target_ratio: float) -> int:
     return int(min(64, max(2, math.ceil(math.log(cell_ratio) / math.log(target_ratio)))))
 
 
-def _sup_at_orders(law: "NoiseLaw", alphas: np.ndarray, c: float, rel_tol: float) -> np.ndarray:
+def _sup_at_orders(law: "NoiseLaw", alphas: np.ndarray, c: float, l2_tolerance: float) -> np.ndarray:
     constants = law.first_cell()
-    t0 = first_cell_ends(alphas, constants, rel_tol=rel_tol, top=c)
+    t0 = first_cell_ends(alphas, constants, l2_tolerance=l2_tolerance, top=c)
     bound = constants.bound(alphas, t0)
     lower = alphas * constants.fisher / 2.0
     t_min = float(t0.min())
@@ -173,7 +173,7 @@ def _sup_at_orders(law: "NoiseLaw", alphas: np.ndarray, c: float, rel_tol: float
     n0 = max(1, int(math.ceil(math.log(c / t_min) / math.log(_INITIAL_RATIO))))
     grid = np.geomspace(t_min, c, n0 + 1)
     if getattr(constants, "convex_in_shift", False):
-        return _convex_cells(law, alphas, grid, t0, bound, lower, rel_tol)
+        return _convex_cells(law, alphas, grid, t0, bound, lower, l2_tolerance)
     # A cell: (t_left, t_right, ratio at t_right, orders it must cover); order α needs the cells
     # above its own first cell (0, t_0(α)].
     cells = []
@@ -186,14 +186,14 @@ def _sup_at_orders(law: "NoiseLaw", alphas: np.ndarray, c: float, rel_tol: float
     while cells:
         t_left, t_right, r_right, mask = cells.pop()
         cell_bound = r_right * (t_right / t_left) ** 2
-        open_mask = mask & (cell_bound > lower * (1.0 + rel_tol))
+        open_mask = mask & (cell_bound > lower * (1.0 + l2_tolerance))
         if not open_mask.any() or t_right / t_left < _MIN_RATIO:
             bound = np.where(mask, np.maximum(bound, cell_bound), bound)
             continue
         bound = np.where(mask & ~open_mask, np.maximum(bound, cell_bound), bound)
         # Split into n geometric cells of the ratio that would close the cell were h_α(t)/t²
-        # constant on it: (ratio)² · r_right = lower · (1 + rel_tol).
-        needed = np.sqrt(lower[open_mask] * (1.0 + rel_tol) / r_right[open_mask])
+        # constant on it: (ratio)² · r_right = lower · (1 + l2_tolerance).
+        needed = np.sqrt(lower[open_mask] * (1.0 + l2_tolerance) / r_right[open_mask])
         n = _split_count(t_right / t_left, float(needed.min()))
         points = np.geomspace(t_left, t_right, n + 1)
         for left, right in zip(points[:-1], points[1:]):
@@ -227,7 +227,7 @@ def chord_bound(t_left: float, t_right: float, r_left: np.ndarray, r_right: np.n
 
 
 def _convex_cells(
-    law: "NoiseLaw", alphas: np.ndarray, grid: np.ndarray, t0: np.ndarray, bound: np.ndarray, lower: np.ndarray, rel_tol: float
+    law: "NoiseLaw", alphas: np.ndarray, grid: np.ndarray, t0: np.ndarray, bound: np.ndarray, lower: np.ndarray, l2_tolerance: float
 ) -> np.ndarray:
     """The cells for noise whose h_α(t) is convex in t (log-concave f, docs/l2-geometry.md 5.4):
     each cell's bound is :func:`chord_bound` of the pessimistic values at its two ends, and an
@@ -244,7 +244,7 @@ def _convex_cells(
     while cells:
         t_left, t_right, r_left, r_right, mask = cells.pop()
         cell_bound = chord_bound(t_left, t_right, r_left, r_right)
-        open_mask = mask & (cell_bound > lower * (1.0 + rel_tol))
+        open_mask = mask & (cell_bound > lower * (1.0 + l2_tolerance))
         if not open_mask.any() or t_right / t_left < _MIN_RATIO:
             bound = np.where(mask, np.maximum(bound, cell_bound), bound)
             continue
@@ -265,12 +265,12 @@ def _convex_cells(
 
 
 def sup_ratio_bound(
-    law: "NoiseLaw", alphas: np.ndarray, *, l2_sensitivity: float, rel_tol: float = DEFAULT_L2_TOLERANCE
+    law: "NoiseLaw", alphas: np.ndarray, *, l2_sensitivity: float, l2_tolerance: float = DEFAULT_L2_TOLERANCE
 ) -> np.ndarray:
     """Upper bound on sup_{0<t≤C} h_α(t)/t² at every order in ``alphas`` (see module docstring),
-    for the :class:`~lmodp.accounting.noise_laws.NoiseLaw` of a non-Gaussian mechanism."""
+    for the :class:`~lmodp.accounting.rdp.noise_laws.NoiseLaw` of a non-Gaussian mechanism."""
     anchors = anchor_orders(alphas)
-    at_anchors = _sup_at_orders(law, anchors, l2_sensitivity, rel_tol)
+    at_anchors = _sup_at_orders(law, anchors, l2_sensitivity, l2_tolerance)
     if anchors.size == np.unique(alphas).size:
         return np.interp(alphas, anchors, at_anchors)
     scaled = np.interp(alphas, anchors, (anchors - 1.0) * at_anchors)

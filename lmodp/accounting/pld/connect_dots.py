@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmodp.accounting._pld_kernels import lower_convex_hull
-from lmodp.accounting.pld_discrete import DiscretePLD
+from lmodp.accounting.pld._kernels import lower_convex_hull
+from lmodp.accounting.pld.discrete import DiscretePLD
 
 
 def pld_from_dots(offset: int, interval: float, values: np.ndarray, *, start: float = 1.0, pessimistic: bool = True) -> DiscretePLD:

@@ -48,10 +48,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from lmodp.accounting.pld_connect_dots import pld_from_dots
-from lmodp.accounting._pld_kernels import lower_convex_hull
-from lmodp.accounting.pld_discrete import DiscretePLD
-from lmodp.accounting.pld_hockey_stick import HockeyStickCurve
+from lmodp.accounting.pld.connect_dots import pld_from_dots
+from lmodp.accounting.pld._kernels import lower_convex_hull
+from lmodp.accounting.pld.discrete import DiscretePLD
+from lmodp.accounting.pld.hockey_stick import HockeyStickCurve
 
 _U = 2.0**-52
 

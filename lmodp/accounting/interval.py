@@ -10,6 +10,9 @@ non-Gaussian noise no tight dominating pair is known, so instead of a point valu
   the shift v = (C/√n, …, C/√n, 0, …) of norm C. Every such pair is a possible worst case, so
   the true ε of the mechanism is at least its ε.
 
+In the ``"scalar"`` geometry the worst pair is known (the shift by Δ), and the interval is the
+PLD accountant's bound above the ε of that shift below (n = 1 only).
+
 Write λ(y) = log f(y − s) − log f(y) with s = C/√n. The loss of the n-coordinate shift is the sum
 Λ of n i.i.d. copies of λ: the pair (F_v, F) is the n-fold composition of the scalar pair
 (f(· − s), f), a *symmetric* pair (the law of λ under f is the mirror of its law under
@@ -20,10 +23,10 @@ f(· − s)), and Poisson subsampling acts on it through the likelihood ratio on
 * add: P = F, Q = (1 − q)F + qF_v, L = −log(1 − q + q e^{−λ}) with λ ~ μ.
 
 Every law here is *dominated* by the true one (its hockey-stick curve is below the true curve
-at every x ≥ 0; :mod:`lmodp.accounting.pld_optimistic`), and every step keeps that order:
+at every x ≥ 0; :mod:`lmodp.accounting.pld.optimistic`), and every step keeps that order:
 
 1. the scalar pair: its exact curve (closed-form level sets,
-   :mod:`lmodp.accounting.pld_hockey_stick`) on a grid with the largest loss on a grid point,
+   :mod:`lmodp.accounting.pld.hockey_stick`) on a grid with the largest loss on a grid point,
    turned into a symmetric genuine law below it (F5 there);
 2. the n-fold law by repeated squaring (FFT convolution, exact on the grid), re-gridded after
    each squaring onto a grid of about ``_POINTS_PER_STD`` points per standard deviation of Λ,
@@ -31,7 +34,7 @@ at every x ≥ 0; :mod:`lmodp.accounting.pld_optimistic`), and every step keeps 
    post-processing of the true pair, so compositions and subsampling keep the order;
 3. the subsampled law of L, put on the grid of ``value_discretization_interval`` by a law
    below its curve (F3), composed over the steps (F4) with optimistic truncation
-   (:func:`lmodp.accounting.pld_compose.self_compose`). An atom of L between grid points must be
+   (:func:`lmodp.accounting.pld.compose.self_compose`). An atom of L between grid points must be
    moved down to one (up to a grid step per composition); where the per-step law has an atom
    heavier than 10⁻³ (Laplace noise on few coordinates) the grid is ten times finer; where the
    composed window would exceed 2¹⁸ points (large ε) it is coarser by a power of two.
@@ -56,10 +59,11 @@ from scipy import signal
 from lmodp._validation import require_delta, require_positive, require_sample_rate, require_steps
 from lmodp.accounting.api import epsilon as rdp_epsilon
 from lmodp.accounting.pld import DEFAULT_INTERVAL, PLDAccountant
-from lmodp.accounting.pld_compose import DEFAULT_TAIL_MASS, self_compose, window_length
-from lmodp.accounting.pld_discrete import DiscretePLD
-from lmodp.accounting.pld_hockey_stick import DIRECTIONS, hockey_stick_curve, loss_range, noise_model
-from lmodp.accounting.pld_optimistic import curve_of_atoms, curve_of_hockey_stick, law_below, symmetric_law_below
+from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, self_compose, window_length
+from lmodp.accounting.pld.discrete import DiscretePLD
+from lmodp.accounting.pld.hockey_stick import DIRECTIONS, hockey_stick_curve, loss_range, noise_model
+from lmodp.accounting.pld.optimistic import curve_of_atoms, curve_of_hockey_stick, law_below, symmetric_law_below
+from lmodp.accounting.spec import RunSpec, run_spec
 from lmodp.mechanisms import Gaussian, Mechanism
 
 DEFAULT_DIMENSIONS = (1, 4, 64, 1024, 2**20)
@@ -242,32 +246,38 @@ def split_shift_epsilon(
 
 def epsilon_interval(
     mechanism: Mechanism,
+    run: RunSpec | None = None,
     *,
-    sample_rate: float,
-    steps: int,
-    delta: float,
-    sensitivity: float = 1.0,
+    sample_rate: float | None = None,
+    steps: int | None = None,
+    delta: float | None = None,
+    geometry: str | None = None,
+    sensitivity: float | None = None,
     dimensions: tuple[int, ...] = DEFAULT_DIMENSIONS,
     value_discretization_interval: float = DEFAULT_INTERVAL,
 ) -> EpsilonInterval:
-    """[lower, upper] for ε of ``steps`` Poisson-subsampled releases in the ``"l2"`` geometry
-    (L2 sensitivity ``sensitivity``); see the module docstring for what each end means."""
-    q = require_sample_rate("sample_rate", sample_rate)
-    steps = require_steps("steps", steps)
-    delta = require_delta("delta", delta)
-    sensitivity = require_positive("sensitivity", sensitivity)
+    """[lower, upper] for ε of ``steps`` Poisson-subsampled releases with sensitivity
+    ``sensitivity`` (the settings from ``run`` and/or the keywords); see the module docstring
+    for what each end means in the ``"l2"`` geometry (the default). In the ``"scalar"``
+    geometry, and for Gaussian noise, the pair is the scalar one: the upper end is the PLD
+    accountant's bound and the lower end the shift on one coordinate."""
+    spec = run_spec(run, sample_rate=sample_rate, steps=steps, delta=delta, geometry=geometry, sensitivity=sensitivity)
+    q, steps, delta, sensitivity = spec.sample_rate, spec.steps, spec.delta, spec.sensitivity
     h = require_positive("value_discretization_interval", value_discretization_interval)
     dims = tuple(int(require_positive("dimensions", n)) for n in dimensions)
     if 1 not in dims:
         dims = (1,) + dims
-    if isinstance(mechanism.canonical(), Gaussian):
+    if spec.geometry == "scalar" or isinstance(mechanism.canonical(), Gaussian):
         acc = PLDAccountant(value_discretization_interval=h)
-        acc.step(mechanism=mechanism, sample_rate=q, steps=steps, sensitivity=sensitivity, geometry="l2")
+        acc.step(mechanism=mechanism, sample_rate=q, steps=steps, sensitivity=sensitivity, geometry=spec.geometry)
         upper = acc.get_epsilon(delta)
-        upper_method = "pld (Gaussian: exact by rotation invariance, pessimistic discretisation)"
+        upper_method = (
+            "pld (scalar geometry: tight dominating pair, pessimistic discretisation)" if spec.geometry == "scalar"
+            else "pld (Gaussian: exact by rotation invariance, pessimistic discretisation)"
+        )
         dims = (1,)
     else:
-        upper = rdp_epsilon(mechanism, sample_rate=q, steps=steps, delta=delta, geometry="l2", sensitivity=sensitivity)
+        upper = rdp_epsilon(mechanism, spec)
         upper_method = "rdp (dimension-free l2 bound)"
     by_dims = {
         n: split_shift_epsilon(

@@ -1,7 +1,7 @@
 r"""The divergence quadrature for a user-defined log-concave density with a bounded score.
 
 Same integrals, panels and pessimism as for Laplace scale mixtures
-(:mod:`lmodp.accounting._mixture_quadrature`): upper bounds on log ∫ f·((1−q) + q·f(·−Δ)/f)^c
+(:mod:`lmodp.accounting.rdp._mixture_quadrature`): upper bounds on log ∫ f·((1−q) + q·f(·−Δ)/f)^c
 for every coefficient c, by Gauss–Legendre quadrature on panels log-graded towards the points
 y = 0 and y = Δ and out to a cut where P(|Y| > u) ≤ e^{−50}, the coarse-versus-fine difference, a
 rounding bound and a bound on the truncated tails added. What changes:
@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 
-from lmodp.accounting import _divergence_kernels as DK
-from lmodp.accounting._mixture_quadrature import (
+from lmodp.accounting.rdp import _divergence_kernels as DK
+from lmodp.accounting.rdp._mixture_quadrature import (
     FAR_SCORES,
     GL_POINTS,
     LOG_TAIL_TARGET,

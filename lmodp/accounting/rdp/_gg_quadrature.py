@@ -12,7 +12,7 @@ singularities at distance π/|L'(y)| (where 1 − q + q e^L = 0). Panels start a
 length 10⁻⁶ (or d/8) and grow geometrically (ratio 2) until they reach the width
 w(y) = min(1/4, 1.5/√κ(y), 1.5/|L'(y)| for q < 1), which they keep out to the cuts; each is
 integrated by Gauss–Legendre with 8 points on each half, the coarse-versus-fine difference added
-(:func:`lmodp.accounting._divergence_kernels.log_moments`).
+(:func:`lmodp.accounting.rdp._divergence_kernels.log_moments`).
 
 **Tails (proven).** With W = |Y|^p ~ Gamma(1/p, 1) and β = 1 − 1/p, the bound
 w^β ≤ (1 − β)a^β + βa^{β−1}w (tangent of a concave function, any a > 0) gives, for λ =
@@ -36,8 +36,8 @@ import math
 import numpy as np
 from numba import njit
 
-from lmodp.accounting import _divergence_kernels as DK
-from lmodp.accounting._mixture_quadrature import GL_POINTS, gauss_legendre
+from lmodp.accounting.rdp import _divergence_kernels as DK
+from lmodp.accounting.rdp._mixture_quadrature import GL_POINTS, gauss_legendre
 from lmodp.mechanisms import GeneralizedGaussian
 from lmodp.mechanisms._generalized_gaussian_kernels import log_gamma_q
 

@@ -15,9 +15,9 @@ A noise law provides
 =======================  ===========================================  ===========================================
 family                   quadrature                                   first cell (docs/l2-geometry.md)
 =======================  ===========================================  ===========================================
-Laplace scale mixtures   :mod:`~lmodp.accounting._mixture_quadrature`  5.2 (kink at 0, bounded score)
-generalized Gaussian     :mod:`~lmodp.accounting._gg_quadrature`       5.4 (log-concave, |g'| ≤ p|x|^{p−1}/s^p)
-user densities           :mod:`~lmodp.accounting._density_quadrature`  5.4 (log-concave, S-Lipschitz g)
+Laplace scale mixtures   :mod:`~lmodp.accounting.rdp._mixture_quadrature`  5.2 (kink at 0, bounded score)
+generalized Gaussian     :mod:`~lmodp.accounting.rdp._gg_quadrature`       5.4 (log-concave, |g'| ≤ p|x|^{p−1}/s^p)
+user densities           :mod:`~lmodp.accounting.rdp._density_quadrature`  5.4 (log-concave, S-Lipschitz g)
 =======================  ===========================================  ===========================================
 
 Every family here is symmetric and unimodal, so h_α(t) is non-decreasing in t (section 5.1)
@@ -32,11 +32,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lmodp.accounting._density_quadrature import density_log_moments
-from lmodp.accounting._first_cell import GeneralizedGaussianFirstCell, LipschitzFirstCell, gg_fisher
-from lmodp.accounting._gg_quadrature import gg_log_moments
-from lmodp.accounting._l2_sup import NoiseConstants
-from lmodp.accounting._mixture_quadrature import LOG_TAIL_TARGET, mixture_log_moments
+from lmodp.accounting.rdp._density_quadrature import density_log_moments
+from lmodp.accounting.rdp._first_cell import GeneralizedGaussianFirstCell, LipschitzFirstCell, gg_fisher
+from lmodp.accounting.rdp._gg_quadrature import gg_log_moments
+from lmodp.accounting.rdp._l2_sup import NoiseConstants
+from lmodp.accounting.rdp._mixture_quadrature import LOG_TAIL_TARGET, mixture_log_moments
 from lmodp.mechanisms import GeneralizedGaussian, LaplaceScaleMixture, Mechanism, SymmetricDensity, require_accountable
 from lmodp.mechanisms import _mixture_kernels as MK
 
@@ -85,7 +85,7 @@ class MixtureLaw(NoiseLaw):
 
     def pure_dp_epsilon(self, sensitivity: float) -> float:
         r"""log(E[ω]/E[ω e^{−Δω}]) = log D1(0) − log M_ω(−Δ) − log D1(Δ) (proof in
-        :func:`lmodp.accounting.divergence.pure_dp_epsilon`)."""
+        :func:`lmodp.accounting.rdp.divergence.pure_dp_epsilon`)."""
         p = self.mechanism.kernel_params
         terms = (math.log(MK.tilted_mean(0.0, p)), -MK.log_tail(sensitivity, p), -math.log(MK.tilted_mean(sensitivity, p)))
         return float(sum(terms) + _ROUNDING * sum(abs(t) for t in terms))

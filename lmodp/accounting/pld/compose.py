@@ -8,7 +8,7 @@ Self-composition T times on a window. A Chernoff bound gives, for every λ > 0,
 P(S_T ≥ u) ≤ exp(T·K(λ) − λu) with K(λ) = log Σ_j p_j e^{λ j} (index units), and likewise for the
 lower tail with λ < 0; the window [u_lo, u_hi] is chosen so that both bounds are ≤ τ/4 (τ the
 ``tail_mass``; per-step tails of ≤ τ/(4T) and final tails of ≤ τ/4 are trimmed as in
-:func:`lmodp.accounting.pld_discrete.trim_tails`). The T-th power of the discrete Fourier
+:func:`lmodp.accounting.pld.discrete.trim_tails`). The T-th power of the discrete Fourier
 transform of length N ≥ window computes the *circular* convolution: mass of S_T outside the
 window is folded back into it. Mass folded from above lands at a lower loss and mass folded from
 below at a higher one. Pessimistic: τ/4 (the bound on what lies above) is added to P(L = ∞);
@@ -33,8 +33,8 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import signal
 
-from lmodp.accounting._pld_kernels import log_mgf_grid, tilt_for_mean
-from lmodp.accounting.pld_discrete import DiscretePLD, trim_tails
+from lmodp.accounting.pld._kernels import log_mgf_grid, tilt_for_mean
+from lmodp.accounting.pld.discrete import DiscretePLD, trim_tails
 
 DEFAULT_TAIL_MASS = 1e-15
 # Chernoff parameters λ in index units (λ·interval per unit of loss).

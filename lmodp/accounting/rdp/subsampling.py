@@ -33,8 +33,8 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
-from lmodp.accounting import divergence
-from lmodp.accounting._l2_sup import DEFAULT_L2_TOLERANCE
+from lmodp.accounting.rdp import divergence
+from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.orders import integer_mask, validate_orders
 from lmodp.mechanisms import Gaussian, Mechanism, require_accountable
 
@@ -382,7 +382,7 @@ def general_subsampled_rdp(orders: ArrayLike, base_rdp: ArrayLike, *, sample_rat
 
 
 def _l2_bounds(
-    mechanism: Mechanism, integer_orders: np.ndarray, low_orders: np.ndarray, sensitivity: float, tolerance: float
+    mechanism: Mechanism, integer_orders: np.ndarray, low_orders: np.ndarray, sensitivity: float, l2_tolerance: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ε(j) for j = 0..max(integer_orders), ε at ``low_orders``) from the dimension-free L2 bound.
 
@@ -396,24 +396,24 @@ def _l2_bounds(
     top = int(integer_orders.max())
     dense = np.arange(2, min(top, _DENSE_INTEGER_LIMIT) + 1, dtype=float)
     evaluated = np.union1d(dense, integer_orders)
-    values = np.asarray(divergence.l2_renyi_bound(mechanism, evaluated, l2_sensitivity=sensitivity, tolerance=tolerance), dtype=float)
+    values = np.asarray(divergence.l2_renyi_bound(mechanism, evaluated, l2_sensitivity=sensitivity, l2_tolerance=l2_tolerance), dtype=float)
     j = np.arange(top + 1, dtype=float)
     nearest_above = np.searchsorted(evaluated, np.maximum(j, 2.0))
     table = values[nearest_above]
     table[:2] = 0.0
     if low_orders.size == 0:
         return table, low_orders
-    low = divergence.l2_renyi_bound(mechanism, low_orders, l2_sensitivity=sensitivity, tolerance=tolerance)
+    low = divergence.l2_renyi_bound(mechanism, low_orders, l2_sensitivity=sensitivity, l2_tolerance=l2_tolerance)
     return table, np.asarray(low, dtype=float)
 
 
-def _l2_subsampled_rdp(mechanism: Mechanism, alphas: np.ndarray, q: float, sensitivity: float, tolerance: float) -> np.ndarray:
+def _l2_subsampled_rdp(mechanism: Mechanism, alphas: np.ndarray, q: float, sensitivity: float, l2_tolerance: float) -> np.ndarray:
     """The l2 branch of :func:`poisson_subsampled_rdp` at every order (see there)."""
     integers = integer_mask(alphas)
     low = ~integers & (alphas < 2.0)
     high = ~integers & (alphas > 2.0)
     needed = np.unique(np.concatenate([alphas[integers], np.floor(alphas[high]), np.ceil(alphas[high]), [2.0]]))
-    table, low_base = _l2_bounds(mechanism, needed, alphas[low], sensitivity, tolerance)
+    table, low_base = _l2_bounds(mechanism, needed, alphas[low], sensitivity, l2_tolerance)
     at_integers = general_subsampled_rdp(needed, table, sample_rate=q)
     out = np.empty_like(alphas)
     out[integers] = at_integers[np.searchsorted(needed, alphas[integers])]
@@ -436,13 +436,13 @@ def poisson_subsampled_rdp(
 ) -> np.ndarray:
     r"""Per-step RDP upper bound of ``mechanism`` under Poisson subsampling with rate q.
 
-    * q = 1: no subsampling, :func:`lmodp.accounting.divergence.unsubsampled_rdp`.
+    * q = 1: no subsampling, :func:`lmodp.accounting.rdp.divergence.unsubsampled_rdp`.
     * Gaussian (either geometry; i.i.d. Gaussian noise is rotation invariant, so an L2 shift of
       norm Δ is the scalar case): :func:`sampled_gaussian_rdp` with noise multiplier σ/Δ.
-    * ``"scalar"``: :func:`lmodp.accounting.divergence.subsampled_scalar_rdp`, both directions by
+    * ``"scalar"``: :func:`lmodp.accounting.rdp.divergence.subsampled_scalar_rdp`, both directions by
       quadrature, at every order.
     * ``"l2"``, other mechanisms: bounds on the maximum of both directions fed with the
-      dimension-free L2 bound ε(α) of :func:`lmodp.accounting.divergence.l2_renyi_bound`
+      dimension-free L2 bound ε(α) of :func:`lmodp.accounting.rdp.divergence.l2_renyi_bound`
       (``l2_tolerance`` is its relative slack: larger is faster and looser, never unsound):
       integer orders by :func:`general_subsampled_rdp`, fractional orders above 2 by
       :func:`interpolated_subsampled_rdp` between the integers around them, and orders in

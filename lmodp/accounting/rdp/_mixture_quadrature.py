@@ -1,7 +1,7 @@
 r"""Driver of the divergence quadrature for Laplace scale mixtures (Laplace, LMO).
 
 Chooses the quadrature's scales from the mechanism and calls
-:func:`lmodp.accounting._divergence_kernels.mixture_log_moments`:
+:func:`lmodp.accounting.rdp._divergence_kernels.mixture_log_moments`:
 
 * resolution floor next to the cusps y = 0 and y = Δ (:func:`resolution_floor`), with
   S = sup|d log f/dy| = E[ω²]/E[ω] (log f is convex in |y|, so |score| is largest at 0): the
@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lmodp.accounting import _divergence_kernels as DK
+from lmodp.accounting.rdp import _divergence_kernels as DK
 from lmodp.mechanisms import _mixture_kernels as MK
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 

@@ -3,9 +3,9 @@ r"""Tight (ε, δ) accounting with privacy-loss distributions (PLD).
 For a symmetric additive-noise mechanism (Gaussian, Laplace, LMO and other Laplace scale
 mixtures) in the ``"scalar"`` geometry with sensitivity Δ and Poisson sampling rate q, each step
 is represented, in both neighbouring directions (add and remove one record), by a discrete PLD
-built from the exact hockey-stick curve (:mod:`lmodp.accounting.pld_hockey_stick`) by
-pessimistic connect-the-dots (:mod:`lmodp.accounting.pld_connect_dots`), and steps are composed
-by FFT (:mod:`lmodp.accounting.pld_compose`).
+built from the exact hockey-stick curve (:mod:`lmodp.accounting.pld.hockey_stick`) by
+pessimistic connect-the-dots (:mod:`lmodp.accounting.pld.connect_dots`), and steps are composed
+by FFT (:mod:`lmodp.accounting.pld.compose`).
 
 What the returned ε bounds. ``get_epsilon(δ)`` is the largest over the two directions of the
 smallest ε ≥ 0 at which the composed discrete PLD has δ(ε) ≤ δ. The discrete PLD of every step
@@ -13,14 +13,14 @@ dominates the true pair (its hockey-stick curve lies above the true one at every
 the closed-form distribution functions included), domination is preserved by composition, and
 truncation moves mass only in the safe direction, so the returned ε is an upper bound on the
 true ε of the run (up to the floating-point error of the FFT, see
-:mod:`lmodp.accounting.pld_compose`). It exceeds the exact value by a discretisation error that
+:mod:`lmodp.accounting.pld.compose`). It exceeds the exact value by a discretisation error that
 vanishes with ``value_discretization_interval`` (connect-the-dots makes it second order per
 step) plus at most ``tail_mass_truncation`` per composition in δ.
 
 Geometry ``"l2"``: only Gaussian noise is accepted, for which the pair N(0, σ²I) vs
 N(v, σ²I) is, after a rotation, the scalar pair with Δ = ‖v‖ ≤ C (tight). For other noise no
 tight dominating pair is known, and this accountant raises ValueError rather than return a point
-value as if it were tight; :func:`lmodp.accounting.pld_interval.epsilon_interval` gives an
+value as if it were tight; :func:`lmodp.accounting.interval.epsilon_interval` gives an
 interval (an RDP upper bound and a PLD lower bound that is certainly achieved).
 
 ``get_epsilon_lower(δ)`` is an optimistic estimate (losses rounded down), so users see the
@@ -43,12 +43,13 @@ import warnings
 from typing import Any, Mapping
 
 from lmodp._validation import require_delta, require_nonnegative, require_positive, require_sample_rate
-from lmodp.accounting.events import EventHistory, MechanismEvent
-from lmodp.accounting.pld_compose import DEFAULT_TAIL_MASS, compose, self_compose
-from lmodp.accounting.pld_connect_dots import pessimistic_pld
-from lmodp.accounting.pld_discrete import DiscretePLD, rounded_down_laws
-from lmodp.accounting.pld_hockey_stick import DEFAULT_WINDOW_TAIL, DIRECTIONS, hockey_stick_curve, noise_model
-from lmodp.accounting.rdp_accountant import RDPAccountant
+from lmodp.accounting.base import PrivacyAccountant
+from lmodp.accounting.events import MechanismEvent
+from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, compose, self_compose
+from lmodp.accounting.pld.connect_dots import pessimistic_pld
+from lmodp.accounting.pld.discrete import DiscretePLD, rounded_down_laws
+from lmodp.accounting.pld.hockey_stick import DEFAULT_WINDOW_TAIL, DIRECTIONS, hockey_stick_curve, noise_model
+from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.mechanisms import Gaussian, Mechanism, mechanism_from_dict
 
 DEFAULT_INTERVAL = 1e-4
@@ -98,15 +99,17 @@ def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
         )
 
 
-class PLDAccountant(EventHistory):
+class PLDAccountant(PrivacyAccountant):
     """Accumulates the composed PLDs (add and remove direction) of a training run.
 
-    Same interface as :class:`~lmodp.accounting.rdp_accountant.RDPAccountant`::
+    The interface of every accountant (:class:`~lmodp.accounting.base.PrivacyAccountant`)::
 
         acc = PLDAccountant()
         acc.step(mechanism=Laplace(2.0), sample_rate=0.01, steps=1000, geometry="scalar")
         acc.get_epsilon(1e-5)
     """
+
+    name = "pld"
 
     def __init__(
         self, value_discretization_interval: float = DEFAULT_INTERVAL, tail_mass_truncation: float = DEFAULT_TAIL_MASS
@@ -121,7 +124,7 @@ class PLDAccountant(EventHistory):
         self._composed: dict[str, DiscretePLD | None] = {d: None for d in DIRECTIONS}
         self._recomposed: dict[float, list[DiscretePLD]] = {}
 
-    # --- what happened (step() and history come from EventHistory) ------------------------
+    # --- what happened (step() and history come from PrivacyAccountant) --------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
         mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
         _check_geometry(mech, event.geometry)
@@ -238,7 +241,7 @@ class PLDAccountant(EventHistory):
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state: settings and history (the PLDs are rebuilt on load)."""
         return {
-            "accountant": "pld",
+            "accountant": self.name,
             "version": _STATE_VERSION,
             "value_discretization_interval": self.value_discretization_interval,
             "tail_mass_truncation": self.tail_mass_truncation,
@@ -247,8 +250,7 @@ class PLDAccountant(EventHistory):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore from :meth:`state_dict` output by recomputing the history."""
-        if state.get("accountant") != "pld" or state.get("version") != _STATE_VERSION:
-            raise ValueError(f"state must come from PLDAccountant.state_dict (version {_STATE_VERSION})")
+        self._check_state(state, _STATE_VERSION)
         self.value_discretization_interval = require_positive(
             "value_discretization_interval", state["value_discretization_interval"]
         )

@@ -7,8 +7,8 @@ For a noise density f and a shift Δ (the query's sensitivity), the scalar Rény
 
 (equal to the other direction by the symmetry y ↦ Δ − y of a symmetric f). Gaussian noise has
 the closed form αΔ²/(2σ²); every other family (Laplace scale mixtures, the generalized Gaussian,
-user densities: :mod:`lmodp.accounting.noise_laws`) is integrated numerically by
-:mod:`lmodp.accounting._divergence_kernels` (log space, numba), and every returned value is an
+user densities: :mod:`lmodp.accounting.rdp.noise_laws`) is integrated numerically by
+:mod:`lmodp.accounting.rdp._divergence_kernels` (log space, numba), and every returned value is an
 UPPER bound: quadrature error estimate, floating-point error bound and truncated tails are
 added before the log is taken (tolerance in :func:`renyi_divergences`).
 
@@ -19,16 +19,17 @@ bounded by :func:`l2_renyi_bound`; :func:`unsubsampled_rdp` dispatches between t
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
-from lmodp.accounting import _divergence_kernels as DK
-from lmodp.accounting._l2_sup import DEFAULT_L2_TOLERANCE, sup_ratio_bound
-from lmodp.accounting._mixture_quadrature import GL_POINTS, LOG_TAIL_TARGET, gauss_legendre
-from lmodp.accounting.noise_laws import noise_law
+from lmodp.accounting.rdp import _divergence_kernels as DK
+from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE, sup_ratio_bound
+from lmodp.accounting.rdp._mixture_quadrature import GL_POINTS, LOG_TAIL_TARGET, gauss_legendre
+from lmodp.accounting.rdp.noise_laws import noise_law
 from lmodp.accounting.orders import validate_orders as require_orders
 from lmodp.mechanisms import Gaussian, Mechanism, require_accountable
 from lmodp.mechanisms import _mixture_kernels as MK
@@ -70,7 +71,7 @@ def pure_dp_epsilon(mechanism: Mechanism, *, sensitivity: float) -> float:
 
     Hence sup L = g(0) − g(Δ) ≥ 0, and by the symmetry y ↦ Δ − y the same holds for −L.
     The returned float is rounded up by 1e-14 relative to its terms. Other families
-    (:meth:`lmodp.accounting.noise_laws.NoiseLaw.pure_dp_epsilon`): generalized Gaussian Δ/s at
+    (:meth:`lmodp.accounting.rdp.noise_laws.NoiseLaw.pure_dp_epsilon`): generalized Gaussian Δ/s at
     p = 1, ∞ for p > 1; a user density S·Δ.
     """
     mechanism = _check_mechanism(mechanism)
@@ -214,7 +215,12 @@ def subsampled_scalar_rdp(
 
 
 def l2_renyi_bound(
-    mechanism: Mechanism, orders: ArrayLike, *, l2_sensitivity: float, tolerance: float = DEFAULT_L2_TOLERANCE
+    mechanism: Mechanism,
+    orders: ArrayLike,
+    *,
+    l2_sensitivity: float,
+    l2_tolerance: float = DEFAULT_L2_TOLERANCE,
+    tolerance: float | None = None,
 ) -> np.ndarray:
     r"""Dimension-free RDP bound for a d-dimensional query with L2 sensitivity C, i.i.d. noise.
 
@@ -223,19 +229,25 @@ def l2_renyi_bound(
     coordinates contribute 0), whatever d. Returned: C² times an upper bound on that sup.
 
     Gaussian(σ): h_α(t)/t² = α/(2σ²) for all t, so the bound is exactly αC²/(2σ²).
-    Other families: :func:`lmodp.accounting._l2_sup.sup_ratio_bound` (a proven bound on a first
-    cell (0, t_0] for the family, then cell bounds on an adaptive geometric t-grid using that
-    h_α(t) is non-decreasing in t for symmetric unimodal noise, convex interpolation in α); it exceeds the best value found
-    by at most a factor 1 + ``tolerance`` (plus the anchor interpolation, < 0.3 %); a larger
-    ``tolerance`` is faster and looser, never unsound. The proofs are in docs/l2-geometry.md;
-    the quadrature values it uses are pessimistic by an error estimate.
+    Other families: :func:`lmodp.accounting.rdp._l2_sup.sup_ratio_bound` (a proven bound on a
+    first cell (0, t_0] for the family, then cell bounds on an adaptive geometric t-grid using that
+    h_α(t) is non-decreasing in t for symmetric unimodal noise, convex interpolation in α); it
+    exceeds the best value found by at most a factor 1 + ``l2_tolerance`` (plus the anchor
+    interpolation, < 0.3 %); a larger ``l2_tolerance`` is faster and looser, never unsound. The
+    proofs are in docs/l2-geometry.md; the quadrature values it uses are pessimistic by an error
+    estimate. (``tolerance`` is the deprecated name of ``l2_tolerance``.)
     """
+    if tolerance is not None:
+        warnings.warn("l2_renyi_bound(tolerance=...) is deprecated: use l2_tolerance=...", DeprecationWarning, stacklevel=2)
+        l2_tolerance = tolerance
     mechanism = _check_mechanism(mechanism)
     alphas = require_orders(orders)
     c = require_positive("l2_sensitivity", l2_sensitivity)
     if isinstance(mechanism, Gaussian):
         return alphas * c**2 / (2.0 * mechanism.sigma**2)
-    return c**2 * sup_ratio_bound(noise_law(mechanism), alphas, l2_sensitivity=c, rel_tol=require_positive("tolerance", tolerance))
+    return c**2 * sup_ratio_bound(
+        noise_law(mechanism), alphas, l2_sensitivity=c, l2_tolerance=require_positive("l2_tolerance", l2_tolerance)
+    )
 
 
 def unsubsampled_rdp(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: float, geometry: str) -> np.ndarray:

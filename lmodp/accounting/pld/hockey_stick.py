@@ -14,7 +14,7 @@ t = log q − log(e^{−ε} − 1 + q), and
 .. math:: H(e^\varepsilon) = \int (P - e^\varepsilon Q)_+ = P(L > \varepsilon) - e^\varepsilon Q(L > \varepsilon)
 
 is computed from the closed-form distribution function over the monotone pieces of ℓ
-(:func:`lmodp.accounting._pld_kernels.level_set_masses`). The window (−R, Δ + R) is chosen with
+(:func:`lmodp.accounting.pld._kernels.level_set_masses`). The window (−R, Δ + R) is chosen with
 P(|Y| > R) ≤ ``window_tail`` (default 10⁻³⁰); the mass outside it (≤ 2·``window_tail`` under f
 and f_Δ) is added to the rounding bound, which makes the bound valid for the untruncated curve.
 """
@@ -28,8 +28,8 @@ import numpy as np
 
 from scipy import special
 
-from lmodp.accounting import _pld_kernels as K
-from lmodp.accounting._density_pld import DensityNoiseModel
+from lmodp.accounting.pld import _kernels as K
+from lmodp.accounting.pld._density import DensityNoiseModel
 from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Mechanism, SymmetricDensity, require_accountable
 from lmodp.mechanisms._generalized_gaussian_kernels import log_tail as gg_log_tail
 from lmodp.mechanisms._mixture_kernels import log_tail
@@ -68,7 +68,7 @@ class NoiseModel:
 def noise_model(mechanism: Mechanism, *, sensitivity: float, window_tail: float = DEFAULT_WINDOW_TAIL) -> NoiseModel | DensityNoiseModel:
     """Kernel form of a mechanism with a window radius R such that P(|Y| > R) ≤ ``window_tail``:
     Gaussian, Laplace scale mixtures (LMO or finite mixing laws), generalized Gaussian, and
-    user-defined log-concave densities (:class:`~lmodp.accounting._density_pld.DensityNoiseModel`);
+    user-defined log-concave densities (:class:`~lmodp.accounting.pld._density.DensityNoiseModel`);
     ``ValueError`` for a mechanism no accountant accepts."""
     mechanism = require_accountable(mechanism).canonical()
     log_target = math.log(window_tail)

@@ -38,23 +38,15 @@ import numpy as np
 
 from lmodp._validation import require_delta, require_positive, require_sample_rate, require_steps
 from lmodp.accounting.conversion import OrderGridEdgeWarning, rdp_to_epsilon
-from lmodp.accounting.subsampling import sampled_gaussian_rdp
+from lmodp.accounting.rdp.subsampling import sampled_gaussian_rdp
 from lmodp.mechanisms import LMO
-from lmodp.paper_params import paper_parameters
+from lmodp.paper.params import paper_parameters
+from lmodp.paper.setting import PAPER_DELTA, paper_run
 
-#: The released code's orders (``check_privacy_and_statistics.py``) and δ.
+#: The released code's orders (``check_privacy_and_statistics.py``); its δ is :data:`~lmodp.paper.setting.PAPER_DELTA`.
 PAPER_ORDERS = np.arange(2, 129, dtype=float)
 #: The default orders of the released ``RDPManager`` (used for the table3 ``overall_privacy``).
 PAPER_MANAGER_ORDERS = np.concatenate([1.0 + np.arange(1, 100) / 10.0, np.arange(12, 128, dtype=float)])
-PAPER_DELTA = 1e-10
-#: (training-set size, steps) of the released GLUE runs; batch size 2048 throughout.
-PAPER_DATASETS = {
-    "SST-2": (67350, 192),
-    "QNLI": (104744, 306),
-    "QQP": (363847, 1062),
-    "MNLI-matched": (392703, 1146),
-}
-PAPER_BATCH_SIZE = 2048
 _KEYS = ("a1", "a3", "a4", "G_theta", "G_k", "E_lambda", "U_a", "U_b")
 
 
@@ -160,13 +152,11 @@ def paper_numbers(epsilon: float, group: str = "task1", *, dataset: str = "SST-2
     order, and, from the nominal ``epsilon`` as the authors did, the Gaussian σ and the "overall ε"
     on ``dataset`` (batch 2048, orders 2…128) — NOT privacy guarantees."""
     _warn("paper_numbers")
-    if dataset not in PAPER_DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(PAPER_DATASETS)}, got {dataset!r}")
-    size, steps = PAPER_DATASETS[dataset]
+    run = paper_run(dataset)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PaperNumberWarning)
         step_eps, step_order = paper_step_epsilon(paper_parameters(epsilon, group))
-        overall, order, sigma = paper_overall_epsilon(epsilon, sample_rate=PAPER_BATCH_SIZE / size, steps=steps)
+        overall, order, sigma = paper_overall_epsilon(epsilon, sample_rate=run.sample_rate, steps=run.steps)
     return {
         "step_epsilon": step_eps,
         "step_order": step_order,

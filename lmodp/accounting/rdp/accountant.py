@@ -5,7 +5,7 @@ rate, number of steps, sensitivity, geometry); *how it is accounted* is the RDP 
 composition theorem of RDP (Mironov 2017, "Rényi Differential Privacy", Prop. 1), the RDP
 bounds of adaptively composed mechanisms add order by order, so the curve is
 Σ_events steps · ε_event(α), with ε_event from
-:func:`lmodp.accounting.subsampling.poisson_subsampled_rdp`. The conversion to (ε, δ) is
+:func:`lmodp.accounting.rdp.subsampling.poisson_subsampled_rdp`. The conversion to (ε, δ) is
 :mod:`lmodp.accounting.conversion`.
 """
 
@@ -17,10 +17,13 @@ from typing import Any, Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lmodp._validation import require_positive
+from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.conversion import rdp_to_delta, rdp_to_epsilon
-from lmodp.accounting.events import EventHistory, MechanismEvent
+from lmodp.accounting.events import MechanismEvent
 from lmodp.accounting.orders import DEFAULT_ORDERS, validate_orders
-from lmodp.accounting.subsampling import poisson_subsampled_rdp
+from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
+from lmodp.accounting.rdp.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Mechanism, mechanism_from_dict
 
 _STATE_VERSION = 1
@@ -34,8 +37,12 @@ def _decode_curve(values: list[float | None]) -> np.ndarray:
     return np.array([math.inf if v is None else float(v) for v in values])
 
 
-class RDPAccountant(EventHistory):
-    """Accumulates the RDP curve of a training run on a fixed grid of orders.
+class RDPAccountant(PrivacyAccountant):
+    """Accumulates the RDP curve of a training run on a fixed grid of ``orders``.
+
+    ``l2_tolerance``: the relative slack of the dimension-free l2 bound
+    (:func:`~lmodp.accounting.rdp.subsampling.poisson_subsampled_rdp`; larger is faster and
+    looser, never unsound).
 
     Example::
 
@@ -44,7 +51,11 @@ class RDPAccountant(EventHistory):
         acc.get_epsilon(1e-5)
     """
 
-    def __init__(self, orders: ArrayLike = DEFAULT_ORDERS) -> None:
+    name = "rdp"
+    reports_order = True
+
+    def __init__(self, orders: ArrayLike = DEFAULT_ORDERS, *, l2_tolerance: float = DEFAULT_L2_TOLERANCE) -> None:
+        self.l2_tolerance = require_positive("l2_tolerance", l2_tolerance)
         self._reset(orders)
 
     def _reset(self, orders: ArrayLike) -> None:
@@ -54,13 +65,14 @@ class RDPAccountant(EventHistory):
         self._events: list[MechanismEvent] = []
         self._curves: dict[str, np.ndarray] = {}
 
-    # --- what happened (step() and history come from EventHistory) ------------------------
+    # --- what happened (step() and history come from PrivacyAccountant) --------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
         key = event.key()
         if key not in self._curves:
             mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
             self._curves[key] = poisson_subsampled_rdp(
-                mech, self.orders, sample_rate=event.sample_rate, sensitivity=event.sensitivity, geometry=event.geometry
+                mech, self.orders, sample_rate=event.sample_rate, sensitivity=event.sensitivity, geometry=event.geometry,
+                l2_tolerance=self.l2_tolerance,
             )
         if event.steps:
             self._rdp = self._rdp + event.steps * self._curves[key]
@@ -90,20 +102,21 @@ class RDPAccountant(EventHistory):
 
     # --- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state: orders, history and the composed curve (+inf as ``null``)."""
+        """JSON-serialisable state: orders, l2 slack, history and the composed curve (+inf as ``null``)."""
         return {
-            "accountant": "rdp",
+            "accountant": self.name,
             "version": _STATE_VERSION,
             "orders": [float(a) for a in self.orders],
+            "l2_tolerance": self.l2_tolerance,
             "history": [e.to_dict() for e in self._events],
             "rdp": _encode_curve(self._rdp),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore from :meth:`state_dict` output: the curve is restored exactly when present,
-        otherwise recomputed from the history."""
-        if state.get("accountant") != "rdp" or state.get("version") != _STATE_VERSION:
-            raise ValueError(f"state must come from RDPAccountant.state_dict (version {_STATE_VERSION})")
+        otherwise recomputed from the history (a state without ``l2_tolerance`` has the default)."""
+        self._check_state(state, _STATE_VERSION)
+        self.l2_tolerance = require_positive("l2_tolerance", state.get("l2_tolerance", DEFAULT_L2_TOLERANCE))
         self._reset(state["orders"])
         events = [MechanismEvent(**e) for e in state["history"]]
         if state.get("rdp") is None:

@@ -1,0 +1,73 @@
+"""How :func:`lmodp.search.search` searches: one frozen :class:`SearchOptions` value.
+
+The budget (the run and the target ε) is passed apart from these settings; each setting is
+checked when the options are made (``ValueError`` naming the bad one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from lmodp._options import Settings
+from lmodp._validation import require_positive, require_steps
+from lmodp.accounting.registry import AUTO, require_accountant_name
+from lmodp.mechanisms import Mechanism, require_registered
+from lmodp.search.calibrate import DEFAULT_TOLERANCE
+from lmodp.search.objectives import ObjectiveSpec
+
+FAMILIES = ("lmo", "laplace", "gaussian", "generalized_gaussian")
+METHODS = ("optimize", "paper-grid")
+
+
+@dataclass(frozen=True)
+class SearchOptions(Settings):
+    """The settings of a search (see :func:`lmodp.search.search` for what each does).
+
+    * ``objective`` (``"mean_abs"``, ``"variance"``, ``"usefulness"`` with ``gamma``, or a
+      callable), ``family`` (a name in :data:`FAMILIES`, or a mechanism of a registered family
+      whose scale alone is calibrated), ``accountant`` (default ``"auto"``);
+    * ``method`` (:data:`METHODS`): ``"optimize"`` with ``maxiter`` generations of ``popsize`` × 4
+      shapes and ``polish_evaluations`` polish steps, seeded by ``seed``; or ``"paper-grid"``,
+      optionally a seeded subset of ``grid_limit`` points;
+    * ``tolerance``: relative tolerance of the reported calibration; ``search_tolerance``: of the
+      calibrations inside the optimisation; ``fast_orders``: a window of Rényi orders inside the
+      loop; ``progress``: a tqdm bar on stderr.
+    """
+
+    objective: ObjectiveSpec = "mean_abs"
+    family: str | Mechanism = "lmo"
+    accountant: str = AUTO
+    seed: int = 0
+    method: Literal["optimize", "paper-grid"] = "optimize"
+    gamma: float = 0.9
+    maxiter: int = 4
+    popsize: int = 3
+    polish_evaluations: int = 30
+    grid_limit: int | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    search_tolerance: float = 2e-3
+    fast_orders: bool = True
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.family, Mechanism):
+            require_registered(self.family)
+        elif self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES} or a registered mechanism, got {self.family!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.method == "paper-grid" and self.family_name != "lmo":
+            raise ValueError(f"method='paper-grid' searches the LMO family; family must be 'lmo', got {self.family_name!r}")
+        require_accountant_name(self.accountant)
+        require_steps("maxiter", self.maxiter)
+        require_steps("polish_evaluations", self.polish_evaluations)
+        if require_steps("popsize", self.popsize) < 1:
+            raise ValueError(f"popsize must be >= 1, got {self.popsize!r}")
+        require_positive("tolerance", self.tolerance)
+        require_positive("search_tolerance", self.search_tolerance)
+
+    @property
+    def family_name(self) -> str:
+        """The searched family's name (a mechanism's ``family`` where ``family`` is a mechanism)."""
+        return self.family.family if isinstance(self.family, Mechanism) else self.family
