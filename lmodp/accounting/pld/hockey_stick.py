@@ -87,7 +87,7 @@ def noise_model(mechanism: Mechanism, *, sensitivity: float, window_tail: float 
     while tail(radius, params) > log_target:
         radius *= 2.0
         if radius > 1e250:
-            raise ValueError("mechanism tails are too heavy for the PLD window (P(|Y| > 1e250) > 1e-30)")
+            raise ValueError(f"mechanism tails are too heavy for the PLD window (P(|Y| > 1e250) > window_tail = {window_tail:g})")
     return NoiseModel(kind, params, sensitivity, radius, 2.0 * math.exp(tail(radius, params)))
 
 
