@@ -115,6 +115,21 @@ def test_params_file_in_lmodp_format(capsys, tmp_path):
     assert out["epsilon"] == lmodp.epsilon(Gaussian(1.5), sample_rate=0.1, steps=50, delta=1e-6, geometry="l2", accountant="pld")
 
 
+@pytest.mark.parametrize(
+    "mechanism",
+    [lmodp.GeneralizedGaussian(2.0, 1.5), lmodp.LaplaceMixture(omega_atoms=[0.5, 1.0], omega_weights=[0.5, 0.5])],
+    ids=["generalized_gaussian", "laplace_mixture"],
+)
+def test_params_file_of_any_family_alone_or_inside_a_search_result(capsys, tmp_path, mechanism):
+    expected = lmodp.epsilon(mechanism, sample_rate=0.05, steps=20, delta=1e-6, geometry="scalar", accountant="pld")
+    for i, content in enumerate((mechanism.to_dict(), {"format": "lmodp.search.result/1", "mechanism": mechanism.to_dict()})):
+        path = tmp_path / f"m{i}.json"
+        path.write_text(json.dumps(content))
+        argv = ["--params", str(path), "--steps", "20", "--sample-rate", "0.05", "--delta", "1e-6", "--geometry", "scalar"]
+        out = _run_json(capsys, argv)
+        assert out["mechanism"] == mechanism.to_dict() and out["epsilon"] == expected
+
+
 def test_builtin_example(capsys):
     out = _run_json(capsys, [])
     assert out["builtin_example"] is True and out["accountant"] == "rdp"

@@ -47,8 +47,8 @@ Examples:
   lmodp epsilon --scale 2 --geometry scalar --sample-rate 0.01 --steps 100 --delta 1e-6   (Laplace)
   lmodp epsilon --gamma-weight 1 --gamma-shape 2 --gamma-scale 1 --sample-rate 0.01 --steps 100 --delta 1e-6   (LMO)
   lmodp epsilon --paper-set 2 --paper-exponential scale --sample-rate 0.0304083 --steps 192 --delta 1e-10 --json
-  lmodp epsilon --params my_lmo.json ...  (an lmodp Mechanism.to_dict() file, or a paper file with
-                                           --paper-exponential)
+  lmodp epsilon --params my_lmo.json ...  (an lmodp Mechanism.to_dict() file, a `lmodp search
+                                           --out` result, or a paper file with --paper-exponential)
 """
 
 
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     mech.add_argument("--sigma", type=float, help="Gaussian standard deviation")
     mech.add_argument("--scale", type=float, help="Laplace scale b")
-    mech.add_argument("--params", type=Path, metavar="FILE.json", help="LMO parameters: lmodp to_dict JSON or a paper file")
+    mech.add_argument("--params", type=Path, metavar="FILE.json", help="a mechanism of any registered family: its to_dict() JSON, a `lmodp search --out` result, or a paper file")
     mech.add_argument("--paper-set", type=float, metavar="EPS", help=f"a shipped task1 paper set, EPS in {paper_budgets('task1')}")
     mech.add_argument(
         "--paper-exponential",
@@ -110,6 +110,8 @@ def _mechanism(args: argparse.Namespace) -> tuple[Mechanism, bool]:
             raise ValueError(f"--params: cannot read {args.params}: {err}") from None
         if not isinstance(data, dict):
             raise ValueError("--params must hold a JSON object")
+        if isinstance(data.get("mechanism"), dict):
+            data = data["mechanism"]
         if "family" in data:
             try:
                 return mechanism_from_dict(data), False
