@@ -6,11 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from lmodp.accounting.registry import require_accountant_fits
 from lmodp.cli._output import CLI_PLD_FIX, writable_file
 from lmodp.cli._run import add_accountant_argument, run_from_args
-from lmodp.mechanisms import Laplace
-from lmodp.search import FAMILIES, METHODS, OBJECTIVES, search
+from lmodp.search import FAMILIES, METHODS, OBJECTIVES, SearchOptions, search
 
 _EPILOG = """\
 Examples (SST-2 as in the LMO-DP paper: sample rate 2048/67350, 192 steps, delta 1e-10):
@@ -63,11 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the search and print (or write) the result."""
     if args.out is not None:
         writable_file(args.out, "--out")
-    if args.family != "gaussian":
-        require_accountant_fits(args.accountant, {f"the {args.family} family": Laplace(1.0)}, [args.geometry], fix=CLI_PLD_FIX)
-    result = search(
-        args.target_epsilon,
-        run_from_args(args)[0],
+    options = SearchOptions(
         objective=args.objective,
         family=args.family,
         accountant=args.accountant,
@@ -79,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         grid_limit=args.grid_limit,
         progress=not args.quiet,
     )
+    options.require_accountant_fits(args.geometry, fix=CLI_PLD_FIX)
+    result = search(args.target_epsilon, run_from_args(args)[0], options=options)
     if args.out is not None:
         result.to_json(args.out)
     if args.json:

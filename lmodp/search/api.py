@@ -27,7 +27,7 @@ from lmodp.accounting.api import account, epsilon_and_order
 from lmodp.accounting.conversion import OrderGridEdgeWarning
 from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.rdp.accountant import RDPAccountant
-from lmodp.accounting.registry import AUTO, require_accountant_fits, resolve_accountant
+from lmodp.accounting.registry import AUTO, resolve_accountant
 from lmodp.accounting.spec import RunSpec
 from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Laplace, Mechanism
 from lmodp.paper.grid import GRID_SIZE, paper_grid
@@ -105,9 +105,7 @@ def search(
     )
     shape = opts.family if isinstance(opts.family, Mechanism) else None
     family = opts.family_name
-    if family != "gaussian":
-        representative = shape if shape is not None else _REPRESENTATIVES.get(family, Laplace(1.0))
-        require_accountant_fits(opts.accountant, {f"the {family} family": representative}, [spec.geometry])
+    opts.require_accountant_fits(spec.geometry)
     obj = resolve_objective(opts.objective, gamma=opts.gamma)
     full = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant))
 
@@ -186,10 +184,6 @@ def _loop_uses_rdp(accountant: str, method: str, laplace: Laplace, geometry: str
     """
     loop = resolve_accountant(accountant, laplace, geometry)
     return loop == "rdp" or (accountant == AUTO and method == "paper-grid")
-
-
-#: A member of each searched family, to check up front that the accountant can account it.
-_REPRESENTATIVES: dict[str, Mechanism] = {"generalized_gaussian": GeneralizedGaussian(1.0, 1.5)}
 
 
 def order_window(mechanism: Mechanism, run: RunSpec, count: int = FAST_ORDER_COUNT) -> list[float]:

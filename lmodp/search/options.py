@@ -11,13 +11,16 @@ from typing import Literal
 
 from lmodp._options import Settings
 from lmodp._validation import require_positive, require_steps
-from lmodp.accounting.registry import AUTO, require_accountant_name
-from lmodp.mechanisms import Mechanism, require_registered
+from lmodp.accounting.registry import AUTO, PLD_FIX, require_accountant_fits, require_accountant_name
+from lmodp.mechanisms import GeneralizedGaussian, Laplace, Mechanism, require_registered
 from lmodp.search.calibrate import DEFAULT_TOLERANCE
 from lmodp.search.objectives import ObjectiveSpec
 
 FAMILIES = ("lmo", "laplace", "gaussian", "generalized_gaussian")
 METHODS = ("optimize", "paper-grid")
+#: A member of each searched family, to check up front that the accountant can account it
+#: (Laplace for a family not listed).
+_REPRESENTATIVES: dict[str, Mechanism] = {"generalized_gaussian": GeneralizedGaussian(1.0, 1.5)}
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,13 @@ class SearchOptions(Settings):
     def family_name(self) -> str:
         """The searched family's name (a mechanism's ``family`` where ``family`` is a mechanism)."""
         return self.family.family if isinstance(self.family, Mechanism) else self.family
+
+    def require_accountant_fits(self, geometry: str, *, fix: str = PLD_FIX) -> None:
+        """ValueError, before any accounting, if ``accountant`` cannot account the searched family
+        in ``geometry`` (:func:`lmodp.accounting.registry.require_accountant_fits`, judged on a
+        member of the family); the message ends with ``fix``."""
+        family = self.family_name
+        if family == "gaussian":
+            return
+        member = self.family if isinstance(self.family, Mechanism) else _REPRESENTATIVES.get(family, Laplace(1.0))
+        require_accountant_fits(self.accountant, {f"the {family} family": member}, [geometry], fix=fix)
