@@ -13,7 +13,7 @@ from scipy import integrate, stats
 matplotlib = pytest.importorskip("matplotlib")
 
 import lmodp  # noqa: E402
-from lmodp import LMO, Gaussian, Laplace, mechanism_from_dict  # noqa: E402
+from lmodp import LMO, Gaussian, Laplace, LaplaceMixture, mechanism_from_dict  # noqa: E402
 from lmodp import plots  # noqa: E402
 from lmodp.cli import main  # noqa: E402
 from lmodp.paper.params import paper_mechanism  # noqa: E402
@@ -72,6 +72,25 @@ def test_omega_density_exponential_only_matches_closed_form():
 
 def test_omega_density_of_laplace_is_an_atom():
     assert plots.omega_density(Laplace(4.0)).atom == pytest.approx(0.25)
+
+
+def test_omega_of_a_finite_laplace_mixture_is_its_atoms():
+    m = LaplaceMixture(omega_atoms=[0.5, 1.0, 3.0], omega_weights=[0.2, 0.5, 0.3])
+    od = plots.omega_density(m)
+    np.testing.assert_array_equal(od.atoms, [0.5, 1.0, 3.0])
+    np.testing.assert_array_equal(od.atom_weights, [0.2, 0.5, 0.3])
+    assert od.atom is None
+
+
+def test_finite_mixture_omega_is_drawn_as_arrows_with_heights_by_probability():
+    m = LaplaceMixture(omega_atoms=[0.5, 1.0, 3.0], omega_weights=[0.2, 0.5, 0.3])
+    omega_ax = plots.noise_density({"mixture": m, "LMO": RELEASED}, samples=1_000).axes[1]
+    arrows = sorted((a for a in omega_ax.texts if getattr(a, "arrow_patch", None) is not None), key=lambda a: a.xy[0])
+    assert [a.xy[0] for a in arrows] == [0.5, 1.0, 3.0]
+    assert [a.xy[1] for a in arrows] == pytest.approx([0.6 * 0.2 / 0.5, 0.6, 0.6 * 0.3 / 0.5])
+    legend = [t.get_text() for t in omega_ax.get_legend().get_texts()]
+    assert "mixture" in legend and any("point masses" in t and "no density" in t for t in legend)
+    assert omega_ax.get_xlim()[1] > 3.0
 
 
 def test_bad_arguments():

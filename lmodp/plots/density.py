@@ -29,9 +29,10 @@ def noise_density(
     Left: each mechanism's density on a logarithmic axis, drawn from ``logpdf``, with a
     histogram of ``samples`` draws from its own sampler on top (the two must agree: a visual
     check of sampler against density). Right (when a Laplace scale mixture is present): the
-    density of the inverse scale ω, from :func:`lmodp.plots.omega.omega_density`; a plain
-    Laplace's ω is a point mass, which has no density: it is drawn as an upward arrow (a Dirac
-    delta, height not to scale) and named so in the legend. ``x_max`` defaults to the largest
+    density of the inverse scale ω, from :func:`lmodp.plots.omega.omega_density`; where ω takes
+    finitely many values (a plain Laplace: one; a finite Laplace mixture: several) it has no
+    density: each value is drawn as an upward arrow (a Dirac delta; heights proportional to the
+    probabilities, not to a density scale) and named so in the legend. ``x_max`` defaults to the largest
     ``quantile`` of |Y| over the mechanisms (estimated from the samples).
     """
     items = labelled(mechanisms)
@@ -71,30 +72,43 @@ def noise_density(
     return finish(fig, path)
 
 
+#: Curves and arrows fill the lower part of the ω panel, up to this fraction of its height; the
+#: legend takes the top.
+_DATA_TOP = 0.6
+
+
 def _plot_omega(ax, mixtures: dict[str, LaplaceScaleMixture], order: list[str]) -> None:
     along_x = ax.get_xaxis_transform()  # x in data units, y as a fraction of the panel's height
-    atoms = []
+    atoms: list[float] = []
+    without_density = 0
+    peak = 0.0
     for label, m in mixtures.items():
         c = colour(order.index(label))
         od = omega_density(m)
-        if od.atom is not None:
-            ax.annotate("", xy=(od.atom, 0.85), xycoords=along_x, xytext=(od.atom, 0.0), textcoords=along_x,
-                        arrowprops=dict(arrowstyle="-|>", color=c, lw=1.8, mutation_scale=14))
-            ax.plot([], [], color=c, lw=1.8, marker="^", label=f"{label}: ω ≡ {od.atom:.3g}, a point mass (arrow: no density)")
-            atoms.append(od.atom)
+        if od.atoms.size:
+            for atom, weight in zip(od.atoms, od.atom_weights):
+                top = _DATA_TOP * weight / od.atom_weights.max()
+                ax.annotate("", xy=(atom, top), xycoords=along_x, xytext=(atom, 0.0), textcoords=along_x,
+                            arrowprops=dict(arrowstyle="-|>", color=c, lw=1.8, mutation_scale=14))
+            ax.plot([], [], color=c, lw=1.8, marker="^", label=label)
+            atoms.extend(od.atoms.tolist())
+            without_density += 1
         else:
             ax.plot(od.x, od.density, color=c, lw=1.8, label=label)
+            peak = max(peak, float(od.density.max()))
         ax.axvline(m.omega_mean(), color=c, lw=0.8, ls=":")
+    if atoms:
+        ax.plot([], [], color=OKABE_ITO["black"], lw=1.8, marker="^", label="arrows: point masses of ω, no density (height ∝ probability)")
     ax.axvline(np.nan, color=OKABE_ITO["black"], lw=0.8, ls=":", label="E[ω] (dotted)")
     ax.autoscale_view()
     ax.set_xlim(left=0.0, right=max([ax.get_xlim()[1], *(1.25 * a for a in atoms)]))
     ax.set_xlabel("inverse Laplace scale ω (1 / noise unit)")
-    if len(atoms) == len(mixtures):  # nothing has a density: no density scale to show
+    if without_density == len(mixtures):  # nothing has a density: no density scale to show
         ax.set_ylim(0.0, 1.0)
         ax.set_yticks([])
-        ax.set_ylabel("ω is a point mass (no density)")
+        ax.set_ylabel("ω has point masses only (no density)")
     else:
-        ax.set_ylim(bottom=0.0)
+        ax.set_ylim(0.0, peak / _DATA_TOP)
         ax.set_ylabel("density of ω (per unit of ω)")
     ax.set_title("Mixing law of ω (numerical convolution)")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper right")

@@ -9,12 +9,13 @@ is handled), the bin masses are convolved by FFT, and the result divided by h. T
 binned components lies within n·h of the true sum, so the curve is the true density smoothed
 over a window of n·h (n <= 3); with the default 8192 bins over the central 1 − 2·10⁻⁶ of the
 mass this is far below a plot's resolution. A degenerate Uniform (u_lo = u_hi) is a shift; a
-mechanism whose ω is a point mass (plain Laplace) is reported as an atom.
+mechanism whose ω takes finitely many values (plain Laplace: one; a finite Laplace mixture:
+several) has no density and is reported as its atoms and their probabilities.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import signal, stats
@@ -25,11 +26,25 @@ from lmodp.mechanisms import FiniteMixing, LaplaceScaleMixture, LMOMixing, Mixin
 
 @dataclass(frozen=True)
 class OmegaDensity:
-    """``density`` on the grid ``x`` (an absolutely continuous ω), or ``atom`` (a point mass)."""
+    """The law of ω: ``density`` on the grid ``x`` (an absolutely continuous ω), or, where ω
+    takes finitely many values, those ``atoms`` with probabilities ``atom_weights`` (then ``x``
+    holds the atoms and ``density`` is infinite there)."""
 
     x: np.ndarray
     density: np.ndarray
-    atom: float | None = None
+    atoms: np.ndarray = field(default_factory=lambda: np.empty(0))
+    atom_weights: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @classmethod
+    def point_masses(cls, atoms: np.ndarray, weights: np.ndarray) -> "OmegaDensity":
+        """ω equal to ``atoms[i]`` with probability ``weights[i]``."""
+        atoms = np.asarray(atoms, dtype=float)
+        return cls(x=atoms, density=np.full(atoms.size, np.inf), atoms=atoms, atom_weights=np.asarray(weights, dtype=float))
+
+    @property
+    def atom(self) -> float | None:
+        """The value of ω where ω is a single point mass (plain Laplace), else None."""
+        return float(self.atoms[0]) if self.atoms.size == 1 else None
 
 
 def _components(law: MixingLaw) -> tuple[list, float]:
@@ -64,13 +79,10 @@ def omega_density(mechanism: LaplaceScaleMixture, *, bins: int = 8192, tail_mass
     if tail_mass >= 0.5:
         raise ValueError(f"tail_mass must lie in (0, 0.5), got {tail_mass}")
     if isinstance(mechanism.mixing, FiniteMixing):
-        if mechanism.mixing.atoms.size > 1:
-            raise ValueError("omega has finitely many atoms: it has no density (see mechanism.mixing.atoms and .weights)")
-        atom = float(mechanism.mixing.atoms[0])
-        return OmegaDensity(x=np.array([atom]), density=np.array([np.inf]), atom=atom)
+        return OmegaDensity.point_masses(mechanism.mixing.atoms, mechanism.mixing.weights)
     laws, shift = _components(mechanism.mixing)
     if not laws:
-        return OmegaDensity(x=np.array([shift]), density=np.array([np.inf]), atom=shift)
+        return OmegaDensity.point_masses(np.array([shift]), np.array([1.0]))
     lows = [law.support()[0] for law in laws]
     lower = shift + sum(lows)
     upper = shift + sum(law.ppf(1.0 - tail_mass) for law in laws)
