@@ -26,9 +26,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainingHistory:
-    """Per-step records of a run (``loss`` is None for an empty batch; ``epsilon`` is inf for a
-    non-private run) and the evaluations (``eval_metric`` is accuracy for classification, the mean
-    per-sequence loss for causal LM). ``mechanism`` is the noise's ``to_dict()`` (None if not private)."""
+    """Per-step records of a run (``loss`` is None for an empty batch) and the evaluations
+    (``eval_metric`` is accuracy for classification, the mean per-sequence loss for causal LM).
+    ``mechanism`` is the noise's ``to_dict()`` (None if not private). ``final_epsilon`` is ε(δ) of
+    the steps taken, by the ledger's ``accountant`` (:meth:`~lmodp.train.budget.PrivacyLedger.epsilon`;
+    inf and None for a non-private run, 0 before any step). ``epsilon`` after each step is the sound
+    upper bound the ledger reports at no extra cost (:meth:`~lmodp.train.budget.PrivacyLedger.charge_step`):
+    the accountant's own value for the RDP, for the PLD the RDP bound of the same steps where that
+    is the smaller bound known without composing, so it may lie above ``final_epsilon``."""
 
     task: str
     delta: float
@@ -43,11 +48,8 @@ class TrainingHistory:
     eval_step: list[int] = field(default_factory=list)
     eval_metric: list[float] = field(default_factory=list)
     stopped_by_budget: bool = False
-
-    @property
-    def final_epsilon(self) -> float:
-        """ε(δ) after the last step (0 before any step)."""
-        return self.epsilon[-1] if self.epsilon else 0.0
+    accountant: str | None = None
+    final_epsilon: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,6 +186,7 @@ def finetune(
         task=task, delta=delta, sample_rate=q, total_steps=total_steps,
         mechanism=None if chosen is None else chosen.to_dict(),
         metric_name="accuracy" if task == "classification" else "loss",
+        accountant=stepper.ledger.accountant.name if private else None,
     )
 
     done = 0
@@ -242,6 +245,7 @@ def finetune(
         if step % checkpoint_every == 0 and step != last_step:
             checkpoint()
     bar.close()
+    history.final_epsilon = stepper.ledger.epsilon() if private else (math.inf if history.step else 0.0)
     if step > done or not history.eval_step:
         evaluate(step)
     checkpoint()

@@ -219,7 +219,7 @@ class PrivateTrainer(Trainer):
         max_grad_norm: float,
         delta: float,
         geometry: str = "l2",
-        accountant: str | PrivacyAccountant = "rdp",
+        accountant: str | PrivacyAccountant = "auto",
         max_epsilon: float | None = None,
         loss: str | PerExampleLoss | None = None,
         noise_seed: int | None = None,

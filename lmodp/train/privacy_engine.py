@@ -195,7 +195,7 @@ def make_private(
     batch_size: int | None = None,
     delta: float | None = None,
     geometry: str | None = None,
-    accountant: str | PrivacyAccountant = "rdp",
+    accountant: str | PrivacyAccountant = "auto",
     clipping: str = "bk",
     micro_batch_size: int | None = None,
     loss: str | PerExampleLoss = "classification",
