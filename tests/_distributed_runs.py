@@ -134,7 +134,7 @@ def budget_run(*, max_epsilon: float, on_exhausted: str, diverge: bool = False) 
         Classifier(), Gaussian(1.0), max_epsilon=max_epsilon, on_exhausted=on_exhausted, steps=STEPS + 1
     )
     if diverge and rank() == 1:  # this rank's ledger replica is one step ahead of rank 0's
-        ahead = PrivacyLedger("rdp", mechanism=Gaussian(1.0), sample_rate=BATCH / N, delta=DELTA)
+        ahead = PrivacyLedger(mechanism=Gaussian(1.0), sample_rate=BATCH / N, delta=DELTA)
         ahead.charge_step()
         optimizer.ledger.load_state_dict(ahead.state_dict())
     released: list[bool | None] = []

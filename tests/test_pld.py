@@ -325,3 +325,11 @@ def test_monotone_in_steps_and_noise(scale, q, steps):
     base = eps(scale, steps)
     assert eps(scale, steps + 5) >= base - H
     assert eps(scale * 1.5, steps) <= base + H
+
+
+def test_a_step_with_all_its_mass_at_infinity_composes_to_the_fallback():
+    """σ = 0.01, q = 1: the whole privacy loss lies beyond the PLD's grid; several steps at once
+    (one FFT power) give the RDP bound with the warning, as one step does."""
+    with pytest.warns(PLDFallbackWarning):
+        many = lmodp.epsilon(Gaussian(0.01), sample_rate=1.0, steps=5, delta=1e-5, accountant="pld")
+    assert many == lmodp.epsilon(Gaussian(0.01), sample_rate=1.0, steps=5, delta=1e-5, accountant="rdp")

@@ -132,18 +132,18 @@ def _extrapolated(k0: int, eps0: float, k: int, eps: float, limit: float) -> int
     power = 1.0
     if k0 > 0 and 0.0 < eps0 < eps:
         power = min(max(math.log(eps / eps0) / math.log(k / k0), 0.1), 1.0)
-    guess = k * (limit / eps) ** (1.0 / power) if eps > 0.0 else 64.0 * k
-    return int(min(max(guess, 2.0 * k), 64.0 * k))
+    guess = k * math.exp(min(math.log(limit / eps) / power, math.log(64.0))) if eps > 0.0 else 64.0 * k
+    return int(max(guess, 2.0 * k))
 
 
 def _secant(k0: int, eps0: float, k1: int, eps1: float, limit: float, lo: int, hi: int) -> int:
     """A probe strictly inside (lo, hi): where the line through the last two probes, on log ε
     against log k, reaches ``limit`` (the midpoint where that line is undefined)."""
     guess = 0.5 * (lo + hi)
-    if min(k0, k1) > 0 and k0 != k1 and 0.0 < min(eps0, eps1) and max(eps0, eps1) < math.inf:
+    if min(k0, k1) > 0 and k0 != k1 and 0.0 < min(eps0, eps1, limit) and max(eps0, eps1) < math.inf:
         slope = (math.log(eps1) - math.log(eps0)) / (math.log(k1) - math.log(k0))
         if slope > 0.0:
-            guess = k1 * math.exp((math.log(limit) - math.log(eps1)) / slope)
+            guess = math.exp(min(math.log(k1) + (math.log(limit) - math.log(eps1)) / slope, math.log(hi)))
     return min(max(int(guess), lo + 1), hi - 1)
 
 

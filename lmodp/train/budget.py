@@ -128,7 +128,8 @@ class PrivacyLedger:
         return self._allowance
 
     def _last_allowed_step(self) -> int:
-        return self._allowance_from + self._budget().steps
+        allowed = self._budget().steps  # first: it may set _allowance_from
+        return self._allowance_from + allowed
 
     def next_step_fits(self) -> bool:
         """Whether one more step keeps ε(δ) <= ``max_epsilon`` (always True without a budget), charging

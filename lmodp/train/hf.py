@@ -18,8 +18,8 @@ Trainer script (``TrainingArguments``, datasets, collators, callbacks, evaluatio
   example (:mod:`lmodp.train.losses`, or ``loss=`` a callable ``loss(outputs, batch) ->
   Tensor[B]``), never the model's own ``outputs.loss``, which for causal LM averages over the
   tokens of the whole batch and so couples the examples.
-* **Accounting.** ε(δ) after each step (sound upper bound, ``accountant`` "rdp" or "pld", l2
-  geometry) is added to every Trainer log record under the key ``epsilon``; with a budget
+* **Accounting.** ε(δ) after each step (sound upper bound, ``accountant`` "auto" by default:
+  the PLD for Gaussian noise, the RDP otherwise; l2 geometry) is added to every Trainer log record under the key ``epsilon``; with a budget
   (``target_epsilon``, or ``max_epsilon``) training stops (``should_training_stop``) after the
   last step that fits, before any step that would exceed it is computed.
 * **Checkpoints** hold the privacy state: the ledger and the noise generator (in the optimizer's
@@ -201,7 +201,7 @@ class PrivateTrainer(Trainer):
     :func:`lmodp.search.calibrate_gaussian` to this run's q, T, δ; with ``search_result`` the
     mechanism of a :class:`lmodp.search.SearchResult` or its JSON, checked against the target for
     this run), ``max_grad_norm`` (the per-example L2 clip norm C), ``delta``, ``geometry``
-    ("l2"), ``accountant`` ("rdp", "pld", "auto" or a ``PrivacyAccountant``), ``max_epsilon`` (budget;
+    ("l2"), ``accountant`` ("auto", the default, "rdp", "pld" or a ``PrivacyAccountant``), ``max_epsilon`` (budget;
     defaults to ``target_epsilon``), ``loss`` ("classification", "causal-lm" or a per-example
     callable; default from the model class), ``noise_seed`` and ``sampling_seed`` (None:
     secret). T is ``args.max_steps`` or ceil(``num_train_epochs`` × round(N/B)).

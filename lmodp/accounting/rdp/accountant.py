@@ -13,6 +13,7 @@ composition bound (:mod:`lmodp.accounting.pure`), the limit α → ∞, when tha
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -39,10 +40,20 @@ def _decode_curve(values: list[float | None]) -> np.ndarray:
     return np.array([math.inf if v is None else float(v) for v in values])
 
 
-def _with_pure_cap(epsilon_and_order: tuple[float, float], events: list[MechanismEvent]) -> tuple[float, float]:
-    """(ε, order), or (pure-DP composition ε, ∞) where that is smaller."""
+def _epsilon_and_order(orders: np.ndarray, rdp: np.ndarray, delta: float, events: list[MechanismEvent]) -> tuple[float, float]:
+    """(ε, order) of the curve ``rdp``, or (pure-DP composition ε of ``events``, ∞) where that is
+    smaller (then the conversion's warning about the edge of the order grid is moot and not given)."""
     cap = pure_composition_epsilon(events)
-    return (cap, math.inf) if cap < epsilon_and_order[0] else epsilon_and_order
+    if math.isinf(cap):
+        return rdp_to_epsilon(orders, rdp, delta=delta)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        eps, order = rdp_to_epsilon(orders, rdp, delta=delta)
+    if cap < eps:
+        return cap, math.inf
+    for warning in caught:
+        warnings.warn(warning.message, warning.category, stacklevel=3)
+    return eps, order
 
 
 class RDPAccountant(PrivacyAccountant):
@@ -121,7 +132,7 @@ class RDPAccountant(PrivacyAccountant):
         smaller one."""
         if self.steps_taken == 0:
             return 0.0, math.nan
-        return _with_pure_cap(rdp_to_epsilon(self.orders, self._rdp, delta=delta), self._events)
+        return _epsilon_and_order(self.orders, self._rdp, delta, self._events)
 
     def get_epsilon(self, delta: float) -> float:
         """ε such that the whole history is (ε, δ)-DP (an upper bound)."""
@@ -144,7 +155,7 @@ class RDPAccountant(PrivacyAccountant):
         events = extended_history(self._events, event)
         if not any(e.steps for e in events):
             return 0.0
-        return _with_pure_cap(rdp_to_epsilon(self.orders, self._composed(event)[1], delta=delta), events)[0]
+        return _epsilon_and_order(self.orders, self._composed(event)[1], delta, events)[0]
 
     def get_delta(self, epsilon: float) -> float:
         """δ such that the whole history is (ε, δ)-DP (an upper bound, at most 1; 0 from the
