@@ -95,7 +95,7 @@ def test_calibrated_or_searched_noise_meets_its_target_by_default(family, geomet
     from lmodp import RunSpec, epsilon
     from lmodp.search import calibrate_scale, search
 
-    @settings(max_examples=3 if geometry == "scalar" else 1, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=2 if geometry == "scalar" else 1, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(FAMILIES[family], st.floats(0.5, 4.0), st.booleans())
     def check(mechanism, target, searched):
         run = RunSpec(sample_rate=0.05, steps=20, delta=DELTA, geometry=geometry)

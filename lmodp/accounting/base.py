@@ -85,9 +85,17 @@ class PrivacyAccountant(ABC):
         geometry: str = "l2",
     ) -> float:
         """ε(δ) of the history followed by ``steps`` more releases (the arguments of :meth:`step`),
-        without recording them: what the history would spend. This default steps a copy."""
+        without recording them: what the history would spend (subclasses: ``_epsilon_after``)."""
+        event = MechanismEvent.validated(
+            mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry
+        )
+        return self._epsilon_after(delta, event, mechanism)
+
+    def _epsilon_after(self, delta: float, event: MechanismEvent, mechanism: Mechanism) -> float:
+        """ε(δ) of the history followed by ``event`` (of the live ``mechanism``); this default
+        records it in a copy."""
         ahead = copy.deepcopy(self)
-        ahead.step(mechanism=mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry)
+        ahead._record(event, mechanism)
         return ahead.get_epsilon(delta)
 
     @abstractmethod

@@ -5,7 +5,8 @@ mixtures) in the ``"scalar"`` geometry with sensitivity Δ and Poisson sampling 
 is represented, in both neighbouring directions (add and remove one record), by a discrete PLD
 built from the exact hockey-stick curve (:mod:`lmodp.accounting.pld.hockey_stick`) by
 pessimistic connect-the-dots (:mod:`lmodp.accounting.pld.connect_dots`), and steps are composed
-by FFT (:mod:`lmodp.accounting.pld.compose`).
+by FFT (:mod:`lmodp.accounting.pld.compose`) when an ε or δ is asked for: a run of equal steps is
+one event, composed by one FFT power whatever its length, and the results are cached.
 
 What the returned ε bounds. ``get_epsilon(δ)`` is the largest over the two directions of the
 smallest ε ≥ 0 at which the composed discrete PLD has δ(ε) ≤ δ. The discrete PLD of every step
@@ -33,7 +34,9 @@ recomposes the history with τ' and the window mass scaled to 10⁻³·δ whenev
 mass at +∞ exceeds 10⁻³·δ. Below δ = 10⁻²⁸⁰ (where float64 cannot hold the tail masses) or if
 the recomposed PLD still cannot reach δ (or its window cannot reach that far into a power-law
 noise tail), it returns the RDP accountant's bound for the same history with a
-:class:`PLDFallbackWarning` saying why, never a bare ∞.
+:class:`PLDFallbackWarning` saying why, never a bare ∞. In the scalar geometry every ε is also
+capped by the pure-DP composition bound (:mod:`lmodp.accounting.pure`) where that is smaller
+(bounded-loss noise at small δ), without a warning: it holds at every δ.
 """
 
 from __future__ import annotations
@@ -240,19 +243,8 @@ class PLDAccountant(PrivacyAccountant):
         Any δ in (0, 1) gives a finite value (see the module docstring for small δ)."""
         return self._epsilon_of(self._events, require_delta("delta", delta))
 
-    def epsilon_after(
-        self,
-        delta: float,
-        *,
-        mechanism: Mechanism,
-        sample_rate: float,
-        steps: int,
-        sensitivity: float = 1.0,
-        geometry: str = "l2",
-    ) -> float:
-        """ε(δ) of the history and ``steps`` more releases, composed from the cached blocks (no copy;
-        the same value as after stepping them)."""
-        event = MechanismEvent.validated(mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry)
+    def _epsilon_after(self, delta: float, event: MechanismEvent, mechanism: Mechanism) -> float:
+        """Composed from the cached blocks (no copy; the same value as after recording ``event``)."""
         self._mechanism(event, mechanism)
         return self._epsilon_of(extended_history(self._events, event), require_delta("delta", delta))
 

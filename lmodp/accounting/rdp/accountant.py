@@ -138,19 +138,8 @@ class RDPAccountant(PrivacyAccountant):
         """ε such that the whole history is (ε, δ)-DP (an upper bound)."""
         return self.get_epsilon_and_order(delta)[0]
 
-    def epsilon_after(
-        self,
-        delta: float,
-        *,
-        mechanism: Mechanism,
-        sample_rate: float,
-        steps: int,
-        sensitivity: float = 1.0,
-        geometry: str = "l2",
-    ) -> float:
-        """ε(δ) of the history and ``steps`` more releases, from the cached per-step curves (no copy;
-        the same value as after stepping them)."""
-        event = MechanismEvent.validated(mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry)
+    def _epsilon_after(self, delta: float, event: MechanismEvent, mechanism: Mechanism) -> float:
+        """From the cached per-step curves (no copy; the same value as after recording ``event``)."""
         self._curve(event, mechanism)
         events = extended_history(self._events, event)
         if not any(e.steps for e in events):
