@@ -47,7 +47,7 @@ import copy
 import logging
 import math
 import os
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch.utils.data import DataLoader
@@ -59,46 +59,17 @@ from transformers.models.auto.modeling_auto import (
 
 from lmodp._validation import require_delta
 from lmodp.mechanisms import Mechanism
-from lmodp.train.book_keeping import BookKeepingClipping
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.spec import RunSpec
-from lmodp.train.budget import PrivacyLedger
 from lmodp.train.calibration import resolve_mechanism
 from lmodp.train.losses import PerExampleLoss, loss_for_task
-from lmodp.train.noise import torch_sampler
 from lmodp.train.optimizer import DPOptimizer
 from lmodp.train.per_sample import model_inputs
-from lmodp.train.privacy_engine import (
-    _check_geometry,
-    noise_generator,
-    require_clip_norm,
-    resolve_sample_rate,
-    sampling_generator,
-    steps_for_epochs,
-)
-from lmodp.train.sampling import PoissonSampler
+from lmodp.train.privacy_engine import PrivacyEngine, _check_geometry, require_clip_norm, resolve_sample_rate, steps_for_epochs
 
 logger = logging.getLogger(__name__)
 
 PRIVACY_STATE_NAME = "lmodp_privacy.pt"
-
-
-class PoissonBatchSampler:
-    """Index lists for a ``DataLoader``'s ``batch_sampler``: ``steps`` Poisson samples (rate q) of
-    ``range(num_examples)``, each split in order into ``micro_batches`` near-equal, possibly
-    empty, lists. Every iteration draws fresh samples from ``generator``."""
-
-    def __init__(self, num_examples: int, *, sample_rate: float, steps: int, micro_batches: int, generator: torch.Generator) -> None:
-        self.sampler = PoissonSampler(num_examples, sample_rate=sample_rate, steps=steps, generator=generator)
-        self.micro_batches = int(micro_batches)
-
-    def __len__(self) -> int:
-        return len(self.sampler) * self.micro_batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for indices in self.sampler:
-            for part in indices.tensor_split(self.micro_batches):
-                yield part.tolist()
 
 
 def _rows(batch: Mapping[str, Any]) -> int:
@@ -255,14 +226,15 @@ class PrivateTrainer(Trainer):
             mechanism=mechanism, target_epsilon=target_epsilon, search_result=search_result, accountant=accountant,
             run=RunSpec(sample_rate=self.sample_rate, steps=self.planned_steps, delta=self.delta, geometry=self.geometry),
         )
-        budget = max_epsilon if max_epsilon is not None else target_epsilon
-        self.ledger = PrivacyLedger(
-            accountant, mechanism=self.mechanism, sample_rate=self.sample_rate, delta=self.delta,
-            geometry=self.geometry, max_epsilon=budget, on_exhausted="stop",
+        self.engine = PrivacyEngine(
+            self.model, num_examples=self.dataset_size, mechanism=self.mechanism, max_grad_norm=self.max_grad_norm,
+            run=RunSpec(sample_rate=self.sample_rate, steps=self.planned_steps, delta=self.delta, geometry=self.geometry),
+            accountant=accountant, max_epsilon=max_epsilon if max_epsilon is not None else target_epsilon,
+            on_exhausted="stop", sampling_seed=sampling_seed, noise_seed=noise_seed, distributed=False,
         )
+        self.ledger = self.engine.ledger
         self.per_example_loss = loss_for_task(loss or default_loss(self.model)) if not callable(loss) else loss
-        self.noise_seed = noise_seed
-        self.sampling_generator = sampling_generator(sampling_seed, keyword="sampling_seed")
+        self.sampling_generator = self.engine.sampling_generator
         self.stopped_by_budget = False
         self.add_callback(_PrivacyCallback(self))
         logger.info(
@@ -301,9 +273,8 @@ class PrivateTrainer(Trainer):
         """Poisson-sampled logical batches, each split into ``gradient_accumulation_steps`` micro-batches."""
         dataset = self.train_dataset
         collator = self._get_collator_with_removed_columns(self.data_collator, description="training")
-        sampler = PoissonBatchSampler(
-            self.dataset_size, sample_rate=self.sample_rate, steps=self.steps_per_epoch,
-            micro_batches=self.args.gradient_accumulation_steps, generator=self.sampling_generator,
+        sampler = self.engine.poisson_sampler(steps=self.steps_per_epoch).micro_batch_lists(
+            self.args.gradient_accumulation_steps
         )
         return DataLoader(
             dataset, batch_sampler=sampler, collate_fn=_EmptySafeCollator(collator, dataset),
@@ -316,15 +287,7 @@ class PrivateTrainer(Trainer):
         optimizer = super().create_optimizer(model)
         if isinstance(optimizer, DPOptimizer):
             return optimizer
-        engine = BookKeepingClipping(
-            self.model, self.per_example_loss, max_grad_norm=self.max_grad_norm, loss_reduction="mean",
-        )
-        device = next(iter(engine.trainable_parameters().values())).device
-        self.optimizer = DPOptimizer(
-            optimizer, clipping=engine, ledger=self.ledger, sampler=torch_sampler(self.mechanism),
-            max_grad_norm=self.max_grad_norm, expected_batch_size=self.sample_rate * self.dataset_size,
-            noise_generator=noise_generator(device, self.noise_seed),
-        )
+        self.optimizer = self.engine.private_optimizer(optimizer, loss=self.per_example_loss, loss_reduction="mean")
         return self.optimizer
 
     def _get_grad_norm(self, model: torch.nn.Module, grad_norm: Any = None) -> None:
