@@ -178,6 +178,7 @@ def test_peft_lora_causal_lm_trains_only_the_adapters_with_per_sequence_losses(t
     (dict(label_smoothing_factor=0.1), "label_smoothing"),
     (dict(activation_checkpointing=True), "checkpointing"),
     (dict(torch_compile=True), "torch_compile"),
+    (dict(fsdp=True, fsdp_config={"fsdp_version": 2}), r"finetune\(\.\.\., shard=True\)"),
 ])
 def test_trainer_arguments_that_break_the_guarantee_are_refused(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):

@@ -30,7 +30,8 @@ Trainer script (``TrainingArguments``, datasets, collators, callbacks, evaluatio
 Refused with ``ValueError`` (they would break the guarantee or be silently ignored):
 a ``train_sampling_strategy`` other than "random" (the sampler is replaced), ``dataloader_drop_last``,
 ``auto_find_batch_size`` (q would change mid-run), more than one process or GPU, DeepSpeed,
-FSDP, ``fp16`` (the loss scaler scales the per-example gradients that are clipped; ``bf16`` is
+FSDP (accelerate's, FSDP1 or FSDP2: use :func:`lmodp.train.finetune` with ``shard=True`` under
+torchrun instead, see docs/distributed.md), ``fp16`` (the loss scaler scales the per-example gradients that are clipped; ``bf16`` is
 fine), activation checkpointing, ``torch_compile``, ``use_liger_kernel``, ``label_smoothing_factor``, ``compute_loss_func`` (a batch
 loss), an iterable training set (N unknown). The Trainer's own ``max_grad_norm`` (global
 clipping of the summed gradient, default 1.0) is switched off, with a log line: it would clip
@@ -122,9 +123,15 @@ def _refuse_unsound_arguments(args: TrainingArguments, kwargs: Mapping[str, Any]
          "PrivateTrainer samples each logical batch by Poisson sampling (what the accountant assumes); leave it 'random'"),
         (args.dataloader_drop_last, "dataloader_drop_last=True has no meaning under Poisson sampling; leave it False"),
         (args.auto_find_batch_size, "auto_find_batch_size=True would change the sampling rate q mid-run"),
+        (bool(args.fsdp), "FSDP in TrainingArguments (accelerate's FSDP2) is not supported by PrivateTrainer: accelerate "
+         "shards the model after the privacy engine was built and skips no micro-batch collectively. Train sharded with "
+         "lmodp instead: launch with torchrun and call lmodp.train.finetune(..., shard=True), or make_private on a "
+         "fully_shard-ed model (docs/distributed.md)"),
+        (bool(args.deepspeed), "DeepSpeed is not supported by PrivateTrainer: for sharded training launch with torchrun "
+         "and use lmodp.train.finetune(..., shard=True) (FSDP2, docs/distributed.md)"),
         (args.world_size > 1 or args.n_gpu > 1, f"PrivateTrainer runs on one process and one device (world_size="
-         f"{args.world_size}, n_gpu={args.n_gpu}): each process would draw and clip its own batch"),
-        (bool(args.deepspeed) or bool(args.fsdp), "DeepSpeed and FSDP are not supported by PrivateTrainer"),
+         f"{args.world_size}, n_gpu={args.n_gpu}): each process would draw and clip its own batch. For data-parallel "
+         "or sharded private training launch with torchrun and use lmodp.train.finetune (shard=True for FSDP2)"),
         (args.fp16, "fp16=True scales the loss, hence the per-example gradients that are clipped: use bf16=True or fp32"),
         (args.activation_checkpointing or args.gradient_checkpointing,
          "activation checkpointing reruns layers in the backward pass, which book-keeping clipping cannot follow"),

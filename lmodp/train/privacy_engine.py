@@ -271,6 +271,14 @@ class PrivacyEngine:
     ) -> DPOptimizer:
         """``optimizer`` wrapped in a :class:`~lmodp.train.optimizer.DPOptimizer` that clips with
         ``clipping`` (see :func:`make_private`), adds the mechanism's noise and charges the ledger."""
+        held = [p for group in optimizer.param_groups for p in group["params"]]
+        own = {id(p) for p in self.model.parameters()}
+        if any(id(p) not in own for p in held):
+            raise ValueError(
+                "the optimizer holds tensors that are not parameters of the model (with shard=True, the model's "
+                "parameters are replaced by their shards: pass a function params -> optimizer, or build the "
+                "optimizer after sharding)"
+            )
         loss_fn: Callable = loss_for_task(loss) if isinstance(loss, str) else loss
         engine = clipping_engine(
             self.model, loss_fn, clipping=clipping, max_grad_norm=self.max_grad_norm, micro_batch_size=micro_batch_size,
