@@ -64,7 +64,7 @@ from lmodp.train.distributed import (
     require_no_wrapper,
     require_same_settings,
 )
-from lmodp.train.noise import TorchNoiseSampler
+from lmodp.train.layout import NoisyRelease
 from lmodp.train.sampling import Data, DPDataLoader, gather
 
 logger = logging.getLogger(__name__)
@@ -259,10 +259,7 @@ class Sharded(Replicated):
         sums: Mapping[str, torch.Tensor],
         *,
         parameters: Mapping[str, nn.Parameter],
-        sampler: TorchNoiseSampler,
-        max_grad_norm: float,
-        generator: torch.Generator,
-        expected_batch_size: float,
+        release: NoisyRelease,
     ) -> dict[str, torch.Tensor]:
         """This rank's shard of (Σ_r S_r + C·Y)/(qN) for each sharded parameter, its own noise added
         (as a DTensor of the parameter's placement); replicated parameters the replicated way."""
@@ -272,15 +269,12 @@ class Sharded(Replicated):
             p = parameters[name]
             if not isinstance(p, DTensor):
                 continue
-            sampler.add_scaled_(local, max_grad_norm, generator=generator)
-            local.div_(expected_batch_size)
+            release.add_noise_(local)
+            release.mean_(local)
             released[name] = DTensor.from_local(
                 local, p.device_mesh, p.placements, run_check=False, shape=p.shape, stride=p.stride()
             )
-        released.update(all_reduced_noisy_means(
-            replicated, ranks=self.ranks, sampler=sampler, max_grad_norm=max_grad_norm, generator=generator,
-            expected_batch_size=expected_batch_size,
-        ))
+        released.update(all_reduced_noisy_means(replicated, ranks=self.ranks, release=release))
         return {name: released[name] for name in sums}
 
     def all_finite(self, tensors: Iterable[torch.Tensor]) -> bool:

@@ -26,6 +26,7 @@ import hashlib
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, Iterable, Mapping
 
@@ -82,6 +83,26 @@ def sampling_generator(seed: int | None, *, keyword: str = "seed") -> torch.Gene
         torch.Generator(), seed, keyword=keyword,
         consequence="the batch sampling (amplification by subsampling assumes it is secret)",
     )
+
+
+@dataclass(frozen=True)
+class NoisyRelease:
+    """What one step does to the clipped sum S before it is released: S + C·Y, Y i.i.d. from the
+    mechanism (``sampler``, drawn with ``generator`` on the sum's device,
+    :meth:`~lmodp.train.noise.TorchNoiseSampler.add_scaled_`), then divided by q·N."""
+
+    sampler: TorchNoiseSampler
+    max_grad_norm: float
+    generator: torch.Generator
+    expected_batch_size: float
+
+    def add_noise_(self, summed: torch.Tensor) -> None:
+        """``summed += C·Y`` in place."""
+        self.sampler.add_scaled_(summed, self.max_grad_norm, generator=self.generator)
+
+    def mean_(self, summed: torch.Tensor) -> None:
+        """``summed /= q·N`` in place."""
+        summed.div_(self.expected_batch_size)
 
 
 class SingleProcess:
@@ -158,16 +179,12 @@ class SingleProcess:
         sums: Mapping[str, torch.Tensor],
         *,
         parameters: Mapping[str, nn.Parameter],
-        sampler: TorchNoiseSampler,
-        max_grad_norm: float,
-        generator: torch.Generator,
-        expected_batch_size: float,
+        release: NoisyRelease,
     ) -> dict[str, torch.Tensor]:
-        """(clipped sum + C·Y) / (q·N) in place of each parameter's sum, with Y drawn from the
-        mechanism on the sum's device (:meth:`~lmodp.train.noise.TorchNoiseSampler.add_scaled_`)."""
+        """(clipped sum + C·Y) / (q·N) in place of each parameter's sum (see :class:`NoisyRelease`)."""
         for summed in sums.values():
-            sampler.add_scaled_(summed, max_grad_norm, generator=generator)
-            summed.div_(expected_batch_size)
+            release.add_noise_(summed)
+            release.mean_(summed)
         return dict(sums)
 
     def all_finite(self, tensors: Iterable[torch.Tensor]) -> bool:
