@@ -21,7 +21,8 @@ from transformers import TrainingArguments  # noqa: E402
 import lmodp  # noqa: E402
 from lmodp.mechanisms import Gaussian  # noqa: E402
 from lmodp.search import calibrate_gaussian  # noqa: E402
-from lmodp.train.hf import PoissonBatchSampler, PrivateTrainer  # noqa: E402
+from lmodp.train.hf import PrivateTrainer  # noqa: E402
+from lmodp.train.sampling import PoissonSampler  # noqa: E402
 from lmodp.train.losses import causal_lm_loss  # noqa: E402
 
 N = 64
@@ -121,7 +122,8 @@ def test_gradient_accumulation_gives_the_same_update_as_one_logical_batch(tmp_pa
 def test_empty_micro_batches_are_skipped_and_empty_steps_still_charged(tmp_path):
     args = arguments(tmp_path, per_device_train_batch_size=1, gradient_accumulation_steps=2, max_steps=12)
     t = trainer(tmp_path, args=args)
-    sizes = [len(b) for b in PoissonBatchSampler(N, sample_rate=2 / N, steps=12, micro_batches=2, generator=torch.Generator().manual_seed(0))]
+    sampler = PoissonSampler(N, sample_rate=2 / N, steps=12, generator=torch.Generator().manual_seed(0))
+    sizes = [len(b) for b in sampler.micro_batch_lists(2)]
     assert 0 in sizes
     t.train()
     assert t.ledger.steps == 12
@@ -176,6 +178,7 @@ def test_peft_lora_causal_lm_trains_only_the_adapters_with_per_sequence_losses(t
     (dict(label_smoothing_factor=0.1), "label_smoothing"),
     (dict(activation_checkpointing=True), "checkpointing"),
     (dict(torch_compile=True), "torch_compile"),
+    (dict(fsdp=True, fsdp_config={"fsdp_version": 2}), r"finetune\(\.\.\., shard=True\)"),
 ])
 def test_trainer_arguments_that_break_the_guarantee_are_refused(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
