@@ -199,7 +199,7 @@ class PrivacyEngine:
         mechanism: Mechanism,
         max_grad_norm: float,
         run: RunSpec,
-        accountant: str | PrivacyAccountant = "rdp",
+        accountant: str | PrivacyAccountant = "auto",
         max_epsilon: float | None = None,
         on_exhausted: str = "raise",
         sampling_seed: int | None = None,
