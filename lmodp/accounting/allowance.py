@@ -10,7 +10,9 @@ cost hardly depends on k; for the RDP a sum of cached curves.
 
 The search never takes a computed value on trust beyond what it probed: the returned k has
 ε(k) ≤ ε_max evaluated, and k + 1 has ε(k + 1) > ε_max evaluated (the value is returned too, for
-the message that refuses that step). In the bracketing phase each probe is at least twice the
+the message that refuses that step). Soundness does not rest on the computed values being
+monotone: every run of j ≤ k steps is a prefix of the run of k, so its true ε is at most the true
+ε of k steps, which the evaluated upper bound ε(k) ≤ ε_max bounds. In the bracketing phase each probe is at least twice the
 last (where a power of k through the last two values reaches the budget, at most 64 times the
 last); inside the bracket the next probe is the secant of the last two probes on log ε against
 log k (ε grows about like a power of k, so the guess is soon within a step, and the next one
@@ -33,7 +35,7 @@ MAX_STEPS = 10**7
 _GUIDED_FROM = 16
 # Rescalings of the guide to the accountant's value at the last guess.
 _GUIDED_ROUNDS = 3
-# Interpolated probes on the same side of the answer before a bisection (regula falsi can crawl).
+# Secant probes on the same side of the answer before a bisection (a secant can crawl).
 _SAME_SIDE = 4
 
 
