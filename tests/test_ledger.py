@@ -117,6 +117,21 @@ def test_each_report_is_a_sound_bound_between_the_pld_and_the_rdp():
     assert [e.steps for e in ledger.accountant.history] == [8]
 
 
+def test_a_run_with_a_planned_end_reports_the_pld_of_the_whole_run_at_its_end():
+    """planned_steps: every report is a sound bound (at least the PLD of its steps, at most the RDP
+    and the PLD of the whole run, composed once), and the last one is lmodp.epsilon of the run."""
+    mechanism, q, steps = Gaussian(1.2), 0.1, 12
+    run = dict(sample_rate=q, delta=DELTA)
+    whole = lmodp.epsilon(mechanism, steps=steps, **run)
+    ledger = PrivacyLedger(mechanism=mechanism, sample_rate=q, delta=DELTA, planned_steps=steps)
+    for t in range(1, steps + 1):
+        reported = ledger.charge_step()
+        assert lmodp.epsilon(mechanism, steps=t, **run) <= reported <= min(
+            whole, lmodp.epsilon(mechanism, steps=t, accountant="rdp", **run)
+        )
+    assert reported == whole == ledger.epsilon()
+
+
 # --- heterogeneous runs ----------------------------------------------------------------------------------
 def test_a_heterogeneous_run_against_dp_accounting():
     """q and σ change mid-run: two events, composed by lmodp's PLD and by dp-accounting's."""

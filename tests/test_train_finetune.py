@@ -37,6 +37,7 @@ def test_private_finetune_with_target_epsilon_calibrates_a_gaussian():
     expected = lmodp.epsilon(Gaussian(sigma), sample_rate=32 / 256, steps=8, delta=1e-5, geometry="l2")
     assert history.final_epsilon == pytest.approx(expected, rel=1e-12)
     assert history.final_epsilon <= 4.0 and not history.stopped_by_budget
+    assert history.epsilon[-1] == history.final_epsilon  # the per-step report ends on the run's own ε
     assert 0.0 <= history.eval_metric[-1] <= 1.0
 
 
@@ -99,7 +100,7 @@ def test_finetune_stops_before_the_budget_is_exceeded():
     budget = lmodp.epsilon(Gaussian(0.8), sample_rate=32 / 256, steps=5, delta=1e-5, geometry="l2") * 1.0001
     history = finetune(tiny_roberta(), TRAIN, mechanism=Gaussian(0.8), max_epsilon=budget, epochs=1, **COMMON)
     assert history.stopped_by_budget and history.step == [1, 2, 3, 4, 5]
-    assert history.final_epsilon <= budget
+    assert history.final_epsilon <= budget and history.epsilon[-1] == history.final_epsilon
 
 
 def test_checkpoint_and_resume_reproduce_the_uninterrupted_run(tmp_path):

@@ -24,7 +24,10 @@ composes when asked (:attr:`~lmodp.accounting.base.PrivacyAccountant.lazy_compos
 the smaller of the RDP bound of the same history (kept beside it, O(1) per step) and the PLD
 value of the longest run already composed that is at least as long (ε grows with the steps, so
 that value bounds every shorter run): the budget's allowance, whose ε is at most
-``max_epsilon``. The PLD value of the run itself is :meth:`~PrivacyLedger.epsilon`.
+``max_epsilon``, and the run's planned end ``planned_steps`` (composed once, at the first step).
+At the planned end and at the budget's last step the report is the accountant's own value,
+:meth:`~PrivacyLedger.epsilon`, so the last ε of a run that ends there is the one
+:meth:`~PrivacyLedger.epsilon` and ``lmodp.epsilon`` give.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import logging
 import math
 from typing import Any
 
-from lmodp._validation import require_delta, require_geometry, require_positive, require_sample_rate
+from lmodp._validation import require_delta, require_geometry, require_positive, require_sample_rate, require_steps
 from lmodp.accounting.allowance import Allowance, steps_within_budget
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.rdp.accountant import RDPAccountant
@@ -69,6 +72,7 @@ class PrivacyLedger:
         geometry: str = "l2",
         max_epsilon: float | None = None,
         on_exhausted: str = "raise",
+        planned_steps: int | None = None,
     ) -> None:
         if on_exhausted not in ON_EXHAUSTED:
             raise ValueError(f"on_exhausted must be one of {ON_EXHAUSTED}, got {on_exhausted!r}")
@@ -85,6 +89,8 @@ class PrivacyLedger:
         self._monitor = RDPAccountant() if self.accountant.lazy_composition else None
         self._allowance: Allowance | None = None
         self._allowance_from = 0
+        self.planned_steps = None if planned_steps is None else require_steps("planned_steps", planned_steps)
+        self._horizon: float | None = None
 
     # --- the release of the next steps ---------------------------------------------------------
     @property
@@ -97,6 +103,7 @@ class PrivacyLedger:
         require_accountant_fits(self.accountant.name, {repr(mechanism): mechanism}, [self.geometry])
         self._mechanism = require_registered(mechanism)
         self._allowance = None
+        self._horizon = None
 
     @property
     def sample_rate(self) -> float:
@@ -107,6 +114,7 @@ class PrivacyLedger:
     def sample_rate(self, sample_rate: float) -> None:
         self._sample_rate = require_sample_rate("sample_rate", sample_rate)
         self._allowance = None
+        self._horizon = None
 
     def _release(self) -> dict[str, Any]:
         return {
@@ -164,10 +172,26 @@ class PrivacyLedger:
     def _reported_epsilon(self) -> float:
         if self._monitor is None:
             return float(self.accountant.get_epsilon(self.delta))
+        last_allowed = None if self._allowance is None else self._last_allowed_step()
+        if self.steps in (self.planned_steps, last_allowed):
+            return self.epsilon()
         bound = float(self._monitor.get_epsilon(self.delta))
-        if self._allowance is not None and self.steps <= self._last_allowed_step():
+        if last_allowed is not None and self.steps <= last_allowed:
             bound = min(bound, self._allowance.epsilon)
+        horizon = self._horizon_epsilon()
+        if horizon is not None:
+            bound = min(bound, horizon)
         return bound
+
+    def _horizon_epsilon(self) -> float | None:
+        """ε(δ) at the planned end of the run if it continues with the current release (composed
+        once per release), an upper bound for every step before it; None past the end."""
+        if self.planned_steps is None or self.steps > self.planned_steps:
+            return None
+        if self._horizon is None:
+            remaining = self.planned_steps - self.steps
+            self._horizon = self.accountant.epsilon_after(self.delta, steps=remaining, **self._release())
+        return self._horizon
 
     def epsilon(self) -> float:
         """ε(δ) of the steps taken so far by the ledger's accountant (0 before the first step)."""
@@ -189,3 +213,4 @@ class PrivacyLedger:
                     sensitivity=event.sensitivity, geometry=event.geometry,
                 )
         self._allowance = None
+        self._horizon = None

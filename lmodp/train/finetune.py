@@ -32,8 +32,9 @@ class TrainingHistory:
     the steps taken, by the ledger's ``accountant`` (:meth:`~lmodp.train.budget.PrivacyLedger.epsilon`;
     inf and None for a non-private run, 0 before any step). ``epsilon`` after each step is the sound
     upper bound the ledger reports at no extra cost (:meth:`~lmodp.train.budget.PrivacyLedger.charge_step`):
-    the accountant's own value for the RDP, for the PLD the RDP bound of the same steps where that
-    is the smaller bound known without composing, so it may lie above ``final_epsilon``."""
+    the accountant's own value for the RDP; for the PLD the smaller of the RDP bound of the same
+    steps and the PLD of the whole planned run (or of the budget's last step), so the last value
+    of a run that ends as planned, or at its budget, is ``final_epsilon``."""
 
     task: str
     delta: float

@@ -226,7 +226,7 @@ class PrivacyEngine:
         })
         self.ledger = self.layout.ledger(
             accountant, mechanism=mechanism, sample_rate=run.sample_rate, delta=run.delta, geometry=self.geometry,
-            max_epsilon=max_epsilon, on_exhausted=on_exhausted,
+            max_epsilon=max_epsilon, on_exhausted=on_exhausted, planned_steps=run.steps,
         )
         self.sampling_generator = self.layout.shared_sampling_generator(
             sampling_generator(sampling_seed, keyword=sampling_seed_keyword)
