@@ -38,7 +38,7 @@ from lmodp import Gaussian
 from lmodp.accounting.events import MechanismEvent
 from lmodp.accounting.pld.compose import self_compose
 from lmodp.paper import paper_mechanism
-from lmodp.train.budget import PrivacyLedger
+from lmodp.train.ledger import PrivacyLedger
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The commit whose ledger is the baseline (the last one before the constant-cost ledger).

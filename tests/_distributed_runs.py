@@ -24,7 +24,7 @@ from lmodp.mechanisms import Gaussian
 from lmodp.paper.params import paper_mechanism
 from lmodp.train import PrivacyBudgetExhausted, PrivacyLedger, finetune, make_private
 from lmodp.train.losses import classification_loss
-from lmodp.train.per_sample import model_inputs
+from lmodp.train.batches import model_inputs
 
 N = 40
 BATCH = 8  # q = 0.2, q·N = 8

@@ -17,7 +17,7 @@ from lmodp.accounting.allowance import MAX_STEPS, largest_within, steps_within_b
 from lmodp.accounting.pld import PLDAccountant
 from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.paper import paper_mechanism
-from lmodp.train.budget import PrivacyBudgetExhausted, PrivacyLedger
+from lmodp.train.ledger import PrivacyBudgetExhausted, PrivacyLedger
 
 DELTA = 1e-6
 LMO = paper_mechanism(2, "task1", exponential="rate")

@@ -17,7 +17,7 @@ import lmodp  # noqa: E402
 from lmodp.mechanisms import Gaussian  # noqa: E402
 from lmodp.train import make_private  # noqa: E402
 from lmodp.train.losses import classification_loss  # noqa: E402
-from lmodp.train.per_sample import model_inputs  # noqa: E402
+from lmodp.train.batches import model_inputs  # noqa: E402
 
 Q = BATCH / N
 MECHANISMS = {"gaussian": Gaussian(1.0), "lmo": LMO_MECHANISM}

@@ -42,7 +42,7 @@ class PrivacyAccountant(ABC):
     reports_order: ClassVar[bool] = False
     #: Whether :meth:`get_epsilon` composes the history when asked (a full composition per new
     #: history, cached until the next step) rather than keeping it composed step by step: a
-    #: caller that needs a value after every step (:class:`~lmodp.train.budget.PrivacyLedger`)
+    #: caller that needs a value after every step (:class:`~lmodp.train.ledger.PrivacyLedger`)
     #: should not ask this accountant every step.
     lazy_composition: ClassVar[bool] = False
 

@@ -56,7 +56,7 @@ import torch.distributed as dist
 from torch import nn
 
 from lmodp.mechanisms import Mechanism
-from lmodp.train.budget import PrivacyBudgetExhausted, PrivacyLedger
+from lmodp.train.ledger import PrivacyBudgetExhausted, PrivacyLedger
 from lmodp.train.clipping import ClippedGradientSum
 from lmodp.train.layout import NoisyRelease, SingleProcess
 
@@ -170,7 +170,7 @@ class CollectiveLedger(PrivacyLedger):
     state decide alike); then one all-reduce compares the outcomes (charged, stopped, raised) and
     the step counts. Only when they agree does a rank go on: it releases the step (with ε the
     largest of the ranks' values), or all return ``None`` (``on_exhausted="stop"``), or all raise
-    :class:`~lmodp.train.budget.PrivacyBudgetExhausted`. Replicas that disagree (a checkpoint
+    :class:`~lmodp.train.ledger.PrivacyBudgetExhausted`. Replicas that disagree (a checkpoint
     loaded on some ranks only, different budgets) raise ``RuntimeError`` on every rank, before
     anything is released.
     """

@@ -18,9 +18,10 @@ from lmodp.train.distributed import process_group
 from lmodp.train.layout import SingleProcess
 from lmodp.train.losses import accuracy, loss_for_task
 from lmodp.train.options import FinetuneOptions
-from lmodp.train.per_sample import model_inputs
+from lmodp.train.batches import model_inputs
 from lmodp.train.privacy_engine import PrivacyEngine, training_run
-from lmodp.train.sampling import Data, DPDataLoader, dataset_length, gather
+from lmodp.train.batches import Data, dataset_length, gather
+from lmodp.train.sampling import DPDataLoader
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,9 @@ class TrainingHistory:
     """Per-step records of a run (``loss`` is None for an empty batch) and the evaluations
     (``eval_metric`` is accuracy for classification, the mean per-sequence loss for causal LM).
     ``mechanism`` is the noise's ``to_dict()`` (None if not private). ``final_epsilon`` is ε(δ) of
-    the steps taken, by the ledger's ``accountant`` (:meth:`~lmodp.train.budget.PrivacyLedger.epsilon`;
+    the steps taken, by the ledger's ``accountant`` (:meth:`~lmodp.train.ledger.PrivacyLedger.epsilon`;
     inf and None for a non-private run, 0 before any step). ``epsilon`` after each step is the sound
-    upper bound the ledger reports at no extra cost (:meth:`~lmodp.train.budget.PrivacyLedger.charge_step`):
+    upper bound the ledger reports at no extra cost (:meth:`~lmodp.train.ledger.PrivacyLedger.charge_step`):
     the accountant's own value for the RDP; for the PLD the smaller of the RDP bound of the same
     steps and the PLD of the whole planned run (or of the budget's last step), so the last value
     of a run that ends as planned, or at its budget, is ``final_epsilon``."""
@@ -136,7 +137,7 @@ def finetune(
     or linearly decayed to 0 over T (``lr_schedule``). ε(``delta``) is recorded after every
     step; a step that would exceed ``max_epsilon`` (default: ``target_epsilon``) is not
     released: the run ends there (``on_exhausted="stop"``, ``history.stopped_by_budget``) or
-    raises :class:`~lmodp.train.budget.PrivacyBudgetExhausted` (``"raise"``). The eval metric
+    raises :class:`~lmodp.train.ledger.PrivacyBudgetExhausted` (``"raise"``). The eval metric
     (accuracy or mean loss) is recorded every ``eval_every`` steps (default: every epoch) and at
     the end. With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` steps
     (default: every epoch) and at the end; ``resume=True`` continues from the saved state (or

@@ -65,7 +65,8 @@ from lmodp.train.distributed import (
     require_same_settings,
 )
 from lmodp.train.layout import NoisyRelease
-from lmodp.train.sampling import Data, DPDataLoader, gather
+from lmodp.train.batches import Data, gather
+from lmodp.train.sampling import DPDataLoader
 
 logger = logging.getLogger(__name__)
 

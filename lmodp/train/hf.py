@@ -65,7 +65,7 @@ from lmodp.accounting.spec import RunSpec
 from lmodp.train.calibration import resolve_mechanism
 from lmodp.train.losses import PerExampleLoss, loss_for_task
 from lmodp.train.optimizer import DPOptimizer
-from lmodp.train.per_sample import model_inputs
+from lmodp.train.batches import model_inputs
 from lmodp.train.privacy_engine import PrivacyEngine, _check_geometry, require_clip_norm, resolve_sample_rate, steps_for_epochs
 
 logger = logging.getLogger(__name__)

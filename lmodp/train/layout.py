@@ -33,11 +33,12 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from lmodp.train.budget import PrivacyLedger
+from lmodp.train.ledger import PrivacyLedger
 from lmodp.train.checkpoint import load_checkpoint, save_checkpoint
 from lmodp.train.clipping import ClippedGradientSum
 from lmodp.train.noise import TorchNoiseSampler
-from lmodp.train.sampling import Data, DPDataLoader, PoissonSampler
+from lmodp.train.batches import Data
+from lmodp.train.sampling import DPDataLoader, PoissonSampler
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class SingleProcess:
         )
 
     def ledger(self, accountant: Any, **settings: Any) -> PrivacyLedger:
-        """The privacy ledger of the run (see :class:`~lmodp.train.budget.PrivacyLedger`)."""
+        """The privacy ledger of the run (see :class:`~lmodp.train.ledger.PrivacyLedger`)."""
         return PrivacyLedger(accountant, **settings)
 
     def noise_generator(self, device: torch.device, noise_seed: int | None, *, steps_done: int = 0) -> torch.Generator:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from lmodp._validation import require_positive
-from lmodp.train.budget import PrivacyLedger
+from lmodp.train.ledger import PrivacyLedger
 from lmodp.train.clipping import ClippingEngine
 from lmodp.train.layout import NoisyRelease, SingleProcess
 from lmodp.train.noise import TorchNoiseSampler
