@@ -18,6 +18,7 @@ _EXPORTS = {
     "Mechanism": "lmodp.mechanisms",
     "SymmetricDensity": "lmodp.mechanisms",
     "mechanism_from_dict": "lmodp.mechanisms",
+    "register_family": "lmodp.mechanisms",
     "register_mechanism": "lmodp.mechanisms",
     "RunSpec": "lmodp.accounting.spec",
     "epsilon": "lmodp.accounting.api",

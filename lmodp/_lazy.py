@@ -26,3 +26,15 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[st
         return sorted({*namespace, *exports})
 
     return __getattr__, __dir__
+
+
+def resolve(reference: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The callable a hook names: a callable itself, or ``"package.module:attribute.path"``,
+    imported when first resolved (so that declaring a hook loads nothing)."""
+    if callable(reference):
+        return reference
+    module, _, path = reference.partition(":")
+    value: Any = importlib.import_module(module)
+    for name in path.split("."):
+        value = getattr(value, name)
+    return value

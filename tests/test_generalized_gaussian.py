@@ -24,7 +24,7 @@ from lmodp.accounting.rdp._l2_sup import first_cell_ends
 from lmodp.accounting.rdp.divergence import l2_renyi_bound, renyi_divergences, subsampled_scalar_rdp
 from lmodp.accounting.rdp.noise_laws import noise_law
 from lmodp.accounting.pld.hockey_stick import NoiseModel, hockey_stick_curve
-from lmodp.mechanisms._generalized_gaussian_kernels import log_gamma_q
+from lmodp.mechanisms.generalized_gaussian_kernels import log_gamma_q
 from lmodp.search import search
 
 from test_divergence import _power_ratio, mironov_laplace, reference_subsampled

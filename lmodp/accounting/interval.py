@@ -64,7 +64,7 @@ from lmodp.accounting.pld.discrete import DiscretePLD
 from lmodp.accounting.pld.hockey_stick import DIRECTIONS, hockey_stick_curve, loss_range, noise_model
 from lmodp.accounting.pld.optimistic import curve_of_atoms, curve_of_hockey_stick, law_below, symmetric_law_below
 from lmodp.accounting.spec import RunSpec, run_spec
-from lmodp.mechanisms import Gaussian, Mechanism
+from lmodp.mechanisms import Mechanism, family_of
 
 DEFAULT_DIMENSIONS = (1, 4, 64, 1024, 2**20)
 # Grid of the n-fold law: about this many points per standard deviation of Λ.
@@ -259,21 +259,23 @@ def epsilon_interval(
     """[lower, upper] for ε of ``steps`` Poisson-subsampled releases with sensitivity
     ``sensitivity`` (the settings from ``run`` and/or the keywords); see the module docstring
     for what each end means in the ``"l2"`` geometry (the default). In the ``"scalar"``
-    geometry, and for Gaussian noise, the pair is the scalar one: the upper end is the PLD
-    accountant's bound and the lower end the shift on one coordinate."""
+    geometry, and for Gaussian noise (a family whose registration declares the PLD fitting in l2:
+    its l2 pair is the scalar one), the upper end is the PLD accountant's bound and the lower end
+    the shift on one coordinate."""
     spec = run_spec(run, sample_rate=sample_rate, steps=steps, delta=delta, geometry=geometry, sensitivity=sensitivity)
     q, steps, delta, sensitivity = spec.sample_rate, spec.steps, spec.delta, spec.sensitivity
     h = require_positive("value_discretization_interval", value_discretization_interval)
     dims = tuple(int(require_positive("dimensions", n)) for n in dimensions)
     if 1 not in dims:
         dims = (1,) + dims
-    if spec.geometry == "scalar" or isinstance(mechanism.canonical(), Gaussian):
+    canonical = mechanism.canonical()
+    if "pld" in family_of(canonical).fitting_accountants(spec.geometry):
         acc = PLDAccountant(value_discretization_interval=h)
         acc.step(mechanism=mechanism, sample_rate=q, steps=steps, sensitivity=sensitivity, geometry=spec.geometry)
         upper = acc.get_epsilon(delta)
         upper_method = (
             "pld (scalar geometry: tight dominating pair, pessimistic discretisation)" if spec.geometry == "scalar"
-            else "pld (Gaussian: exact by rotation invariance, pessimistic discretisation)"
+            else f"pld ({type(canonical).__name__}: exact by rotation invariance, pessimistic discretisation)"
         )
         dims = (1,)
     else:

@@ -15,7 +15,7 @@ from typing import Any
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.pld.accountant import PLDAccountant
 from lmodp.accounting.rdp.accountant import RDPAccountant
-from lmodp.mechanisms import Gaussian, Mechanism
+from lmodp.mechanisms import Mechanism, family_of
 
 #: Name -> accountant class (constructed without arguments where an accountant is named).
 ACCOUNTANTS: dict[str, type[PrivacyAccountant]] = {cls.name: cls for cls in (RDPAccountant, PLDAccountant)}
@@ -45,7 +45,8 @@ def accountant_choices() -> tuple[str, ...]:
 
 
 def tightest_accountant(mechanism: Mechanism, geometry: str) -> str:
-    """The name of the tightest sound accountant for ``mechanism`` in ``geometry``.
+    """The name of the tightest sound accountant for ``mechanism`` in ``geometry``: the first of
+    those its family declares fitting (its ``accountants`` facet).
 
     ``"pld"`` where the PLD accountant's dominating pair is tight: the scalar geometry (any
     symmetric additive noise), and Gaussian noise in the l2 geometry (a rotation makes it the
@@ -53,7 +54,7 @@ def tightest_accountant(mechanism: Mechanism, geometry: str) -> str:
     dominating pair is known, and the RDP bound is the upper end of
     :func:`lmodp.epsilon_interval`.
     """
-    return "pld" if geometry == "scalar" or isinstance(mechanism.canonical(), Gaussian) else "rdp"
+    return family_of(mechanism.canonical()).fitting_accountants(geometry)[0]
 
 
 def resolve_accountant(accountant: str, mechanism: Mechanism, geometry: str) -> str:

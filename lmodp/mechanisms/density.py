@@ -45,6 +45,13 @@ the coarse-versus-fine difference kept as the error estimate). Beyond the table,
 g(0) − g(R) ≥ 750, the tail is bounded by log-concavity: for y ≥ R, g(y) ≤ g(R) − c(y − R) with
 c = (g(0) − g(R))/R (a chord slope of a concave function is at most the slope further out), so
 ∫_R^∞ e^g ≤ e^{g(R)}/c.
+
+The registration at the end is what a family without closed forms gets by default: the
+density-based RDP law (:mod:`lmodp.accounting.rdp._density_quadrature`) and PLD model
+(:mod:`lmodp.accounting.pld._density`), both with controlled numerical error, and its own
+``torch_sample`` as the torch sampler. A subclass registers with
+:func:`lmodp.register_family` (to add, e.g., a search representative) or
+:func:`lmodp.register_mechanism`.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from numpy.typing import ArrayLike
 
 from lmodp._validation import require_positive
 from lmodp.mechanisms.base import Mechanism
+from lmodp.mechanisms.registry import register_family
 
 # The table extends to where g(0) − g(R) reaches this (e^-750 is below float64's smallest number).
 _LOG_RANGE = 750.0
@@ -285,3 +293,11 @@ def half_line_mass(density: SymmetricDensity, y: np.ndarray) -> tuple[np.ndarray
     mass_err = np.where(outside, 0.0, np.abs(partial[0] - partial[1]) + beyond_err) + half_tail
     value = mass / t.z
     return value, mass_err / t.z + value * t.z_error / t.z + 8.0 * _U * value
+
+
+register_family(
+    SymmetricDensity,
+    rdp_law="lmodp.accounting.rdp.noise_laws:DensityLaw",
+    pld_model="lmodp.accounting.pld.hockey_stick:density_noise_model",
+    torch_sampler="lmodp.train.noise:DensitySampler",
+)

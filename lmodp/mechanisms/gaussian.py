@@ -1,4 +1,4 @@
-"""The Gaussian mechanism N(0, sigma^2)."""
+"""The Gaussian family N(0, sigma^2): the mechanism and its registration (closed forms throughout)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from scipy import special
 
 from lmodp._validation import require_positive
 from lmodp.mechanisms.base import Mechanism
+from lmodp.mechanisms.family import SearchSpace
+from lmodp.mechanisms.registry import register_family
 
 
 class Gaussian(Mechanism):
@@ -53,3 +55,15 @@ class Gaussian(Mechanism):
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "sigma": self.sigma}
+
+
+register_family(
+    Gaussian,
+    rdp_law="lmodp.accounting.rdp.gaussian:GaussianLaw",
+    pld_model="lmodp.accounting.pld.hockey_stick:gaussian_noise_model",
+    # i.i.d. Gaussian noise is rotation invariant: the l2 pair is the scalar one, so the PLD is tight in both
+    accountants={"scalar": ("pld", "rdp"), "l2": ("pld", "rdp")},
+    torch_sampler="lmodp.train.noise:GaussianSampler.of",
+    search=SearchSpace(Gaussian(1.0), label="Gaussian"),
+    describe=lambda m, num: f"Gaussian σ={num(m.sigma)}",
+)

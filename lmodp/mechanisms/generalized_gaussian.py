@@ -15,7 +15,7 @@ W = |Y/s|^p ~ Gamma(1/p, 1):
 
 log f is concave for p ≥ 1 (the loss of a shift is monotone in y), the density is symmetric and
 unimodal; the accounting of this family is in :mod:`lmodp.accounting` (docs/l2-geometry.md for
-the l2 geometry).
+the l2 geometry), declared with its sampler and search by the registration at the end.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from lmodp._validation import require_positive
-from lmodp.mechanisms import _generalized_gaussian_kernels as GK
+from lmodp.mechanisms import generalized_gaussian_kernels as GK
 from lmodp.mechanisms.base import Mechanism, cdf_from_log_tail
+from lmodp.mechanisms.family import SearchSpace
+from lmodp.mechanisms.registry import register_family
 
 #: The allowed range of the power p.
 POWER_RANGE = (1.0, 2.0)
@@ -104,3 +106,14 @@ class GeneralizedGaussian(Mechanism):
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "scale": self.scale, "power": self.power}
+
+
+register_family(
+    GeneralizedGaussian,
+    rdp_law="lmodp.accounting.rdp.noise_laws:GeneralizedGaussianLaw",
+    pld_model="lmodp.accounting.pld.hockey_stick:generalized_gaussian_noise_model",
+    torch_sampler="lmodp.train.noise:GeneralizedGaussianSampler.of",
+    # searched over the power p in [1, 2] (lmodp.search.power), each p calibrated
+    search=SearchSpace(GeneralizedGaussian(1.0, 1.5), strategy="lmodp.search.power:search_power", label="generalized Gaussian"),
+    describe=lambda m, num: f"generalized Gaussian s={num(m.scale)}, p={num(m.power)}",
+)

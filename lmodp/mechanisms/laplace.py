@@ -1,4 +1,5 @@
-"""The Laplace mechanism Laplace(0, b): the Laplace scale mixture whose ω is the point mass 1/b."""
+"""The Laplace family Laplace(0, b): the Laplace scale mixture whose ω is the point mass 1/b (its
+accounting is the mixtures', :mod:`lmodp.mechanisms.mixture`; its registration at the end)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from lmodp._validation import require_positive
+from lmodp.mechanisms.family import SearchSpace
 from lmodp.mechanisms.mixing import FiniteMixing
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
+from lmodp.mechanisms.registry import register_family
 
 
 class Laplace(LaplaceScaleMixture):
@@ -40,3 +43,11 @@ class Laplace(LaplaceScaleMixture):
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "scale": self.scale}
+
+
+register_family(
+    Laplace,
+    torch_sampler="lmodp.train.noise:LaplaceSampler.of",
+    search=SearchSpace(Laplace(1.0), label="Laplace"),
+    describe=lambda m, num: f"Laplace b={num(m.scale)}",
+)

@@ -5,7 +5,8 @@ r"""A finite mixture of Laplace laws: Laplace noise whose inverse scale ω takes
 
 (ω = ω_i with probability w_i). It is the general Laplace scale mixture with a discrete mixing
 law (:class:`~lmodp.mechanisms.mixing.FiniteMixing`); plain Laplace(b) is the single atom 1/b.
-Every accountant, sampler and search accepts it like any other family.
+Every accountant, sampler and search accepts it like any other family (the mixtures' facets,
+:mod:`lmodp.mechanisms.mixture`; its registration at the end).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Sequence
 from lmodp._validation import require_positive
 from lmodp.mechanisms.mixing import FiniteMixing
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
+from lmodp.mechanisms.registry import register_family
 
 
 class LaplaceMixture(LaplaceScaleMixture):
@@ -39,3 +41,12 @@ class LaplaceMixture(LaplaceScaleMixture):
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "omega_atoms": list(self.omega_atoms), "omega_weights": list(self.omega_weights)}
+
+
+
+def _describe(mechanism: LaplaceMixture, num) -> str:
+    atoms = ", ".join(f"{num(a)} (p {num(w)})" for a, w in zip(mechanism.omega_atoms, mechanism.omega_weights))
+    return f"Laplace mixture ω ∈ {{{atoms}}}"
+
+
+register_family(LaplaceMixture, describe=_describe)

@@ -1,4 +1,5 @@
-r"""The LMO mechanism (Yang et al. 2024, "LMO-DP", arXiv 2405.18776; R2DP, CCS 2020).
+r"""The LMO family (Yang et al. 2024, "LMO-DP", arXiv 2405.18776; R2DP, CCS 2020): the mechanism
+and its registration (its accounting is the Laplace scale mixtures', :mod:`lmodp.mechanisms.mixture`).
 
 Per coordinate, draw the inverse Laplace scale
 
@@ -12,33 +13,30 @@ the paper:
 lmodp keyword               paper    meaning
 ==========================  =======  ==========================================
 ``gamma_weight``            a1       weight of the Gamma component
-``gamma_shape``             k        Gamma shape (``G_k`` in the JSON files)
-``gamma_scale``             θ        Gamma scale (``G_theta``)
+``gamma_shape``             k        Gamma shape
+``gamma_scale``             θ        Gamma scale
 ``exponential_weight``      a3       weight of the Exponential component
-``exponential_rate``        λ        Exponential RATE: mean 1/λ (``E_lambda``, see below)
+``exponential_rate``        λ        Exponential RATE: mean 1/λ
 ``uniform_weight``          a4       weight of the Uniform component
 ``uniform_low/high``        U_a/U_b  bounds of the Uniform component
 ==========================  =======  ==========================================
 
-(The paper has no a2.) The released code reads ``E_lambda`` as a scale in its sampler and as a
-rate in its accountant; lmodp always means a rate, and :meth:`LMO.from_paper_json` makes the
-caller say which reading of a file to take.
+(The paper has no a2.) The authors' released parameter files are read by
+:func:`lmodp.paper.lmo_from_paper_json`, which makes the caller say whether their λ is a rate or
+a scale (their code reads it both ways).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Literal, Mapping
-
+from typing import Any, Mapping
 
 from lmodp._validation import require_finite, require_nonnegative, require_positive
+from lmodp.mechanisms.family import SearchSpace
 from lmodp.mechanisms.mixing import LMOMixing
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
+from lmodp.mechanisms.registry import register_family
 
 CONVENTION = "exponential_rate"
-#: The keys of the LMO-DP authors' parameter files (:meth:`LMO.from_paper_json`).
-PAPER_KEYS = ("a1", "a3", "a4", "G_theta", "G_k", "E_lambda", "U_a", "U_b")
 
 
 class LMO(LaplaceScaleMixture):
@@ -122,45 +120,24 @@ class LMO(LaplaceScaleMixture):
         kwargs = {k: v for k, v in data.items() if k not in ("family", "convention")}
         return cls(**kwargs)
 
-    @classmethod
-    def from_paper_json(
-        cls, data: Mapping[str, Any] | str | Path, *, exponential: Literal["rate", "scale"]
-    ) -> "LMO":
-        """Read one of the LMO-DP authors' parameter files (a mapping, or a path to the JSON file
-        with keys a1, a3, a4, G_theta, G_k, E_lambda, U_a, U_b).
 
-        ``exponential`` says how to read ``E_lambda``: ``"rate"`` is the released accountant's
-        reading (mean 1/λ), ``"scale"`` the released sampler's (mean λ). There is no default
-        because the two disagree by a factor λ² in the component's mean.
-        """
-        if exponential not in ("rate", "scale"):
-            raise ValueError(f"exponential must be 'rate' or 'scale', got {exponential!r}")
-        if isinstance(data, (str, Path)):
-            data = json.loads(Path(data).read_text())
-        missing = [k for k in PAPER_KEYS if k not in data]
-        if missing:
-            raise ValueError(f"paper parameter data lacks keys {missing}")
-        e_lambda = require_positive("E_lambda", data["E_lambda"])
-        return cls(
-            gamma_weight=data["a1"],
-            gamma_shape=data["G_k"],
-            gamma_scale=data["G_theta"],
-            exponential_weight=data["a3"],
-            exponential_rate=e_lambda if exponential == "rate" else 1.0 / e_lambda,
-            uniform_weight=data["a4"],
-            uniform_low=data["U_a"],
-            uniform_high=data["U_b"],
-        )
+def _describe(mechanism: LMO, num) -> str:
+    """``LMO ω = 0.1·Γ(k=2, θ=1) + 0.2·U[7, 8]``: the present components (the Exponential by its rate)."""
+    m = mechanism
+    parts = []
+    if m.gamma_weight > 0:
+        parts.append(f"{num(m.gamma_weight)}·Γ(k={num(m.gamma_shape)}, θ={num(m.gamma_scale)})")
+    if m.exponential_weight > 0:
+        parts.append(f"{num(m.exponential_weight)}·Exp(rate {num(m.exponential_rate)})")
+    if m.uniform_weight > 0:
+        parts.append(f"{num(m.uniform_weight)}·U[{num(m.uniform_low)}, {num(m.uniform_high)}]")
+    return "LMO ω = " + " + ".join(parts)
 
-    def to_paper_json(self) -> dict[str, float]:
-        """The paper's keys, with ``E_lambda`` written as a rate (the accountant's reading)."""
-        return {
-            "a1": self.gamma_weight,
-            "a3": self.exponential_weight,
-            "a4": self.uniform_weight,
-            "G_theta": self.gamma_scale,
-            "G_k": self.gamma_shape,
-            "E_lambda": self.exponential_rate,
-            "U_a": self.uniform_low,
-            "U_b": self.uniform_high,
-        }
+
+register_family(
+    LMO,
+    torch_sampler="lmodp.train.noise:ScaleMixtureSampler",
+    # searched over the shape box of lmodp.search.families; the representative is plain Laplace(1)
+    search=SearchSpace(LMO(uniform_weight=1.0, uniform_low=1.0, uniform_high=1.0), strategy="lmodp.search.families:search_lmo", label="LMO"),
+    describe=_describe,
+)

@@ -3,7 +3,7 @@ r"""Mixing laws of the inverse scale ω of a Laplace scale mixture.
 A Laplace scale mixture draws ω > 0 and outputs Y | ω ~ Laplace(0, 1/ω)
 (:class:`~lmodp.mechanisms.mixture.LaplaceScaleMixture`). Everything about Y follows from the
 moment generating function :math:`M_\omega(t) = E[e^{t\omega}]`, so a mixing law here is what
-knows M_ω (through the numba kernels of :mod:`lmodp.mechanisms._mixture_kernels`, which read
+knows M_ω (through the numba kernels of :mod:`lmodp.mechanisms.mixture_kernels`, which read
 the packed vector :meth:`MixingLaw.kernel_params`), its moments and how to sample it. Two laws are implemented:
 
 * :class:`LMOMixing`: ω = a1·Gamma(k, θ) + a3·Exponential(rate λ) + a4·Uniform[lo, hi]
@@ -11,8 +11,8 @@ the packed vector :meth:`MixingLaw.kernel_params`), its moments and how to sampl
 * :class:`FiniteMixing`: ω takes finitely many values ω_i > 0 with probabilities w_i
   (a finite mixture of Laplace laws; plain Laplace(b) is the single atom 1/b).
 
-The packed vector starts with the law's kind (:data:`~lmodp.mechanisms._mixture_kernels.LMO_KIND`
-or :data:`~lmodp.mechanisms._mixture_kernels.FINITE_KIND`); only this module and the kernels
+The packed vector starts with the law's kind (:data:`~lmodp.mechanisms.mixture_kernels.LMO_KIND`
+or :data:`~lmodp.mechanisms.mixture_kernels.FINITE_KIND`); only this module and the kernels
 read it by index.
 """
 
@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from lmodp._validation import require_positive
-from lmodp.mechanisms import _mixture_kernels as K
+from lmodp.mechanisms import mixture_kernels as K
 
 # Largest accepted |sum of weights − 1| of a finite mixing law (the weights are then normalised).
 _WEIGHT_SUM_SLACK = 1e-9

@@ -17,6 +17,10 @@ The two integrals for E|Y| and Var Y diverge when :math:`P(|Y|>s)` decays like
 tail is mapped onto a finite interval (never truncated), so values just above it are accurate
 (Gamma shape 1.005: E|Y| = 200 to 1e-9), and every quadrature's error estimate is checked
 (``ArithmeticError`` rather than an inaccurate number).
+
+The registration at the end declares what every Laplace scale mixture (Laplace, LMO, finite
+mixtures, a user's subclass) inherits: the mixture RDP law and PLD model, the torch sampler of
+its mixing law, and the ω panel and MGF-bound curve of the figures.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from numpy.typing import ArrayLike
 from scipy import integrate
 
 from lmodp._validation import require_positive
-from lmodp.mechanisms import _mixture_kernels as K
+from lmodp.mechanisms import mixture_kernels as K
 from lmodp.mechanisms.base import Mechanism, cdf_from_log_tail
+from lmodp.mechanisms.family import Figures
 from lmodp.mechanisms.mixing import FiniteMixing, MixingLaw
+from lmodp.mechanisms.registry import register_family
 
 _QUAD_RELTOL = 1e-10
 # An integral is returned only when the sum of scipy's error estimates is below this share of it.
@@ -223,3 +229,22 @@ class LaplaceScaleMixture(Mechanism):
         if gap > _CHECK_AGREEMENT * value:
             raise ArithmeticError(f"Fisher information: quadrature rules disagree ({value:.10g} vs {check:.10g})")
         return min(value + 4.0 * error + 2.0 * gap + 1e-12 * value, self.omega_moments()[1])
+
+
+
+def require_mixture(mechanism: object, function: str) -> LaplaceScaleMixture:
+    """``mechanism`` if it is a Laplace scale mixture (``function`` is defined for those only);
+    ``ValueError`` otherwise."""
+    if not isinstance(mechanism, LaplaceScaleMixture):
+        raise ValueError(f"{function} takes a Laplace scale mixture (Laplace, LMO, ...), got {type(mechanism).__name__}")
+    return mechanism
+
+
+register_family(
+    LaplaceScaleMixture,
+    rdp_law="lmodp.accounting.rdp.noise_laws:MixtureLaw",
+    pld_model="lmodp.accounting.pld.hockey_stick:mixture_noise_model",
+    torch_sampler="lmodp.train.noise:mixture_sampler",
+    figures=Figures(density_panels=("omega",), rdp_curves=("mgf_bound",)),
+    check=lambda m: m.mixing,  # ValueError when the subclass declares no mixing law
+)

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lmodp._validation import require_positive
-from lmodp.mechanisms import LaplaceScaleMixture, Mechanism
+from lmodp.mechanisms import LaplaceScaleMixture, Mechanism, family_of
 from lmodp.mechanisms.describe import labelled
 from lmodp.plots._style import NOISE_UNIT, OKABE_ITO, colour, finish, new_figure
 from lmodp.plots.omega import omega_density
@@ -28,8 +28,8 @@ def noise_density(
 
     Left: each mechanism's density on a logarithmic axis, drawn from ``logpdf``, with a
     histogram of ``samples`` draws from its own sampler on top (the two must agree: a visual
-    check of sampler against density). Right (when a Laplace scale mixture is present): the
-    density of the inverse scale ω, from :func:`lmodp.plots.omega.omega_density`; where ω takes
+    check of sampler against density). Right (when a mechanism's family declares the ``"omega"``
+    panel, :class:`~lmodp.mechanisms.Figures`: the Laplace scale mixtures): the density of the inverse scale ω, from :func:`lmodp.plots.omega.omega_density`; where ω takes
     finitely many values (a plain Laplace: one; a finite Laplace mixture: several) it has no
     density: each value is drawn as an upward arrow (a Dirac delta; heights proportional to the
     probabilities, not to a density scale) and named so in the legend. ``x_max`` defaults to the largest
@@ -45,7 +45,7 @@ def noise_density(
     if x_max is None:
         x_max = max(float(np.quantile(np.abs(d), quantile)) for d in draws.values())
     x_max = require_positive("x_max", x_max)
-    mixtures = {label: m for label, m in items.items() if isinstance(m, LaplaceScaleMixture)}
+    mixtures = {label: m for label, m in items.items() if "omega" in family_of(m).figures.density_panels}
     fig, axes = new_figure(2 if mixtures else 1)
     ax = axes[0]
     y = np.linspace(-x_max, x_max, 2001)

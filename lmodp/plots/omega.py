@@ -22,6 +22,7 @@ from scipy import signal, stats
 
 from lmodp._validation import require_positive
 from lmodp.mechanisms import FiniteMixing, LaplaceScaleMixture, LMOMixing, MixingLaw
+from lmodp.mechanisms.mixture import require_mixture
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,7 @@ def omega_density(mechanism: LaplaceScaleMixture, *, bins: int = 8192, tail_mass
 
     ``tail_mass`` is the mass of each component left beyond the grid's upper end.
     """
-    if not isinstance(mechanism, LaplaceScaleMixture):
-        raise ValueError(f"mechanism must be a Laplace scale mixture (LMO or Laplace), got {type(mechanism).__name__}")
+    require_mixture(mechanism, "omega_density")
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 16:
         raise ValueError(f"bins must be an integer >= 16, got {bins!r}")
     tail_mass = require_positive("tail_mass", tail_mass)

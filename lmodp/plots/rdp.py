@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 
 from lmodp._validation import require_positive
 from lmodp.accounting.rdp.divergence import mgf_bound_rdp, unsubsampled_rdp
-from lmodp.mechanisms import LaplaceScaleMixture, Mechanism, describe
+from lmodp.mechanisms import Mechanism, describe, family_of
 from lmodp.plots._style import OKABE_ITO, finish, new_figure
 
 _MAX_ORDER = 256.0
@@ -20,11 +20,15 @@ _MAX_ORDER = 256.0
 _APPROACH_EXPONENTS = np.linspace(-0.5, -6.0, 23)
 
 
+def _draws_mgf_bound(mechanism: Mechanism) -> bool:
+    return "mgf_bound" in family_of(mechanism).figures.rdp_curves
+
+
 def default_rdp_orders(mechanism: Mechanism, *, sensitivity: float = 1.0) -> np.ndarray:
     """120 orders log-spaced in (1, 256], plus orders crowding towards the end of the MGF
     bound's domain α* = 1 + t*/Δ (t* the sup of ω's MGF domain) when it lies in that range."""
     orders = 1.0 + np.logspace(-1.5, math.log10(_MAX_ORDER - 1.0), 120)
-    if isinstance(mechanism, LaplaceScaleMixture):
+    if _draws_mgf_bound(mechanism):
         end = 1.0 + mechanism.omega_mgf_domain() / sensitivity
         if math.isfinite(end) and end < _MAX_ORDER:
             near = end - 10.0**_APPROACH_EXPONENTS
@@ -43,7 +47,8 @@ def rdp_curve(
 
     Curves (from ``unsubsampled_rdp``): the exact scalar divergence D_α(f(·−Δ)‖f) and the
     dimension-free l2 bound C²·sup_{0<t≤C} h_α(t)/t² (C = ``sensitivity``),
-    and for Laplace scale mixtures the LMO paper's closed-form MGF bound (``mgf_bound_rdp``),
+    and for Laplace scale mixtures (families declaring the ``"mgf_bound"`` curve,
+    :class:`~lmodp.mechanisms.Figures`) the LMO paper's closed-form MGF bound (``mgf_bound_rdp``),
     which is finite only for α < α* = 1 + t*/Δ where t* is the sup of the finite domain of ω's
     MGF: it is drawn up to α* (it blows up there) and α* is marked. Both axes are logarithmic.
     """
@@ -54,7 +59,7 @@ def rdp_curve(
     l2 = unsubsampled_rdp(mechanism, alphas, sensitivity=sensitivity, geometry="l2")
     ax.plot(alphas, exact, color=OKABE_ITO["blue"], lw=2.0, label=f"exact divergence, scalar geometry (Δ = {sensitivity:g})")
     ax.plot(alphas, l2, color=OKABE_ITO["bluish_green"], lw=2.0, ls="--", label=f"dimension-free bound, l2 geometry (C = {sensitivity:g})")
-    if isinstance(mechanism, LaplaceScaleMixture):
+    if _draws_mgf_bound(mechanism):
         mgf = np.asarray(mgf_bound_rdp(mechanism, alphas, sensitivity=sensitivity), dtype=float)
         finite = np.isfinite(mgf)
         ax.plot(alphas[finite], mgf[finite], color=OKABE_ITO["vermillion"], lw=1.6, ls="-.", label="paper's MGF bound (scalar; +∞ beyond its domain)")

@@ -19,10 +19,11 @@ lives on the target device (so a CUDA gradient gets CUDA noise, with no host rou
 Every mixture sampler reads the mechanism's mixing law (:mod:`lmodp.mechanisms.mixing`), the
 object its accountant reads, so the sampled law is the accounted law.
 
-``torch_sampler(mechanism)`` picks the sampler for any registered, accountable mechanism
-(:func:`lmodp.mechanisms.require_registered`): one registration
-(:func:`lmodp.register_mechanism`) gives a family its accountants and its sampler. A faster
-sampler of the same law may replace the built-in one with :func:`register_torch_sampler`,
+``torch_sampler(mechanism)`` builds the sampler that the mechanism's family declares (its
+``torch_sampler`` facet, :mod:`lmodp.mechanisms.family`) for any registered, accountable
+mechanism (:func:`lmodp.mechanisms.require_registered`): one registration
+(:func:`lmodp.register_family`) gives a family its accountants and its sampler. A faster
+sampler of the same law may replace the declared one with :func:`register_torch_sampler`,
 which refuses a type that no accountant accepts.
 """
 
@@ -42,10 +43,12 @@ from lmodp.mechanisms import (
     LaplaceScaleMixture,
     Mechanism,
     SymmetricDensity,
+    family_of,
+    register_family,
     registered_families,
     require_registered,
 )
-from lmodp.mechanisms.registry import ACCOUNTABLE
+from lmodp.mechanisms.registry import hook
 
 Shape = Sequence[int] | torch.Size
 
@@ -110,6 +113,10 @@ class GaussianSampler(TorchNoiseSampler):
     def __init__(self, sigma: float) -> None:
         self.sigma = float(sigma)
 
+    @classmethod
+    def of(cls, mechanism: Gaussian) -> "GaussianSampler":
+        return cls(mechanism.sigma)
+
     def sample(self, shape: Shape, *, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(tuple(shape), generator=generator, device=generator.device).mul_(self.sigma)
 
@@ -119,6 +126,10 @@ class LaplaceSampler(TorchNoiseSampler):
 
     def __init__(self, scale: float) -> None:
         self.scale = float(scale)
+
+    @classmethod
+    def of(cls, mechanism: Laplace) -> "LaplaceSampler":
+        return cls(mechanism.scale)
 
     def sample(self, shape: Shape, *, generator: torch.Generator) -> torch.Tensor:
         return _unit_laplace(shape, generator).mul_(self.scale)
@@ -195,6 +206,10 @@ class GeneralizedGaussianSampler(TorchNoiseSampler):
         self.scale = float(scale)
         self.power = float(power)
 
+    @classmethod
+    def of(cls, mechanism: GeneralizedGaussian) -> "GeneralizedGaussianSampler":
+        return cls(mechanism.scale, mechanism.power)
+
     def sample(self, shape: Shape, *, generator: torch.Generator) -> torch.Tensor:
         concentration = torch.full(tuple(shape), 1.0 / self.power, dtype=torch.float32, device=generator.device)
         magnitude = torch._standard_gamma(concentration, generator=generator).pow_(1.0 / self.power).mul_(self.scale)
@@ -217,56 +232,40 @@ class DensitySampler(TorchNoiseSampler):
 
 SamplerFactory = Callable[[Mechanism], TorchNoiseSampler]
 
-_OVERRIDES: dict[type, SamplerFactory] = {}
 
-
-def _mixture_sampler(mechanism: LaplaceScaleMixture) -> TorchNoiseSampler:
+def mixture_sampler(mechanism: LaplaceScaleMixture) -> TorchNoiseSampler:
+    """The sampler of a Laplace scale mixture's mixing law: finite (ω takes finitely many
+    values) or LMO."""
     law = mechanism.mixing
     if isinstance(law, FiniteMixing):
         return FiniteMixtureSampler(law)
     return ScaleMixtureSampler(mechanism)
 
 
-def _builtin_sampler(mechanism: Mechanism) -> TorchNoiseSampler:
-    """The sampler of an accountable mechanism's law (see the module docstring)."""
-    if isinstance(mechanism, Gaussian):
-        return GaussianSampler(mechanism.sigma)
-    if isinstance(mechanism, Laplace):
-        return LaplaceSampler(mechanism.scale)
-    if isinstance(mechanism, LaplaceScaleMixture):
-        return _mixture_sampler(mechanism)
-    if isinstance(mechanism, GeneralizedGaussian):
-        return GeneralizedGaussianSampler(mechanism.scale, mechanism.power)
-    return DensitySampler(mechanism)  # type: ignore[arg-type]  # SymmetricDensity: the last accountable kind
-
-
 def register_torch_sampler(mechanism_type: type, factory: SamplerFactory) -> None:
-    """Replace the sampler of ``mechanism_type`` (and its subclasses) by ``factory`` (a faster
-    sampler of the same law). Refused with ``ValueError`` unless ``mechanism_type`` is a
+    """Replace the sampler of ``mechanism_type`` (and of its subclasses that declare none of their
+    own) by ``factory`` (a faster sampler of the same law): its family's ``torch_sampler`` facet
+    (:func:`lmodp.register_family`). Refused with ``ValueError`` unless ``mechanism_type`` is a
     registered family whose law the accountants accept: a sampler alone would let training add
-    noise that no accountant accounts. A new family is added with
-    :func:`lmodp.register_mechanism`, which gives it a sampler and its accountants at once."""
+    noise that no accountant accounts. A new family is added with :func:`lmodp.register_family`,
+    which gives it a sampler and its accountants at once."""
     if not (isinstance(mechanism_type, type) and issubclass(mechanism_type, Mechanism)):
         raise ValueError(f"mechanism_type must be a Mechanism subclass, got {mechanism_type!r}")
-    if not issubclass(mechanism_type, ACCOUNTABLE) or mechanism_type.family not in registered_families():
+    if not family_of(mechanism_type).accountable or mechanism_type.family not in registered_families():
         raise ValueError(
             f"{mechanism_type.__name__} is not a registered family that the accountants accept: register it first "
-            "with lmodp.register_mechanism (a SymmetricDensity brings its own torch_sample, so no sampler "
+            "with lmodp.register_family (a SymmetricDensity brings its own torch_sample, so no sampler "
             "needs registering)"
         )
-    _OVERRIDES[mechanism_type] = factory
+    register_family(mechanism_type, torch_sampler=factory)
 
 
 def torch_sampler(mechanism: Mechanism) -> TorchNoiseSampler:
-    """The torch sampler for ``mechanism`` (a sampler registered for its class or a base class
-    wins over the built-in one). ``ValueError`` for a mechanism that is not registered or not
-    accountable (:func:`lmodp.mechanisms.require_registered`): nothing is sampled that no
-    accountant accounts."""
+    """The torch sampler that ``mechanism``'s family declares (:func:`register_torch_sampler` may
+    have replaced it). ``ValueError`` for a mechanism that is not registered or not accountable
+    (:func:`lmodp.mechanisms.require_registered`): nothing is sampled that no accountant accounts."""
     try:
         require_registered(mechanism)
     except ValueError as err:
         raise ValueError(f"mechanism {type(mechanism).__name__} has no torch sampler: {err}") from None
-    for cls in type(mechanism).__mro__:
-        if cls in _OVERRIDES:
-            return _OVERRIDES[cls](mechanism)
-    return _builtin_sampler(mechanism)
+    return hook(mechanism, "torch_sampler")(mechanism)

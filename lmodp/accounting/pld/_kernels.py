@@ -11,8 +11,8 @@ survival function: no quadrature is involved. Every probability comes with a rou
 (a few ulp of the survival values it is a difference of).
 
 Mechanism kinds: ``GAUSSIAN`` with ``p = [sigma]``; ``MIXTURE`` with the packed mixing-law
-vector of :mod:`lmodp.mechanisms._mixture_kernels` (LMO or finite mixing laws);
-``GENERALIZED_GAUSSIAN`` with ``p = [s, power]`` (:mod:`lmodp.mechanisms._generalized_gaussian_kernels`).
+vector of :mod:`lmodp.mechanisms.mixture_kernels` (LMO or finite mixing laws);
+``GENERALIZED_GAUSSIAN`` with ``p = [s, power]`` (:mod:`lmodp.mechanisms.generalized_gaussian_kernels`).
 Survival values computed as exp(log P) carry a rounding bound of 8 ulp times (1 + |log P|)
 (the rounding of the exponent is amplified by exp); erfc's is 8 ulp.
 """
@@ -24,10 +24,10 @@ import math
 import numpy as np
 from numba import njit
 
-from lmodp.mechanisms._generalized_gaussian_kernels import log_tail as gg_log_tail
-from lmodp.mechanisms._generalized_gaussian_kernels import logpdf_scalar as gg_logpdf
-from lmodp.mechanisms._generalized_gaussian_kernels import shift_loss as gg_shift_loss
-from lmodp.mechanisms._mixture_kernels import log_tail, logpdf_scalar
+from lmodp.mechanisms.generalized_gaussian_kernels import log_tail as gg_log_tail
+from lmodp.mechanisms.generalized_gaussian_kernels import logpdf_scalar as gg_logpdf
+from lmodp.mechanisms.generalized_gaussian_kernels import shift_loss as gg_shift_loss
+from lmodp.mechanisms.mixture_kernels import log_tail, logpdf_scalar
 
 GAUSSIAN = 0
 MIXTURE = 1

@@ -55,7 +55,7 @@ from lmodp.accounting.pld.discrete import DiscretePLD, rounded_down_laws
 from lmodp.accounting.pure import pure_composition_epsilon
 from lmodp.accounting.pld.hockey_stick import DEFAULT_WINDOW_TAIL, DIRECTIONS, hockey_stick_curve, noise_model
 from lmodp.accounting.rdp.accountant import RDPAccountant
-from lmodp.mechanisms import Gaussian, Mechanism, mechanism_from_dict
+from lmodp.mechanisms import Mechanism, family_of, mechanism_from_dict
 
 DEFAULT_INTERVAL = 1e-4
 _STATE_VERSION = 1
@@ -101,7 +101,7 @@ def mechanism_pld(
 
 
 def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
-    if geometry == "l2" and not isinstance(mechanism.canonical(), Gaussian):
+    if "pld" not in family_of(mechanism.canonical()).fitting_accountants(geometry):
         raise ValueError(
             "the PLD accountant has no tight bound for geometry 'l2' with non-Gaussian noise; "
             "use lmodp.epsilon_interval(...) for a [lower, upper] interval, or accountant='rdp'"

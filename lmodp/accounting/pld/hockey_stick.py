@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -30,9 +31,10 @@ from scipy import special
 
 from lmodp.accounting.pld import _kernels as K
 from lmodp.accounting.pld._density import DensityNoiseModel
-from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Mechanism, SymmetricDensity, require_accountable
-from lmodp.mechanisms._generalized_gaussian_kernels import log_tail as gg_log_tail
-from lmodp.mechanisms._mixture_kernels import log_tail
+from lmodp.mechanisms import Gaussian, GeneralizedGaussian, LaplaceScaleMixture, Mechanism, SymmetricDensity, require_accountable
+from lmodp.mechanisms.generalized_gaussian_kernels import log_tail as gg_log_tail
+from lmodp.mechanisms.mixture_kernels import log_tail
+from lmodp.mechanisms.registry import hook
 
 DIRECTIONS = ("add", "remove")
 #: Default bound on P(|Y| > R) outside the window of the hockey-stick curve.
@@ -66,22 +68,41 @@ class NoiseModel:
 
 
 def noise_model(mechanism: Mechanism, *, sensitivity: float, window_tail: float = DEFAULT_WINDOW_TAIL) -> NoiseModel | DensityNoiseModel:
-    """Kernel form of a mechanism with a window radius R such that P(|Y| > R) ≤ ``window_tail``:
-    Gaussian, Laplace scale mixtures (LMO or finite mixing laws), generalized Gaussian, and
-    user-defined log-concave densities (:class:`~lmodp.accounting.pld._density.DensityNoiseModel`);
+    """Kernel form of a mechanism with a window radius R such that P(|Y| > R) ≤ ``window_tail``,
+    built by the model that its family declares (its ``pld_model`` facet: :func:`gaussian_noise_model`,
+    :func:`mixture_noise_model`, :func:`generalized_gaussian_noise_model`, :func:`density_noise_model`);
     ``ValueError`` for a mechanism no accountant accepts."""
     mechanism = require_accountable(mechanism).canonical()
+    return hook(mechanism, "pld_model")(mechanism, sensitivity=sensitivity, window_tail=window_tail)
+
+
+def gaussian_noise_model(mechanism: Gaussian, *, sensitivity: float, window_tail: float) -> NoiseModel:
+    """N(0, σ²): R = zσ with P(|Y| > zσ) = erfc(z/√2) = ``window_tail``."""
+    params = np.array([mechanism.sigma])
+    z = -float(special.ndtri(window_tail / 2.0))  # P(|Y| > zσ) = 2Φ(−z) = erfc(z/√2)
+    return NoiseModel(K.GAUSSIAN, params, sensitivity, z * mechanism.sigma, float(special.erfc(z / math.sqrt(2.0))))
+
+
+def mixture_noise_model(mechanism: LaplaceScaleMixture, *, sensitivity: float, window_tail: float) -> NoiseModel:
+    """A Laplace scale mixture (LMO or finite mixing laws), in its packed mixing-law vector."""
+    return _kernel_model(K.MIXTURE, mechanism.kernel_params, log_tail, 1.0 / mechanism.omega_mean(), sensitivity, window_tail)
+
+
+def generalized_gaussian_noise_model(mechanism: GeneralizedGaussian, *, sensitivity: float, window_tail: float) -> NoiseModel:
+    """The generalized Gaussian, ``p = [s, power]``."""
+    return _kernel_model(K.GENERALIZED_GAUSSIAN, mechanism.kernel_params, gg_log_tail, mechanism.scale, sensitivity, window_tail)
+
+
+def density_noise_model(mechanism: SymmetricDensity, *, sensitivity: float, window_tail: float) -> DensityNoiseModel:
+    """A user-defined log-concave density (:class:`~lmodp.accounting.pld._density.DensityNoiseModel`)."""
+    return DensityNoiseModel.of(mechanism, sensitivity=sensitivity, window_tail=window_tail)
+
+
+def _kernel_model(
+    kind: int, params: np.ndarray, tail: Callable[[float, np.ndarray], float], start: float, sensitivity: float, window_tail: float
+) -> NoiseModel:
+    """The radius doubled from ``start`` until log P(|Y| > R) = ``tail(R, params)`` ≤ log ``window_tail``."""
     log_target = math.log(window_tail)
-    if isinstance(mechanism, Gaussian):
-        params = np.array([mechanism.sigma])
-        z = -float(special.ndtri(window_tail / 2.0))  # P(|Y| > zσ) = 2Φ(−z) = erfc(z/√2)
-        return NoiseModel(K.GAUSSIAN, params, sensitivity, z * mechanism.sigma, float(special.erfc(z / math.sqrt(2.0))))
-    if isinstance(mechanism, SymmetricDensity):
-        return DensityNoiseModel.of(mechanism, sensitivity=sensitivity, window_tail=window_tail)
-    if isinstance(mechanism, GeneralizedGaussian):
-        kind, params, tail, start = K.GENERALIZED_GAUSSIAN, mechanism.kernel_params, gg_log_tail, mechanism.scale
-    else:
-        kind, params, tail, start = K.MIXTURE, mechanism.kernel_params, log_tail, 1.0 / mechanism.omega_mean()
     params = np.ascontiguousarray(params, dtype=float)
     radius = start
     while tail(radius, params) > log_target:

@@ -34,9 +34,9 @@ import math
 import numpy as np
 from numba import njit
 
-from lmodp.mechanisms._generalized_gaussian_kernels import logpdf_scalar as gg_logpdf
-from lmodp.mechanisms._generalized_gaussian_kernels import shift_loss as gg_shift_loss
-from lmodp.mechanisms._mixture_kernels import log_tail, logpdf_scalar
+from lmodp.mechanisms.generalized_gaussian_kernels import logpdf_scalar as gg_logpdf
+from lmodp.mechanisms.generalized_gaussian_kernels import shift_loss as gg_shift_loss
+from lmodp.mechanisms.mixture_kernels import log_tail, logpdf_scalar
 
 LINEAR = 0
 LOG = 1
@@ -189,7 +189,7 @@ def panel_nodes(kind, origin, direction, a, b, gx, gw, family, p, delta, log_q, 
 
     Layout per panel: n coarse nodes on [a, b], then n fine nodes on each half.
     ``family`` 0: Laplace scale mixture with packed parameters p; 1: Gaussian, p[0] = sigma;
-    2: generalized Gaussian, p = [s, power] (:mod:`lmodp.mechanisms._generalized_gaussian_kernels`).
+    2: generalized Gaussian, p = [s, power] (:mod:`lmodp.mechanisms.generalized_gaussian_kernels`).
     """
     y, u, weight = panel_points(kind, origin, direction, a, b, gx, gw)
     m = y.shape[0]

@@ -39,7 +39,7 @@ from numba import njit
 from lmodp.accounting.rdp import _divergence_kernels as DK
 from lmodp.accounting.rdp._mixture_quadrature import GL_POINTS, gauss_legendre
 from lmodp.mechanisms import GeneralizedGaussian
-from lmodp.mechanisms._generalized_gaussian_kernels import log_gamma_q
+from lmodp.mechanisms.generalized_gaussian_kernels import log_gamma_q
 
 _LOG_TAIL_TARGET = -60.0
 _FIRST_PANEL = 1e-6

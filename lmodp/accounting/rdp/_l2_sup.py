@@ -46,7 +46,7 @@ from lmodp.accounting.rdp._mixture_quadrature import max_score
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 
 if TYPE_CHECKING:
-    from lmodp.accounting.rdp.noise_laws import NoiseLaw
+    from lmodp.accounting.rdp.noise_laws import QuadratureLaw
 
 _SERIES_BELOW = 1e-4
 _INITIAL_RATIO = 1.25
@@ -149,7 +149,7 @@ def first_cell_ends(alphas: np.ndarray, c: "FirstCell", *, l2_tolerance: float, 
     return np.where(fits, top, np.exp(lo))
 
 
-def _divergence_ratio(law: "NoiseLaw", t: float, alphas: np.ndarray) -> np.ndarray:
+def _divergence_ratio(law: "QuadratureLaw", t: float, alphas: np.ndarray) -> np.ndarray:
     """Pessimistic h_α(t)/t² for all alphas."""
     log_z = law.log_moments(alphas, sensitivity=t, max_order=float(alphas.max()))
     return np.maximum(log_z, 0.0) / (alphas - 1.0) / (t * t)
@@ -162,7 +162,7 @@ def _split_count(cell_ratio: float, target_ratio: float) -> int:
     return int(min(64, max(2, math.ceil(math.log(cell_ratio) / math.log(target_ratio)))))
 
 
-def _sup_at_orders(law: "NoiseLaw", alphas: np.ndarray, c: float, l2_tolerance: float) -> np.ndarray:
+def _sup_at_orders(law: "QuadratureLaw", alphas: np.ndarray, c: float, l2_tolerance: float) -> np.ndarray:
     constants = law.first_cell()
     t0 = first_cell_ends(alphas, constants, l2_tolerance=l2_tolerance, top=c)
     bound = constants.bound(alphas, t0)
@@ -227,7 +227,7 @@ def chord_bound(t_left: float, t_right: float, r_left: np.ndarray, r_right: np.n
 
 
 def _convex_cells(
-    law: "NoiseLaw", alphas: np.ndarray, grid: np.ndarray, t0: np.ndarray, bound: np.ndarray, lower: np.ndarray, l2_tolerance: float
+    law: "QuadratureLaw", alphas: np.ndarray, grid: np.ndarray, t0: np.ndarray, bound: np.ndarray, lower: np.ndarray, l2_tolerance: float
 ) -> np.ndarray:
     """The cells for noise whose h_α(t) is convex in t (log-concave f, docs/l2-geometry.md 5.4):
     each cell's bound is :func:`chord_bound` of the pessimistic values at its two ends, and an
@@ -265,10 +265,10 @@ def _convex_cells(
 
 
 def sup_ratio_bound(
-    law: "NoiseLaw", alphas: np.ndarray, *, l2_sensitivity: float, l2_tolerance: float = DEFAULT_L2_TOLERANCE
+    law: "QuadratureLaw", alphas: np.ndarray, *, l2_sensitivity: float, l2_tolerance: float = DEFAULT_L2_TOLERANCE
 ) -> np.ndarray:
     """Upper bound on sup_{0<t≤C} h_α(t)/t² at every order in ``alphas`` (see module docstring),
-    for the :class:`~lmodp.accounting.rdp.noise_laws.NoiseLaw` of a non-Gaussian mechanism."""
+    for the :class:`~lmodp.accounting.rdp.noise_laws.QuadratureLaw` of a non-Gaussian mechanism."""
     anchors = anchor_orders(alphas)
     at_anchors = _sup_at_orders(law, anchors, l2_sensitivity, l2_tolerance)
     if anchors.size == np.unique(alphas).size:

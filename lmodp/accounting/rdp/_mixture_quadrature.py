@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from lmodp.accounting.rdp import _divergence_kernels as DK
-from lmodp.mechanisms import _mixture_kernels as MK
+from lmodp.mechanisms import mixture_kernels as MK
 from lmodp.mechanisms.mixture import LaplaceScaleMixture
 
 GL_POINTS = 8

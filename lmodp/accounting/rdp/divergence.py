@@ -5,9 +5,10 @@ For a noise density f and a shift Δ (the query's sensitivity), the scalar Rény
 .. math:: h_\alpha(\Delta) = D_\alpha\bigl(f(\cdot-\Delta)\,\|\,f\bigr)
           = \frac{1}{\alpha-1}\log\int f(y-\Delta)^\alpha f(y)^{1-\alpha}\,dy,\qquad \alpha > 1
 
-(equal to the other direction by the symmetry y ↦ Δ − y of a symmetric f). Gaussian noise has
-the closed form αΔ²/(2σ²); every other family (Laplace scale mixtures, the generalized Gaussian,
-user densities: :mod:`lmodp.accounting.rdp.noise_laws`) is integrated numerically by
+(equal to the other direction by the symmetry y ↦ Δ − y of a symmetric f). Each function asks
+the mechanism's family for its :class:`~lmodp.accounting.rdp.noise_laws.NoiseLaw`. Gaussian
+noise has the closed form αΔ²/(2σ²); every other family (Laplace scale mixtures, the
+generalized Gaussian, user densities: :mod:`lmodp.accounting.rdp.noise_laws`) is integrated numerically by
 :mod:`lmodp.accounting.rdp._divergence_kernels` (log space, numba), and every returned value is an
 UPPER bound: quadrature error estimate, floating-point error bound and truncated tails are
 added before the log is taken (tolerance in :func:`renyi_divergences`).
@@ -23,27 +24,14 @@ import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
-from lmodp.accounting.rdp import _divergence_kernels as DK
-from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE, sup_ratio_bound
-from lmodp.accounting.rdp._mixture_quadrature import GL_POINTS, LOG_TAIL_TARGET, gauss_legendre
+from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.rdp.noise_laws import noise_law
 from lmodp.accounting.orders import validate_orders as require_orders
-from lmodp.mechanisms import Gaussian, Mechanism, require_accountable
-from lmodp.mechanisms import _mixture_kernels as MK
-from lmodp.mechanisms.mixture import LaplaceScaleMixture
-
-
-# Relative slack covering the rounding of a few logarithms and their sum.
-_ROUNDING = 1e-14
-
-
-def _mixture(mechanism: object) -> LaplaceScaleMixture:
-    if not isinstance(mechanism, LaplaceScaleMixture):
-        raise ValueError(f"mechanism must be a Laplace scale mixture (Laplace or LMO), got {type(mechanism).__name__}")
-    return mechanism
+from lmodp.mechanisms import Mechanism, require_accountable
+from lmodp.mechanisms import mixture_kernels as MK
+from lmodp.mechanisms.mixture import require_mixture
 
 
 def _check_mechanism(mechanism: object) -> Mechanism:
@@ -76,8 +64,6 @@ def pure_dp_epsilon(mechanism: Mechanism, *, sensitivity: float) -> float:
     """
     mechanism = _check_mechanism(mechanism)
     sensitivity = require_positive("sensitivity", sensitivity)
-    if isinstance(mechanism, Gaussian):
-        return math.inf
     return noise_law(mechanism).pure_dp_epsilon(sensitivity)
 
 
@@ -103,12 +89,7 @@ def renyi_divergences(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: f
     mechanism = _check_mechanism(mechanism)
     alphas = require_orders(orders)
     sensitivity = require_positive("sensitivity", sensitivity)
-    if isinstance(mechanism, Gaussian):
-        return alphas * sensitivity**2 / (2.0 * mechanism.sigma**2)
-    law = noise_law(mechanism)
-    log_z = law.log_moments(alphas, sensitivity=sensitivity, max_order=float(alphas.max()))
-    eps = law.pure_dp_epsilon(sensitivity)
-    return np.clip(log_z / (alphas - 1.0), 0.0, eps)
+    return noise_law(mechanism).renyi_divergences(alphas, sensitivity=sensitivity)
 
 
 def mgf_bound_rdp(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: float) -> np.ndarray:
@@ -127,7 +108,7 @@ def mgf_bound_rdp(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: float
     E_\omega \int p_\omega^\alpha q_\omega^{1-\alpha} = E_\omega[e^{(\alpha-1)D^{\rm Lap}_\alpha(\omega\Delta)}]`,
     which is the bracket above.
     """
-    mixture = _mixture(mechanism)
+    mixture = require_mixture(mechanism, "mgf_bound_rdp")
     alphas = require_orders(orders)
     sensitivity = require_positive("sensitivity", sensitivity)
     p = mixture.kernel_params
@@ -140,41 +121,6 @@ def mgf_bound_rdp(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: float
         down = math.log(a - 1.0) + MK.log_mgf(-a * sensitivity, p)
         out[i] = (np.logaddexp(up, down) - math.log(2.0 * a - 1.0)) / (a - 1.0)
     return out
-
-
-def _gaussian_subsampled_log_moments(
-    sigma: float, delta: float, sample_rate: float, alphas: np.ndarray
-) -> np.ndarray:
-    """log Z bounds for both directions of the Poisson-subsampled Gaussian (coefs α, then 1−α).
-
-    Integration range [−Y_L, Y_R] in linear panels of width σ/2; tails bounded in closed form
-    (L(y) = (2yΔ − Δ²)/(2σ²) increases in y): direction α, right: r^α ≤ e^{αL}, giving
-    exp(α(α−1)Δ²/(2σ²))·Φ̄((Y_R − αΔ)/σ); left: r ≤ 1. Direction 1−α, right: r ≥ 1;
-    left: r ≥ 1 − q, giving (1−q)^{1−α}·Φ̄(Y_L/σ).
-    """
-    a_max = float(alphas.max())
-    log1m_q = math.log1p(-sample_rate)
-    log_q = math.log(sample_rate)
-    y_left = sigma * math.sqrt(2.0 * (60.0 + (a_max - 1.0) * -log1m_q))
-    y_right = a_max * delta + sigma * math.sqrt(2.0 * (60.0 + a_max * -log_q))
-    n_panels = int(math.ceil((y_left + y_right) / (0.5 * sigma)))
-    edges = np.linspace(-y_left, y_right, n_panels + 1)
-    kind = np.zeros(n_panels, dtype=np.int64)
-    origin = np.zeros(n_panels)
-    direction = np.ones(n_panels)
-    gx, gw = gauss_legendre(GL_POINTS)
-    lw, psi, dpsi = DK.panel_nodes(
-        kind, origin, direction, edges[:-1].copy(), edges[1:].copy(), gx, gw, 1, np.array([sigma]), delta, log_q, log1m_q
-    )
-    coefs = np.concatenate([alphas, 1.0 - alphas])
-    log_sf_left = special.log_ndtr(-y_left / sigma)
-    tail_up_right = alphas * (alphas - 1.0) * delta**2 / (2.0 * sigma**2) + special.log_ndtr(
-        -(y_right - alphas * delta) / sigma
-    )
-    tail_up = np.logaddexp(tail_up_right, log_sf_left)
-    tail_down = np.logaddexp(special.log_ndtr(-y_right / sigma), (1.0 - alphas) * log1m_q + log_sf_left)
-    tails = np.concatenate([tail_up, tail_down])
-    return DK.log_moments(lw, psi, dpsi, GL_POINTS, coefs, tails)
 
 
 def subsampled_scalar_rdp(
@@ -196,19 +142,7 @@ def subsampled_scalar_rdp(
     sensitivity = require_positive("sensitivity", sensitivity)
     if sample_rate == 1.0:
         return renyi_divergences(mechanism, alphas, sensitivity=sensitivity)
-    a_max = float(alphas.max())
-    if isinstance(mechanism, Gaussian):
-        log_z = _gaussian_subsampled_log_moments(mechanism.sigma, sensitivity, sample_rate, alphas)
-        cap = math.inf
-    else:
-        law = noise_law(mechanism)
-        coefs = np.concatenate([alphas, 1.0 - alphas])
-        # The reverse direction's factor r^{1-α} can reach (1-q)^{1-α}: push the cut further out.
-        target = LOG_TAIL_TARGET - (a_max - 1.0) * -math.log1p(-sample_rate)
-        log_z = law.log_moments(coefs, sensitivity=sensitivity, sample_rate=sample_rate, max_order=a_max, log_tail_target=target)
-        eps = law.pure_dp_epsilon(sensitivity)
-        log1m_q = math.log1p(-sample_rate)
-        cap = DK.psi_of_loss(eps, math.log(sample_rate), log1m_q) * (1.0 + _ROUNDING)
+    log_z, cap = noise_law(mechanism).subsampled_log_moments(alphas, sample_rate=sample_rate, sensitivity=sensitivity)
     n = alphas.size
     both = np.maximum(log_z[:n], log_z[n:]) / (alphas - 1.0)
     return np.clip(both, 0.0, cap)
@@ -243,22 +177,17 @@ def l2_renyi_bound(
     mechanism = _check_mechanism(mechanism)
     alphas = require_orders(orders)
     c = require_positive("l2_sensitivity", l2_sensitivity)
-    if isinstance(mechanism, Gaussian):
-        return alphas * c**2 / (2.0 * mechanism.sigma**2)
-    return c**2 * sup_ratio_bound(
-        noise_law(mechanism), alphas, l2_sensitivity=c, l2_tolerance=require_positive("l2_tolerance", l2_tolerance)
-    )
+    return noise_law(mechanism).l2_renyi_bound(alphas, l2_sensitivity=c, l2_tolerance=require_positive("l2_tolerance", l2_tolerance))
 
 
 def unsubsampled_rdp(mechanism: Mechanism, orders: ArrayLike, *, sensitivity: float, geometry: str) -> np.ndarray:
     """RDP of one release without subsampling, in the given sensitivity geometry.
 
-    Gaussian: αΔ²/(2σ²) in both geometries (the l2 bound is exact for Gaussian noise).
-    "scalar": :func:`renyi_divergences`; "l2": :func:`l2_renyi_bound`
-    with l2_sensitivity = sensitivity.
+    "scalar": :func:`renyi_divergences`; "l2": :func:`l2_renyi_bound` with l2_sensitivity =
+    sensitivity (Gaussian: αΔ²/(2σ²) in both geometries, the l2 bound is exact for Gaussian noise).
     """
     geometry = require_geometry(geometry)
     mechanism = _check_mechanism(mechanism)
-    if geometry == "scalar" or isinstance(mechanism, Gaussian):
+    if geometry == "scalar":
         return renyi_divergences(mechanism, orders, sensitivity=sensitivity)
     return l2_renyi_bound(mechanism, orders, l2_sensitivity=sensitivity)

@@ -36,7 +36,8 @@ from lmodp._validation import require_geometry, require_positive, require_sample
 from lmodp.accounting.rdp import divergence
 from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.orders import integer_mask, validate_orders
-from lmodp.mechanisms import Gaussian, Mechanism, require_accountable
+from lmodp.accounting.rdp.noise_laws import noise_law
+from lmodp.mechanisms import Mechanism, require_accountable
 
 # Rényi divergences are evaluated exactly (integer-order binomial tables) up to this order;
 # above it, only the requested integer orders are evaluated and the others bounded by
@@ -437,8 +438,9 @@ def poisson_subsampled_rdp(
     r"""Per-step RDP upper bound of ``mechanism`` under Poisson subsampling with rate q.
 
     * q = 1: no subsampling, :func:`lmodp.accounting.rdp.divergence.unsubsampled_rdp`.
-    * Gaussian (either geometry; i.i.d. Gaussian noise is rotation invariant, so an L2 shift of
-      norm Δ is the scalar case): :func:`sampled_gaussian_rdp` with noise multiplier σ/Δ.
+    * a law with a closed form for it (:meth:`~lmodp.accounting.rdp.noise_laws.NoiseLaw.closed_form_subsampled_rdp`):
+      the Gaussian in either geometry (i.i.d. Gaussian noise is rotation invariant, so an L2
+      shift of norm Δ is the scalar case), :func:`sampled_gaussian_rdp` with noise multiplier σ/Δ.
     * ``"scalar"``: :func:`lmodp.accounting.rdp.divergence.subsampled_scalar_rdp`, both directions by
       quadrature, at every order.
     * ``"l2"``, other mechanisms: bounds on the maximum of both directions fed with the
@@ -454,8 +456,9 @@ def poisson_subsampled_rdp(
     delta_s = require_positive("sensitivity", sensitivity)
     geometry = require_geometry(geometry)
     mechanism = require_accountable(mechanism).canonical()
-    if isinstance(mechanism, Gaussian):
-        return sampled_gaussian_rdp(alphas, noise_multiplier=mechanism.sigma / delta_s, sample_rate=q)
+    closed_form = noise_law(mechanism).closed_form_subsampled_rdp(alphas, sample_rate=q, sensitivity=delta_s)
+    if closed_form is not None:
+        return closed_form
     if q == 1.0:
         return np.asarray(divergence.unsubsampled_rdp(mechanism, alphas, sensitivity=delta_s, geometry=geometry), dtype=float)
     if geometry == "scalar":
