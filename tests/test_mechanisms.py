@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import integrate, stats
 
 from lmodp.mechanisms import LMO, Gaussian, Laplace, mechanism_from_dict
-from lmodp.paper.params import paper_budgets, paper_mechanism, paper_parameters
+from lmodp.paper.params import PAPER_KEYS, lmo_from_paper_json, lmo_to_paper_json, paper_budgets, paper_mechanism, paper_parameters
 
 TASK1 = [paper_mechanism(e, exponential="rate") for e in paper_budgets("task1")]
 HEAVY = LMO(gamma_weight=1.0, gamma_shape=0.5, gamma_scale=2.0, exponential_weight=0.5, exponential_rate=1.5)
@@ -206,18 +206,19 @@ def test_omega_mgf_and_domain():
 
 def test_from_paper_json_conventions(tmp_path):
     data = paper_parameters(0.3, "task1")
-    rate = LMO.from_paper_json(data, exponential="rate")
-    scale = LMO.from_paper_json(data, exponential="scale")
+    rate = lmo_from_paper_json(data, exponential="rate")
+    scale = lmo_from_paper_json(data, exponential="scale")
     assert rate.exponential_rate == 5.0 and scale.exponential_rate == pytest.approx(0.2)
+    assert lmo_to_paper_json(rate) == {k: data[k] for k in PAPER_KEYS}
     path = tmp_path / "p.json"
     path.write_text(json.dumps(data))
-    assert LMO.from_paper_json(path, exponential="rate") == rate
+    assert lmo_from_paper_json(path, exponential="rate") == rate
     with pytest.raises(ValueError, match="exponential"):
-        LMO.from_paper_json(data, exponential="mean")
+        lmo_from_paper_json(data, exponential="mean")
     with pytest.raises(TypeError):
-        LMO.from_paper_json(data)  # the convention has no default
+        lmo_from_paper_json(data)  # the convention has no default
     with pytest.raises(ValueError, match="lacks keys"):
-        LMO.from_paper_json({"a1": 1}, exponential="rate")
+        lmo_from_paper_json({"a1": 1}, exponential="rate")
 
 
 @pytest.mark.parametrize("m", [TASK1[1], Gaussian(2.0), Laplace(0.3)], ids=repr)

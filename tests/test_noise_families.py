@@ -332,9 +332,10 @@ def test_search_calibrates_the_scale_of_any_registered_mechanism():
 
 def test_a_faster_sampler_may_replace_a_registered_familys(monkeypatch):
     pytest.importorskip("torch")
+    from lmodp.mechanisms import registry
     from lmodp.train import noise
 
-    monkeypatch.setattr(noise, "_OVERRIDES", {})
+    monkeypatch.setattr(registry, "_DECLARED", dict(registry._DECLARED))  # the replacement ends with the test
     replacement = noise.LaplaceSampler(1.0)
     noise.register_torch_sampler(Logistic, lambda m: replacement)
     assert noise.torch_sampler(Logistic(2.0)) is replacement

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from lmodp import LMO
 from lmodp.paper.pipeline import (
     PAPER_MANAGER_ORDERS,
     PaperNumberWarning,
@@ -16,7 +15,7 @@ from lmodp.paper.pipeline import (
     paper_rdp_curve,
     paper_step_epsilon,
 )
-from lmodp.paper.params import paper_parameters
+from lmodp.paper.params import lmo_from_paper_json, paper_parameters
 
 SST2_Q = 2048 / 67350
 
@@ -77,7 +76,7 @@ def test_lmo_input_equals_paper_dict_input():
     with pytest.warns(PaperNumberWarning):
         a = paper_rdp_curve(p)
     with pytest.warns(PaperNumberWarning):
-        b = paper_rdp_curve(LMO.from_paper_json(p, exponential="rate"))
+        b = paper_rdp_curve(lmo_from_paper_json(p, exponential="rate"))
     np.testing.assert_array_equal(a, b)
 
 

@@ -13,8 +13,7 @@ from lmodp.accounting.registry import AUTO, require_accountant_fits, resolve_acc
 from lmodp.cli._output import CLI_PLD_FIX
 from lmodp.cli._run import add_accountant_argument, flags, not_given, run_from_args
 from lmodp.mechanisms import LMO, Gaussian, Laplace, Mechanism, mechanism_from_dict
-from lmodp.mechanisms.lmo import PAPER_KEYS
-from lmodp.paper.params import paper_budgets, paper_mechanism
+from lmodp.paper.params import PAPER_KEYS, lmo_from_paper_json, paper_budgets, paper_mechanism
 from lmodp.paper.setting import SST2
 
 #: The built-in example: the LMO-DP paper's task1 ε=0.3 parameter set (E_lambda read as a
@@ -90,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _paper_file_mechanism(data: dict[str, Any], exponential: str | None) -> LMO:
     if exponential is None:
         raise ValueError("--paper-exponential {rate,scale} is required for the paper's parameter files")
-    return LMO.from_paper_json(data, exponential=exponential)  # type: ignore[arg-type]
+    return lmo_from_paper_json(data, exponential=exponential)  # type: ignore[arg-type]
 
 
 def _mechanism(args: argparse.Namespace) -> tuple[Mechanism, bool]:

@@ -40,7 +40,7 @@ from lmodp._validation import require_delta, require_positive, require_sample_ra
 from lmodp.accounting.conversion import OrderGridEdgeWarning, rdp_to_epsilon
 from lmodp.accounting.rdp.subsampling import sampled_gaussian_rdp
 from lmodp.mechanisms import LMO
-from lmodp.paper.params import paper_parameters
+from lmodp.paper.params import lmo_to_paper_json, paper_parameters
 from lmodp.paper.setting import PAPER_DELTA, paper_run
 
 #: The released code's orders (``check_privacy_and_statistics.py``); its δ is :data:`~lmodp.paper.setting.PAPER_DELTA`.
@@ -64,7 +64,7 @@ def _warn(what: str) -> None:
 
 
 def _paper_dict(params: Mapping[str, Any] | LMO) -> dict[str, Any]:
-    data = params.to_paper_json() if isinstance(params, LMO) else dict(params)
+    data = dict(params) if isinstance(params, Mapping) else lmo_to_paper_json(params)
     missing = [k for k in _KEYS if k not in data]
     if missing:
         raise ValueError(f"paper parameters lack keys {missing}")
