@@ -79,7 +79,7 @@ def mechanism_records(samples: int) -> list[dict[str, Any]]:
             for target in TARGETS:
                 start = time.time()
                 mechanism = _calibrated(shape, target, steps=1, geometry=geometry)
-                r = audit_mechanism(mechanism, delta=DELTA, geometry=geometry, samples=samples, confidence=CONFIDENCE, seed=0)
+                r = audit_mechanism(mechanism, delta=DELTA, geometry=geometry, samples=samples, confidence=CONFIDENCE, audit_seed=0)
                 scalar = lmodp.epsilon(mechanism, _run(steps=1, geometry="scalar"))
                 records.append(dict(name=name, mechanism=mechanism, target=target, audit=r, scalar=scalar, seconds=time.time() - start))
                 print(name, geometry, target, r.epsilon_lower, r.epsilon_accounted, flush=True)
@@ -119,7 +119,7 @@ def paper_records(samples: int) -> list[dict[str, Any]]:
     for eps in paper_budgets("task1"):
         rate = paper_mechanism(eps, "task1", exponential="rate")
         scale = paper_mechanism(eps, "task1", exponential="scale")
-        r = audit_mechanism(rate, delta=PAPER_DELTA, samples=samples, confidence=CONFIDENCE, sampler=torch_sampler(scale), seed=0)
+        r = audit_mechanism(rate, delta=PAPER_DELTA, samples=samples, confidence=CONFIDENCE, sampler=torch_sampler(scale), audit_seed=0)
         true = lmodp.epsilon(scale, _run(steps=1, geometry="scalar", delta=PAPER_DELTA))
         records.append(dict(paper_epsilon=eps, audit=r, true=true, rate=rate, scale=scale))
         print("paper", eps, r.epsilon_lower, r.epsilon_accounted, flush=True)
@@ -165,7 +165,7 @@ def training_records(canaries: int, runs: int) -> list[dict[str, Any]]:
             for threat, values in bounds.items():
                 for seed in range(runs):
                     result = audit_training(
-                        mechanism, threat=threat, canaries=canaries, steps=TRAIN_STEPS, delta=DELTA, confidence=CONFIDENCE, seed=seed,
+                        mechanism, threat=threat, canaries=canaries, steps=TRAIN_STEPS, delta=DELTA, confidence=CONFIDENCE, audit_seed=seed,
                     )
                     values.append(result.epsilon_lower)
             records.append(
@@ -209,17 +209,17 @@ from lmodp.paper import paper_mechanism
 from lmodp.train.noise import torch_sampler
 
 # lmodp's own sampler: the lower bound stays below the accounted single-release epsilon
-ok = audit_mechanism(Gaussian(1.0), delta=1e-5, samples=20_000, seed=0)
+ok = audit_mechanism(Gaussian(1.0), delta=1e-5, samples=20_000, audit_seed=0)
 print(round(ok.epsilon_lower, 3), "<=", round(ok.epsilon_accounted, 3), ok.exceeds_accounted)
 
 # the paper's sampler (E_lambda read as a scale) against its accountant (a rate): caught
 accounted = paper_mechanism(0.3, "task1", exponential="rate")
 drawn = torch_sampler(paper_mechanism(0.3, "task1", exponential="scale"))
-bad = audit_mechanism(accounted, delta=1e-10, samples=20_000, sampler=drawn, seed=0)
+bad = audit_mechanism(accounted, delta=1e-10, samples=20_000, sampler=drawn, audit_seed=0)
 print(round(bad.epsilon_lower, 3), ">", round(bad.epsilon_accounted, 3), bad.exceeds_accounted)
 
 # one training run with 200 gradient canaries (white-box)
-run = audit_training(Gaussian(1.0), threat="white-box", canaries=200, steps=5, seed=0)
+run = audit_training(Gaussian(1.0), threat="white-box", canaries=200, steps=5, audit_seed=0)
 print(run.epsilon_lower, "<=", round(run.epsilon_accounted, 2), run.one_run)
 ```
 

@@ -106,7 +106,7 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     data = make_data(shape["vocab"], config["examples"], config["seq"])
     _, optimizer, loader = make_private(
         model, torch.optim.SGD(model.parameters(), lr=1e-4), data, mechanism=mechanism_named(config["mechanism"]),
-        max_grad_norm=1.0, batch_size=config["batch"], delta=1e-5, steps=config["warmup"] + config["steps"], seed=0,
+        max_grad_norm=1.0, batch_size=config["batch"], delta=1e-5, steps=config["warmup"] + config["steps"], sampling_seed=0,
     )
     batches = iter(loader)
     for _ in range(config["warmup"]):

@@ -42,7 +42,7 @@ def main() -> None:
 
     search(args.target, run, family="laplace", accountant=args.accountant)  # numba compilation / cache load, not timed
     started = time.perf_counter()
-    result = search(args.target, run, family="lmo", seed=0, accountant=args.accountant)
+    result = search(args.target, run, family="lmo", search_seed=0, accountant=args.accountant)
     search_s = time.perf_counter() - started
     print(f"LMO search: {search_s:.1f} s, {result.evaluations} accountant evaluations, E|Y| {result.objective_value:.4g} "
           f"(Laplace {result.laplace_objective_value:.4g}, Gaussian {result.baseline_objective_value:.4g}); "

@@ -88,7 +88,7 @@ def search_rows(maxiter: int, popsize: int) -> tuple[list[str], list[dict]]:
     for geometry in GEOMETRIES:
         for eps in BUDGETS:
             r = search(
-                eps, SST2, geometry=geometry, objective="mean_abs", family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
+                eps, SST2, geometry=geometry, objective="mean_abs", family="lmo", maxiter=maxiter, popsize=popsize, search_seed=0,
             )
             m, lap, g = r.mechanism, r.laplace, r.baseline
             order, removal = "n/a", "n/a"
@@ -156,7 +156,7 @@ def usefulness_rows(maxiter: int, popsize: int) -> tuple[list[str], list[dict]]:
     for eps in BUDGETS:
         r = search(
             eps, SST2, geometry="scalar", objective="usefulness",
-            gamma=0.9, family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
+            gamma=0.9, family="lmo", maxiter=maxiter, popsize=popsize, search_seed=0,
         )
         checks += [
             cell_check("epsilon", len(lines) - 2, header[6], r.mechanism, run=run_in("scalar"), accountant="auto"),
@@ -239,7 +239,7 @@ WHOLE run (all {steps} steps), by the tightest sound accountant (the search's de
 the Gaussian in both (exact up to its stated discretisation), the RDP bound for Laplace and LMO
 noise in the l2 geometry, where no tight PLD is known. Objective: E|Y| (lower is better).
 Search: `lmodp.search.search(..., family="lmo", method="optimize", maxiter={maxiter},
-popsize={popsize}, seed=0)`; the Laplace and Gaussian columns are calibrated to the same
+popsize={popsize}, search_seed=0)`; the Laplace and Gaussian columns are calibrated to the same
 budget in the same geometry. "best LMO found" says "no LMO shape beat plain Laplace" when the
 search returned plain Laplace (an LMO wins only by more than the calibration tolerance).
 "ε(LMO)" is the winner's ε recomputed by `lmodp.epsilon`. Var is the variance (inf: infinite).

@@ -194,7 +194,7 @@ def finetune_run(checkpoint_dir: str, **kwargs: Any) -> tuple[Any, nn.Module]:
     model = Classifier(seed=rank())
     history = finetune(
         model, dataset(), mechanism=Gaussian(1.0), delta=DELTA, batch_size=BATCH, epochs=1.0, max_grad_norm=CLIP,
-        learning_rate=0.05, seed=SEED, sampling_seed=SEED, noise_seed=NOISE_SEED, checkpoint_dir=checkpoint_dir, device="cpu",
+        learning_rate=0.05, model_seed=SEED, sampling_seed=SEED, noise_seed=NOISE_SEED, checkpoint_dir=checkpoint_dir, device="cpu",
         progress=False, **kwargs,
     )
     return history, model

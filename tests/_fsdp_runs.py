@@ -90,7 +90,7 @@ def one_step(name: str, *, shard: bool | Sharding, micro_batch_size: int | None 
     model = MODELS[name](0)
     _, optimizer, loader = make_private(
         model, lambda params: torch.optim.SGD(params, lr=1.0), tokens(), mechanism=Gaussian(TINY_SIGMA),
-        max_grad_norm=CLIP, batch_size=BATCH, steps=steps, delta=DELTA, loss="causal-lm", seed=SEED, accountant="rdp",
+        max_grad_norm=CLIP, batch_size=BATCH, steps=steps, delta=DELTA, loss="causal-lm", sampling_seed=SEED, accountant="rdp",
         micro_batch_size=micro_batch_size, shard=shard,
     )
     outputs = [optimizer.step(batch) for batch in loader]

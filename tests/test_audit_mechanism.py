@@ -48,7 +48,7 @@ def test_own_samplers_never_exceed_the_accounted_epsilon(mechanism, delta, geome
     """lmodp's torch samplers against their accountant. Failure probability for a random seed:
     at most 1 − 0.999 = 1e-3 per case (5e-3 over the five cases)."""
     result = audit_mechanism(
-        mechanism, delta=delta, geometry=geometry, samples=100_000, confidence=CONFIDENCE, seed=11, dimensions=(1, 4)
+        mechanism, delta=delta, geometry=geometry, samples=100_000, confidence=CONFIDENCE, audit_seed=11, dimensions=(1, 4)
     )
     assert 0.0 <= result.epsilon_lower <= result.epsilon_accounted
     assert not result.exceeds_accounted
@@ -60,14 +60,14 @@ def test_own_samplers_never_exceed_the_accounted_epsilon(mechanism, delta, geome
 def test_laplace_bound_approaches_its_closed_form_epsilon():
     """Laplace(b) has ε = Δ/b (pure DP, closed form): the audit gets within 0.1 of it with 2e5 outputs
     (a power check: it fails only if the bound is weak), and never above it (failure prob. <= 1e-3)."""
-    result = audit_mechanism(Laplace(0.5), delta=1e-6, samples=200_000, confidence=CONFIDENCE, seed=3)
+    result = audit_mechanism(Laplace(0.5), delta=1e-6, samples=200_000, confidence=CONFIDENCE, audit_seed=3)
     assert 1.9 <= result.epsilon_lower <= 2.0
 
 
 def test_gaussian_bound_stays_below_the_analytic_epsilon():
     """Below the exact ε(δ) of Balle and Wang (failure probability <= 1e-3), and not vacuous."""
     exact = analytic_gaussian_epsilon(0.8, 1e-5)
-    result = audit_mechanism(Gaussian(0.8), delta=1e-5, samples=200_000, confidence=CONFIDENCE, seed=5)
+    result = audit_mechanism(Gaussian(0.8), delta=1e-5, samples=200_000, confidence=CONFIDENCE, audit_seed=5)
     assert 0.5 * exact <= result.epsilon_lower <= exact
     assert result.epsilon_accounted == pytest.approx(exact, rel=1e-3)
 
@@ -80,7 +80,7 @@ def test_sampler_reading_lambda_as_a_scale_is_caught():
     accounted = paper_mechanism(0.3, "task1", exponential="rate")
     drawn = paper_mechanism(0.3, "task1", exponential="scale")
     result = audit_mechanism(
-        accounted, delta=1e-10, samples=100_000, confidence=CONFIDENCE, sampler=torch_sampler(drawn), seed=0
+        accounted, delta=1e-10, samples=100_000, confidence=CONFIDENCE, sampler=torch_sampler(drawn), audit_seed=0
     )
     assert result.exceeds_accounted
     assert result.epsilon_lower > 2.0 * result.epsilon_accounted
@@ -91,7 +91,7 @@ def test_l2_audit_exceeds_the_scalar_epsilon_of_laplace():
     """The paper's defect 4: a scalar analysis of per-coordinate Laplace noise under L2 clipping. The
     shift spread over several coordinates gives a lower bound above the scalar ε = 1 (the l2 accountant's
     bound is respected; failure probability <= 1e-3)."""
-    result = audit_mechanism(Laplace(1.0), delta=1e-5, geometry="l2", samples=100_000, confidence=CONFIDENCE, seed=2, dimensions=(1, 8))
+    result = audit_mechanism(Laplace(1.0), delta=1e-5, geometry="l2", samples=100_000, confidence=CONFIDENCE, audit_seed=2, dimensions=(1, 8))
     scalar = lmodp.epsilon(Laplace(1.0), sample_rate=1.0, steps=1, delta=1e-5, geometry="scalar")
     assert result.coordinates == 8
     assert scalar < result.epsilon_lower <= result.epsilon_accounted
@@ -110,7 +110,7 @@ class ShiftedSampler:
 def test_any_object_with_sample_can_be_audited():
     """A biased sampler is audited like any other; a bias is not a privacy leak (both inputs shift),
     so it stays below the accounted ε (failure probability <= 1e-3)."""
-    result = audit_mechanism(Gaussian(1.0), delta=1e-5, samples=20_000, confidence=CONFIDENCE, sampler=ShiftedSampler(Gaussian(1.0), 0.3), seed=1)
+    result = audit_mechanism(Gaussian(1.0), delta=1e-5, samples=20_000, confidence=CONFIDENCE, sampler=ShiftedSampler(Gaussian(1.0), 0.3), audit_seed=1)
     assert result.epsilon_lower <= result.epsilon_accounted
     assert result.to_dict()["exceeds_accounted"] is False
 

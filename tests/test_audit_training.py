@@ -25,7 +25,7 @@ CONFIDENCE = 0.999
 @pytest.mark.parametrize("threat", C.THREATS)
 def test_huge_noise_gives_no_bound(threat):
     """σ = 1000: the run is 0.006-DP; the bound is 0 unless a 1e-3 event happens."""
-    result = audit_training(Gaussian(1000.0), threat=threat, canaries=500, steps=5, confidence=CONFIDENCE, seed=0)
+    result = audit_training(Gaussian(1000.0), threat=threat, canaries=500, steps=5, confidence=CONFIDENCE, audit_seed=0)
     assert result.epsilon_accounted < 0.01
     assert result.epsilon_lower == 0.0
 
@@ -34,8 +34,8 @@ def test_no_noise_gives_a_large_bound():
     """σ = 0.01 is no privacy at all (accounted ε ≈ 3e4): the white-box bound is close to the most
     500 canaries can show at this confidence (about 2.1), and the black-box one is well above 0."""
     # the RDP: the default PLD builds a 10^7-point loss grid for σ = 0.01 (all of it beyond the grid), slowly
-    white = audit_training(Gaussian(0.01), threat="white-box", canaries=500, steps=5, confidence=CONFIDENCE, seed=1, accountant="rdp")
-    black = audit_training(Gaussian(0.01), threat="black-box", canaries=500, steps=10, confidence=CONFIDENCE, seed=1, accountant="rdp")
+    white = audit_training(Gaussian(0.01), threat="white-box", canaries=500, steps=5, confidence=CONFIDENCE, audit_seed=1, accountant="rdp")
+    black = audit_training(Gaussian(0.01), threat="black-box", canaries=500, steps=10, confidence=CONFIDENCE, audit_seed=1, accountant="rdp")
     assert white.epsilon_lower > 2.0 and white.exceeds_accounted is False
     assert black.epsilon_lower > 1.0
 
@@ -44,14 +44,14 @@ def test_no_noise_gives_a_large_bound():
 @pytest.mark.parametrize("threat", C.THREATS)
 def test_private_runs_stay_below_the_accounted_epsilon(mechanism, threat):
     """A DP run's lower bound never exceeds its accounted ε (failure probability <= 1e-3 per case)."""
-    result = audit_training(mechanism, threat=threat, canaries=500, steps=5, confidence=CONFIDENCE, seed=2)
+    result = audit_training(mechanism, threat=threat, canaries=500, steps=5, confidence=CONFIDENCE, audit_seed=2)
     assert 0.0 <= result.epsilon_lower <= result.epsilon_accounted
     assert result.to_dict()["one_run"]["canaries"] == 500
 
 
 def test_poisson_sampled_run_and_reproducibility():
-    first = audit_training(Gaussian(1.0), canaries=200, sample_rate=0.5, steps=4, seed=7)
-    again = audit_training(Gaussian(1.0), canaries=200, sample_rate=0.5, steps=4, seed=7)
+    first = audit_training(Gaussian(1.0), canaries=200, sample_rate=0.5, steps=4, audit_seed=7)
+    again = audit_training(Gaussian(1.0), canaries=200, sample_rate=0.5, steps=4, audit_seed=7)
     assert first == again
     assert first.sample_rate == 0.5 and first.epsilon_lower <= first.epsilon_accounted
 

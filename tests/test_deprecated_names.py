@@ -23,3 +23,35 @@ def test_a_moved_module_warns_and_still_gives_its_names(old, new, names):
     current = importlib.import_module(new)
     for name in names:
         assert getattr(module, name) is getattr(current, name)
+
+
+def test_seeds_are_named_for_what_they_seed_and_the_old_keyword_warns():
+    import torch
+
+    from lmodp import Gaussian, Laplace
+    from lmodp.audit import audit_mechanism
+    from lmodp.search import SearchOptions
+    from lmodp.train import FinetuneOptions, make_private
+
+    with pytest.warns(DeprecationWarning, match="model_seed"):
+        assert FinetuneOptions(seed=3).model_seed == 3
+    assert FinetuneOptions.merged(None, model_seed=4).model_seed == 4
+    with pytest.warns(DeprecationWarning, match="search_seed"):
+        options = SearchOptions(seed=2)
+    assert options.search_seed == 2 and options.seed is None and options == SearchOptions(search_seed=2)
+    with pytest.raises(ValueError, match="search_seed= only"):
+        SearchOptions(seed=2, search_seed=5)
+
+    def first_batch(**seeds):
+        data = {"input": torch.randn(32, 3), "labels": torch.randint(0, 2, (32,))}
+        model = torch.nn.Linear(3, 2)
+        _, _, loader = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, mechanism=Gaussian(1.0),
+                                    max_grad_norm=1.0, sample_rate=0.5, delta=1e-5, steps=2, **seeds)
+        return next(iter(loader))["labels"].numel()
+
+    with pytest.warns(DeprecationWarning, match="sampling_seed"):
+        old = [first_batch(seed=s) for s in range(6)]
+    assert old == [first_batch(sampling_seed=s) for s in range(6)]
+    with pytest.warns(DeprecationWarning, match="audit_seed"):
+        before = audit_mechanism(Laplace(1.0), delta=1e-5, samples=2_000, seed=1)
+    assert before.epsilon_lower == audit_mechanism(Laplace(1.0), delta=1e-5, samples=2_000, audit_seed=1).epsilon_lower

@@ -126,7 +126,7 @@ def test_calibrate_scale_keeps_the_shape():
 # --- the search ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lmo_result() -> SearchResult:
-    return search(TARGET, **FAST, objective="mean_abs", family="lmo", seed=1, **QUICK)
+    return search(TARGET, **FAST, objective="mean_abs", family="lmo", search_seed=1, **QUICK)
 
 
 def test_lmo_search_meets_the_budget_and_beats_laplace(lmo_result):
@@ -162,7 +162,7 @@ def test_json_round_trip_is_lossless(lmo_result, tmp_path):
 
 @pytest.mark.parametrize("objective", ["variance", "usefulness"])
 def test_other_objectives_meet_the_budget(objective):
-    r = search(TARGET, **FAST, objective=objective, gamma=2.0, seed=0, **QUICK)
+    r = search(TARGET, **FAST, objective=objective, gamma=2.0, search_seed=0, **QUICK)
     assert independent_epsilon(r.mechanism, **FAST, accountant="pld") <= TARGET
     assert r.sense == ("max" if objective == "usefulness" else "min")
     if objective == "variance":
@@ -221,7 +221,7 @@ def test_order_window_epsilon_is_never_below_the_full_grid():
 
 
 def test_paper_grid_subsample_meets_the_budget():
-    r = search(3.0, **FAST, method="paper-grid", grid_limit=12, seed=3, accountant="rdp")
+    r = search(3.0, **FAST, method="paper-grid", grid_limit=12, search_seed=3, accountant="rdp")
     grid = list(paper_grid(12, seed=3))
     assert r.mechanism in grid
     assert independent_epsilon(r.mechanism, **FAST) <= 3.0
@@ -318,11 +318,11 @@ def test_l2_search_uses_rdp_for_laplace_mixtures_and_pld_for_the_gaussian():
 def test_paper_grid_screens_by_rdp_and_reports_the_pld():
     """Under "auto" the grid's fixed-scale points are screened by the windowed RDP bound (the PLD
     is slow at their large ε); the winner's reported ε is the PLD's, and meets the target."""
-    r = search(3.0, **FAST, method="paper-grid", grid_limit=12, seed=3)
+    r = search(3.0, **FAST, method="paper-grid", grid_limit=12, search_seed=3)
     assert r.settings["search_orders"] is not None and r.settings["accountants"]["mechanism"] == "pld"
     assert r.epsilon == independent_epsilon(r.mechanism, **FAST, accountant="pld") <= 3.0
     assert r.epsilon <= independent_epsilon(r.mechanism, **FAST)  # the PLD is the tighter here
-    assert r.mechanism == search(3.0, **FAST, method="paper-grid", grid_limit=12, seed=3, accountant="rdp").mechanism
+    assert r.mechanism == search(3.0, **FAST, method="paper-grid", grid_limit=12, search_seed=3, accountant="rdp").mechanism
 
 
 def test_pld_for_laplace_mixtures_in_l2_is_refused_up_front():

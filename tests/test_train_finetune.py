@@ -104,7 +104,7 @@ def test_finetune_stops_before_the_budget_is_exceeded():
 
 
 def test_checkpoint_and_resume_reproduce_the_uninterrupted_run(tmp_path):
-    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, seed=5, sampling_seed=7, noise_seed=6, **COMMON)
+    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, model_seed=5, sampling_seed=7, noise_seed=6, **COMMON)
     whole_model = tiny_roberta(dropout=0.1)
     whole = finetune(whole_model, TRAIN, EVAL, checkpoint_dir=tmp_path / "whole", **kwargs)
 
@@ -127,7 +127,7 @@ def test_resume_continues_the_saved_secret_noise(tmp_path):
     two resumptions of one checkpoint end identical."""
     import shutil
 
-    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, seed=5, **COMMON)
+    kwargs = dict(mechanism=Gaussian(0.8), epochs=1, model_seed=5, **COMMON)
     finetune(tiny_roberta(), TRAIN, checkpoint_dir=tmp_path / "a", max_steps=3, **kwargs)
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     finals = []

@@ -75,7 +75,7 @@ def one_step_noise(mechanism: Mechanism, clip: float, seed: int) -> np.ndarray:
     data = {"x": torch.zeros(40, 316), "labels": torch.zeros(40, dtype=torch.long)}
     _, dp_optimizer, loader = make_private(
         model, torch.optim.SGD(model.parameters(), lr=1.0), data, mechanism=mechanism, max_grad_norm=clip,
-        batch_size=4, delta=1e-5, steps=1, seed=seed, noise_seed=seed,
+        batch_size=4, delta=1e-5, steps=1, sampling_seed=seed, noise_seed=seed,
     )
     out = dp_optimizer.step(gather(data, torch.empty(0, dtype=torch.long)))
     assert out.loss is None and out.batch_size == 0
@@ -170,7 +170,7 @@ def run_steps(mechanism, *, q=0.25, steps=6, **kwargs):
     data = {"input": torch.randn(40, 3), "labels": torch.randint(0, 2, (40,))}
     _, dp_optimizer, loader = make_private(
         model, torch.optim.SGD(model.parameters(), lr=0.1), data, mechanism=mechanism, max_grad_norm=1.0,
-        sample_rate=q, delta=1e-5, steps=steps, seed=0, **kwargs,
+        sample_rate=q, delta=1e-5, steps=steps, sampling_seed=0, **kwargs,
     )
     return dp_optimizer, [dp_optimizer.step(batch) for batch in loader]
 

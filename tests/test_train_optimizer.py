@@ -198,15 +198,15 @@ def test_batch_sampling_is_secret_unless_a_seed_is_given(caplog):
 
     assert first_batches() != first_batches()
     with caplog.at_level(logging.WARNING, logger="lmodp.train.privacy_engine"):
-        assert first_batches(seed=4) == first_batches(seed=4)
-    assert "seed=4 fixes the batch sampling" in caplog.text
+        assert first_batches(sampling_seed=4) == first_batches(sampling_seed=4)
+    assert "sampling_seed=4 fixes the batch sampling" in caplog.text
 
 
-def test_finetune_samples_secret_batches_whatever_its_seed():
+def test_finetune_samples_secret_batches_whatever_its_model_seed():
     data = classification_task(64, seed=1)
     sizes = []
     for _ in range(2):
-        history = finetune(tiny_roberta(), data, mechanism=Gaussian(1.0), delta=1e-5, batch_size=16, epochs=2, seed=0, progress=False)
+        history = finetune(tiny_roberta(), data, mechanism=Gaussian(1.0), delta=1e-5, batch_size=16, epochs=2, model_seed=0, progress=False)
         sizes.append(history.batch_size)
     assert sizes[0] != sizes[1]  # 8 Binomial(64, 1/4) batch sizes: equal by chance with probability < 1e-4
 

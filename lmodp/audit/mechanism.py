@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lmodp._renamed import renamed_keyword
 from lmodp._validation import require_delta, require_geometry, require_positive
 from lmodp.accounting.api import epsilon as accounted_epsilon
 from lmodp.accounting.registry import AUTO, resolve_accountant
@@ -170,10 +171,11 @@ def audit_mechanism(
     samples: int = 10**7,
     confidence: float = 0.95,
     sampler: NoiseSampler | None = None,
-    seed: int | None = None,
+    audit_seed: int | None = None,
     dimensions: Sequence[int] = DEFAULT_DIMENSIONS,
     accountant: str = AUTO,
     progress: bool = False,
+    seed: int | None = None,
 ) -> MechanismAudit:
     """An ε lower bound, at ``confidence``, for one release of ``sampler``'s noise, beside the
     accounted ε of ``mechanism`` (see the module docstring for the test).
@@ -183,8 +185,9 @@ def audit_mechanism(
     ``mechanism``'s accounted law. ``samples`` outputs per input go to the evaluation split and
     ``samples // 4`` per input and candidate k to the selection split; ``dimensions`` are the
     candidate k of the ``"l2"`` geometry. ``accountant``: ``"auto"`` (the default, the tightest
-    sound one: PLD, except RDP for non-Gaussian noise in l2) or a registered name. ``seed`` fixes the torch generator of all draws.
+    sound one: PLD, except RDP for non-Gaussian noise in l2) or a registered name. ``audit_seed`` (deprecated name: ``seed``) fixes the torch generator of all draws.
     """
+    audit_seed = renamed_keyword("audit_mechanism", old="seed", new="audit_seed", old_value=seed, new_value=audit_seed)
     delta = require_delta("delta", delta)
     confidence = require_delta("confidence", confidence)
     geometry = require_geometry(geometry)
@@ -199,7 +202,7 @@ def audit_mechanism(
         from lmodp.train.noise import torch_sampler
 
         sampler = torch_sampler(mechanism)
-    generator = _generator(seed)
+    generator = _generator(audit_seed)
     selection = max(samples // 4, 100)
     total = 2 * (selection * sum(dims) + samples * max(dims))
     with tqdm(total=total, desc="audit draws", unit="coord", unit_scale=True, disable=not progress) as bar:

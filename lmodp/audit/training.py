@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lmodp._renamed import renamed_keyword
 from lmodp._validation import require_delta, require_positive, require_sample_rate
 from lmodp.audit import canaries as C
 from lmodp.audit.one_run import OneRunAudit, audit_scores
@@ -71,8 +72,9 @@ def audit_training(
     confidence: float = 0.95,
     guesses: Sequence[tuple[int, int]] | None = None,
     accountant: str = "auto",
-    seed: int | None = None,
+    audit_seed: int | None = None,
     progress: bool = False,
+    seed: int | None = None,
 ) -> TrainingAudit:
     """Train once with ``mechanism`` noise and m = ``canaries`` canaries; return the one-run ε
     lower bound beside the accounted ε.
@@ -84,8 +86,10 @@ def audit_training(
     (default ``"auto"``: the PLD for Gaussian noise, the RDP otherwise), and ``epsilon_accounted``
     its ε(δ) for the whole run.
     ``guesses`` are the (k_in, k_out) candidates of :func:`lmodp.audit.one_run.audit_scores`.
-    ``seed`` fixes the coins, the data, the initial model, the batches and the noise.
+    ``audit_seed`` (deprecated name: ``seed``) fixes the coins, the data, the initial model, the
+    batches and the noise: an audit is an experiment, whose draws need not be secret.
     """
+    audit_seed = renamed_keyword("audit_training", old="seed", new="audit_seed", old_value=seed, new_value=audit_seed)
     if threat not in C.THREATS:
         raise ValueError(f"threat must be one of {C.THREATS}, got {threat!r}")
     m = _require_count("canaries", canaries, 2)
@@ -96,7 +100,7 @@ def audit_training(
     clip = require_positive("max_grad_norm", max_grad_norm)
     lr = require_positive("learning_rate", learning_rate)
     require_delta("confidence", confidence)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(audit_seed)
     included = rng.random(m) < 0.5
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
     task = C.task_examples(n_task, generator=generator)
@@ -115,8 +119,8 @@ def audit_training(
         loss=C.CanaryLoss(clip),
         accountant=accountant,
         micro_batch_size=256,
-        seed=None if seed is None else int(rng.integers(2**62)),
-        noise_seed=None if seed is None else int(rng.integers(2**62)),
+        sampling_seed=None if audit_seed is None else int(rng.integers(2**62)),
+        noise_seed=None if audit_seed is None else int(rng.integers(2**62)),
     )
     coordinates = C.canary_coordinates(m)
     weights = model.embedding.weight

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         samples=args.samples,
         confidence=args.confidence,
         sampler=None if sampled is None else torch_sampler(sampled),
-        seed=args.seed,
+        audit_seed=args.seed,
         accountant=args.accountant,
         progress=not args.no_progress,
     )

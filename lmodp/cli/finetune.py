@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     history = finetune(
         model, train, evaluation, **noise, delta=args.delta, batch_size=args.batch_size, epochs=args.epochs,
         max_grad_norm=args.max_grad_norm, learning_rate=args.learning_rate, task=task, accountant=args.accountant,
-        micro_batch_size=args.micro_batch_size, seed=args.seed, sampling_seed=args.sampling_seed, noise_seed=args.noise_seed,
+        micro_batch_size=args.micro_batch_size, model_seed=args.seed, sampling_seed=args.sampling_seed, noise_seed=args.noise_seed,
         device=args.device, progress=not args.no_progress,
     )
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         objective=args.objective,
         family=args.family,
         accountant=args.accountant,
-        seed=args.seed,
+        search_seed=args.seed,
         method=args.method,
         gamma=args.gamma,
         maxiter=args.maxiter,

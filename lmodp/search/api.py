@@ -146,7 +146,7 @@ def search(
     )
     result_settings: dict[str, Any] = dict(
         target_epsilon=target_epsilon, **accounting, objective=obj.name, gamma=opts.gamma, family=family,
-        method=opts.method, seed=opts.seed, maxiter=opts.maxiter, popsize=opts.popsize,
+        method=opts.method, seed=opts.search_seed, maxiter=opts.maxiter, popsize=opts.popsize,
         polish_evaluations=opts.polish_evaluations, grid_limit=opts.grid_limit, tolerance=opts.tolerance,
         search_tolerance=opts.search_tolerance, search_orders=search_orders,
         accountants={
@@ -225,7 +225,7 @@ def _optimize(
     problem = ShapeProblem(inner, obj, target_epsilon, initial_factor=laplace.scale, tolerance=opts.search_tolerance)
     with progress_bar(total=opts.maxiter + 1, desc="LMO search", unit="gen", enabled=opts.progress) as bar:
         found = optimize_shape(
-            problem, seed=opts.seed, maxiter=opts.maxiter, popsize=opts.popsize,
+            problem, seed=opts.search_seed, maxiter=opts.maxiter, popsize=opts.popsize,
             polish_evaluations=opts.polish_evaluations, on_generation=bar.update,
         )
         bar.update()
@@ -275,7 +275,7 @@ def _scan_grid(inner: EpsilonOracle, full: EpsilonOracle, obj: Objective, target
     """The grid point with the least loss among those meeting the target (by ``inner``), confirmed by ``full``."""
     feasible: list[tuple[float, int, Mechanism]] = []
     total = GRID_SIZE if opts.grid_limit is None else min(opts.grid_limit, GRID_SIZE)
-    points = paper_grid(opts.grid_limit, opts.seed)
+    points = paper_grid(opts.grid_limit, opts.search_seed)
     for i, mechanism in enumerate(progress_bar(points, total=total, desc="paper grid", enabled=opts.progress)):
         if inner(mechanism) <= target_epsilon:
             loss = obj.loss(mechanism)

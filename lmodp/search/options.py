@@ -31,7 +31,8 @@ class SearchOptions(Settings):
       callable), ``family`` (a name in :data:`FAMILIES`, or a mechanism of a registered family
       whose scale alone is calibrated), ``accountant`` (default ``"auto"``);
     * ``method`` (:data:`METHODS`): ``"optimize"`` with ``maxiter`` generations of ``popsize`` × 4
-      shapes and ``polish_evaluations`` polish steps, seeded by ``seed``; or ``"paper-grid"``,
+      shapes and ``polish_evaluations`` polish steps, its draws seeded by ``search_seed`` (``seed``
+      is its deprecated name); or ``"paper-grid"``,
       optionally a seeded subset of ``grid_limit`` points;
     * ``tolerance``: relative tolerance of the reported calibration; ``search_tolerance``: of the
       calibrations inside the optimisation; ``fast_orders``: a window of Rényi orders inside the
@@ -41,7 +42,7 @@ class SearchOptions(Settings):
     objective: ObjectiveSpec = "mean_abs"
     family: str | Mechanism = "lmo"
     accountant: str = AUTO
-    seed: int = 0
+    search_seed: int = 0
     method: Literal["optimize", "paper-grid"] = "optimize"
     gamma: float = 0.9
     maxiter: int = 4
@@ -52,8 +53,12 @@ class SearchOptions(Settings):
     search_tolerance: float = 2e-3
     fast_orders: bool = True
     progress: bool = False
+    seed: int | None = None
+
+    RENAMED = {"seed": "search_seed"}
 
     def __post_init__(self) -> None:
+        self._take_renamed()
         if isinstance(self.family, Mechanism):
             require_registered(self.family)
         elif self.family not in FAMILIES:

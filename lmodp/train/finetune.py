@@ -176,7 +176,7 @@ def finetune(
     checkpoint_every = o.checkpoint_every or steps_per_epoch
     task, checkpoint_dir = o.task, o.checkpoint_dir
 
-    torch.manual_seed(o.seed)
+    torch.manual_seed(o.model_seed)
     model.to(device).train()
     if private:
         chosen = resolve_mechanism(
@@ -201,7 +201,7 @@ def finetune(
         chosen = None
         optimizer, scheduler = _optimizer_and_schedule(model, o, total_steps)
         stepper = optimizer
-        baseline_seed = o.seed if o.sampling_seed is None else o.sampling_seed  # no privacy to protect: reproducible by default
+        baseline_seed = o.model_seed if o.sampling_seed is None else o.sampling_seed  # no privacy to protect: reproducible by default
         loader = DPDataLoader(train_dataset, sample_rate=q, steps=total_steps, generator=torch.Generator().manual_seed(baseline_seed))
         main = True
         layout = SingleProcess()

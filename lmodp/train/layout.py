@@ -74,14 +74,14 @@ def derived_seed(seed: int, *parts: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def sampling_generator(seed: int | None, *, keyword: str = "seed") -> torch.Generator:
+def sampling_generator(seed: int | None) -> torch.Generator:
     """The CPU generator of the Poisson batch sampling: secret (OS entropy) unless ``seed`` is given.
 
     Amplification by subsampling, which the accountant credits, assumes nobody knows which
     examples each batch holds: with a known seed an observer knows the steps at which any given
     example would be used, so a warning is logged."""
     return seeded_generator(
-        torch.Generator(), seed, keyword=keyword,
+        torch.Generator(), seed, keyword="sampling_seed",
         consequence="the batch sampling (amplification by subsampling assumes it is secret)",
     )
 

@@ -34,7 +34,8 @@ class FinetuneOptions(Settings):
     * clipping: ``clipping`` ("bk" or "vmap"), ``micro_batch_size``;
     * evaluation and checkpoints: ``eval_every``, ``eval_batch_size``, ``checkpoint_dir``,
       ``checkpoint_every``, ``resume``, ``max_steps``;
-    * the machine: ``seed`` (dropout; never the batch sampling nor the noise), ``device``,
+    * the machine: ``model_seed`` (the model's own draws, such as dropout and new layers'
+      initialisation; never the batch sampling nor the noise; ``seed`` is its deprecated name), ``device``,
       ``autocast_dtype``, ``progress``, ``distributed``, ``shard`` (True or a
       :class:`~lmodp.train.fsdp.Sharding`: shard the model with FSDP2 across the process group).
     """
@@ -51,7 +52,7 @@ class FinetuneOptions(Settings):
     micro_batch_size: int | None = None
     eval_every: int | None = None
     eval_batch_size: int = 64
-    seed: int = 0
+    model_seed: int = 0
     sampling_seed: int | None = None
     noise_seed: int | None = None
     checkpoint_dir: str | os.PathLike[str] | None = None
@@ -63,8 +64,12 @@ class FinetuneOptions(Settings):
     progress: bool = True
     distributed: bool | None = None
     shard: bool | Sharding = False
+    seed: int | None = None
+
+    RENAMED = {"seed": "model_seed"}
 
     def __post_init__(self) -> None:
+        self._take_renamed()
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from lmodp._renamed import renamed_keyword
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
 from lmodp.mechanisms import Mechanism
 from lmodp.train.book_keeping import BookKeepingClipping
@@ -207,7 +208,6 @@ class PrivacyEngine:
         noise_seed: int | None = None,
         distributed: bool | None = None,
         shard: bool | Sharding = False,
-        sampling_seed_keyword: str = "sampling_seed",
     ) -> None:
         self.max_grad_norm = require_clip_norm(max_grad_norm)
         self.num_examples = int(num_examples)
@@ -229,9 +229,7 @@ class PrivacyEngine:
             accountant, mechanism=mechanism, sample_rate=run.sample_rate, delta=run.delta, geometry=self.geometry,
             max_epsilon=max_epsilon, on_exhausted=on_exhausted, planned_steps=run.steps,
         )
-        self.sampling_generator = self.layout.shared_sampling_generator(
-            sampling_generator(sampling_seed, keyword=sampling_seed_keyword)
-        )
+        self.sampling_generator = self.layout.shared_sampling_generator(sampling_generator(sampling_seed))
         self.noise_seed = noise_seed
         self._noise_generator = self.layout.noise_generator(device, noise_seed)
 
@@ -336,11 +334,12 @@ def make_private(
     steps: int | None = None,
     max_epsilon: float | None = None,
     on_exhausted: str = "raise",
-    seed: int | None = None,
+    sampling_seed: int | None = None,
     noise_seed: int | None = None,
     autocast_dtype: torch.dtype | None = None,
     distributed: bool | None = None,
     shard: bool | Sharding = False,
+    seed: int | None = None,
 ) -> tuple[nn.Module, DPOptimizer, DPDataLoader]:
     """Wrap a model, its optimizer and its data for DP-SGD with noise from ``mechanism``.
 
@@ -366,8 +365,8 @@ def make_private(
     (``on_exhausted="raise"``) or be refused (``"stop"``: ``step`` returns ``None``).
 
     The batch sampling and the noise are secret: their generators are seeded from the operating
-    system's entropy unless ``seed`` (the sampling) or ``noise_seed`` is given, and then a warning
-    is logged (amplification by subsampling assumes nobody knows the batches, and the noise must
+    system's entropy unless ``sampling_seed`` or ``noise_seed`` is given (``seed`` is the deprecated
+    name of ``sampling_seed``), and then a warning is logged (amplification by subsampling assumes nobody knows the batches, and the noise must
     be unknown too: such a run is private only against someone who does not know the seeds).
     With ``clipping="vmap"``, a transformers model is switched, in place, to a vmap-safe copy of
     its attention (:mod:`lmodp.train.vmap_attention`).
@@ -384,14 +383,15 @@ def make_private(
     a function ``optimizer(params) -> Optimizer`` instead, which is called on the sharded model's
     parameters.
     """
+    sampling_seed = renamed_keyword("make_private", old="seed", new="sampling_seed", old_value=seed, new_value=sampling_seed)
     spec = training_run(
         dataset_length(data), run, sample_rate=sample_rate, batch_size=batch_size, steps=steps, epochs=epochs,
         delta=delta, geometry=geometry,
     )
     engine = PrivacyEngine(
         model, num_examples=dataset_length(data), mechanism=mechanism, max_grad_norm=max_grad_norm, run=spec,
-        accountant=accountant, max_epsilon=max_epsilon, on_exhausted=on_exhausted, sampling_seed=seed,
-        noise_seed=noise_seed, distributed=distributed, shard=shard, sampling_seed_keyword="seed",
+        accountant=accountant, max_epsilon=max_epsilon, on_exhausted=on_exhausted, sampling_seed=sampling_seed,
+        noise_seed=noise_seed, distributed=distributed, shard=shard,
     )
     if callable(optimizer) and not isinstance(optimizer, torch.optim.Optimizer):
         optimizer = optimizer([p for p in model.parameters() if p.requires_grad])
