@@ -25,7 +25,7 @@ from lmodp.cli._run import add_accountant_argument, flags, run_from_args
 from lmodp.mechanisms import Gaussian, Laplace, Mechanism, mechanism_from_dict
 from lmodp.mechanisms.describe import labelled
 from lmodp.paper.setting import SST2, SST2_TEXT
-from lmodp.search.equal_budget import default_shapes
+from lmodp.paper.params import comparison_shapes
 
 KINDS = ("density", "rdp", "epsilon", "compare", "training")
 SPEC_HELP = f"""\
@@ -169,8 +169,8 @@ def run(args: argparse.Namespace) -> int:
             _mechanisms(args), spec, geometry=args.geometry, accountant=args.accountant, pld=args.pld, x=args.x, path=out
         )
     elif kind == "compare":
-        shapes = _mechanisms(args) if args.mechanism else None
-        named = {repr(label): m for label, m in labelled(shapes or default_shapes()).items()}
+        shapes = _mechanisms(args) if args.mechanism else comparison_shapes()
+        named = {repr(label): m for label, m in labelled(shapes).items()}
         require_accountant_fits(args.accountant, named, args.geometry, fix=CLI_PLD_FIX)
         plots.compare_mechanisms(
             args.targets, spec, shapes=shapes, geometry=args.geometry, magnitude=args.magnitude, accountant=args.accountant,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from lmodp.cli._output import CLI_PLD_FIX, writable_file
 from lmodp.cli._run import add_accountant_argument, run_from_args
-from lmodp.search import FAMILIES, METHODS, OBJECTIVES, SearchOptions, search
+from lmodp.paper import grid as _paper_grid  # noqa: F401  (registers --method paper-grid)
+from lmodp.search import FAMILIES, OBJECTIVES, SearchOptions, search, search_methods
 
 _EPILOG = """\
 Examples (SST-2 as in the LMO-DP paper: sample rate 2048/67350, 192 steps, delta 1e-10):
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--objective", choices=OBJECTIVES, default="mean_abs", help="objective (default: mean_abs)")
     what.add_argument("--gamma", type=float, default=0.9, help="gamma of the usefulness objective (default: 0.9)")
     what.add_argument("--family", choices=FAMILIES, default="lmo", help="noise family (default: lmo)")
-    what.add_argument("--method", choices=METHODS, default="optimize", help="search method (default: optimize)")
+    what.add_argument("--method", choices=search_methods(), default="optimize", help="search method (default: optimize)")
     what.add_argument("--seed", type=int, default=0, help="seed of the optimiser / grid subsample (default: 0)")
     what.add_argument("--maxiter", type=int, default=4, help="differential-evolution generations (default: 4)")
     what.add_argument("--popsize", type=int, default=3, help="population multiplier per generation (default: 3)")

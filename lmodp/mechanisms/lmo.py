@@ -138,6 +138,6 @@ register_family(
     LMO,
     torch_sampler="lmodp.train.noise:ScaleMixtureSampler",
     # searched over the shape box of lmodp.search.families; the representative is plain Laplace(1)
-    search=SearchSpace(LMO(uniform_weight=1.0, uniform_low=1.0, uniform_high=1.0), strategy="lmodp.search.families:search_lmo", label="LMO"),
+    search=SearchSpace(LMO(uniform_weight=1.0, uniform_low=1.0, uniform_high=1.0), strategy="lmodp.search.optimize:search_lmo", label="LMO"),
     describe=_describe,
 )

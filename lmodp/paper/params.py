@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from lmodp._validation import require_positive
-from lmodp.mechanisms import LMO
+from lmodp.mechanisms import LMO, Mechanism
+from lmodp.search.equal_budget import default_shapes
 
 GROUPS = ("task1", "optimized_usefulness", "table3")
 #: The keys of the LMO-DP authors' parameter files.
@@ -94,3 +95,10 @@ def paper_parameters(epsilon: float, group: str = "task1") -> dict[str, Any]:
 def paper_mechanism(epsilon: float, group: str = "task1", *, exponential: Literal["rate", "scale"]) -> LMO:
     """The released parameters as an :class:`~lmodp.mechanisms.LMO` (see :func:`lmo_from_paper_json`)."""
     return lmo_from_paper_json(paper_parameters(epsilon, group), exponential=exponential)
+
+
+def comparison_shapes() -> dict[str, Mechanism]:
+    """Gaussian, Laplace, and the LMO shape of the paper's released task1 set for ε = 0.7
+    (E_lambda read as a rate, as the paper's accountant does): the shapes ``lmodp plot compare``
+    calibrates by default (:func:`lmodp.search.equal_budget_table`)."""
+    return {**default_shapes(), "LMO (shape of the paper's ε=0.7 set)": paper_mechanism(0.7, "task1", exponential="rate")}

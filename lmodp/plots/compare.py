@@ -81,8 +81,8 @@ def compare_mechanisms(
 ) -> Figure:
     """Noise magnitude (``"mean_abs"``: E|Y|, or ``"std"``) against target ε at equal budget.
 
-    Each shape (default: Gaussian, Laplace and an LMO shape,
-    :func:`lmodp.search.equal_budget.default_shapes`) is scaled to the least noise whose sound ε
+    Each shape (default: Gaussian and Laplace, :func:`lmodp.search.equal_budget.default_shapes`;
+    :func:`lmodp.paper.comparison_shapes` adds the paper's LMO shape) is scaled to the least noise whose sound ε
     under ``accountant`` (default ``"auto"``: the tightest sound one, PLD in the scalar geometry
     and for the Gaussian, RDP otherwise) meets each target, separately in each geometry (one
     panel each; the run and geometries as in :func:`lmodp.search.equal_budget_table`). An

@@ -14,32 +14,27 @@ only full-grid numbers are reported.
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 import warnings
 from typing import Any
 
 import numpy as np
 
-from lmodp._progress import progress_bar
 from lmodp.accounting.api import account, epsilon_and_order
 from lmodp.accounting.conversion import OrderGridEdgeWarning
 from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.accounting.registry import AUTO, resolve_accountant
 from lmodp.accounting.spec import RunSpec
-from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Laplace, Mechanism
-from lmodp.paper.grid import GRID_SIZE, paper_grid
+from lmodp.mechanisms import Gaussian, Laplace, Mechanism
 from lmodp.search.calibrate import calibrate_with_oracle, calibration_run
-from lmodp.search.objectives import Objective, resolve_objective
-from lmodp.search.optimize import ShapeProblem, optimize_shape
+from lmodp.search.objectives import resolve_objective
 from lmodp.search.options import SearchOptions
-from lmodp.search.power import PowerProblem, optimize_power
 from lmodp.search.oracle import EpsilonFunction, EpsilonOracle, accountant_epsilon
 from lmodp.search.result import SearchResult
+from lmodp.search.strategies import SearchProblem, beats_laplace, search_method
 
-logger = logging.getLogger(__name__)
+__all__ = ["beats_laplace", "order_window", "orders_epsilon", "search"]
 
 #: Number of Rényi orders in the window the optimisation's accountant uses (``fast_orders``).
 FAST_ORDER_COUNT = 12
@@ -71,27 +66,31 @@ def search(
 
     ``accountant``: ``"auto"``, the default, is the tightest sound accountant for each mechanism
     (PLD in the scalar geometry and for the Gaussian, RDP for non-Gaussian noise in l2).
-    ``family``: a name in :data:`~lmodp.search.options.FAMILIES`, or a mechanism of any
-    registered family (e.g. a :class:`~lmodp.mechanisms.SymmetricDensity` or a
-    :class:`~lmodp.mechanisms.LaplaceMixture`), whose shape is kept and whose scale is
-    calibrated. Objectives: ``"mean_abs"`` (E|Y|), ``"variance"`` (Var Y; infinite-variance candidates are
+    ``family``: the name of a registered family whose registration gives a search space
+    (:data:`~lmodp.search.options.FAMILIES`, or one a user registered with a
+    :class:`~lmodp.mechanisms.SearchSpace`), or a mechanism of any registered family (e.g. a
+    :class:`~lmodp.mechanisms.SymmetricDensity` or a :class:`~lmodp.mechanisms.LaplaceMixture`),
+    whose shape is kept and whose scale is calibrated. A family is searched by the strategy its
+    search space names (:mod:`lmodp.search.strategies`), or has its representative's scale
+    calibrated where it names none. Objectives: ``"mean_abs"`` (E|Y|), ``"variance"`` (Var Y; infinite-variance candidates are
     rejected), ``"usefulness"`` (maximise P(|Y| <= gamma)), or a callable (mechanism -> value to
     minimise, non-decreasing in the noise scale).
 
     ``method="optimize"`` (family "lmo") runs differential evolution (``maxiter`` generations of
     ``popsize`` × 4 shapes, seeded by ``seed``) and a Nelder–Mead polish (``polish_evaluations``
-    shapes) over the shape box of :mod:`lmodp.search.families`, calibrating each shape's scale to
-    relative ``search_tolerance``; the winner is re-calibrated to ``tolerance`` and compared with
-    the calibrated plain Laplace mechanism (a member of the family): it is returned only if it
-    beats every Laplace the calibration tolerance allows (:func:`beats_laplace`), otherwise the
+    shapes) over the shape box of :mod:`lmodp.search.families` (:func:`lmodp.search.optimize.search_lmo`),
+    calibrating each shape's scale to relative ``search_tolerance``; the winner is re-calibrated
+    to ``tolerance`` and compared with the calibrated plain Laplace mechanism (a member of the
+    family): it is returned only if it beats every Laplace the calibration tolerance allows
+    (:func:`~lmodp.search.strategies.beats_laplace`), otherwise the
     ``Laplace`` instance is (``SearchResult.laplace_is_best``), so calibration noise never
     decides a tie and a Laplace-shaped LMO is never reported as an LMO.
-    ``method="paper-grid"`` scans the authors' grid (:mod:`lmodp.paper.grid`; a seeded random
-    ``grid_limit`` points of it, or all 40,824) and keeps the best point whose sound ε meets the
-    target (with ``"auto"`` the points are screened by the RDP bound and the winner's ε is the
-    PLD's, see :func:`_loop_uses_rdp`). Families "laplace" and "gaussian" only calibrate the
-    scale. ``family="generalized_gaussian"`` searches the power p in [1, 2] of density
-    ∝ exp(−|y/s|^p), each p with its scale calibrated (:mod:`lmodp.search.power`); its winner is
+    ``method="paper-grid"`` (registered by :mod:`lmodp.paper.grid` when ``lmodp.paper`` is
+    imported) scans the authors' grid (a seeded random ``grid_limit`` points of it, or all
+    40,824) and keeps the best point whose sound ε meets the target (with ``"auto"`` the points
+    are screened by the RDP bound and the winner's ε is the PLD's, see :func:`_loop_uses_rdp`).
+    Families "laplace" and "gaussian" only calibrate the scale. ``family="generalized_gaussian"`` searches the power p in [1, 2] of density
+    ∝ exp(−|y/s|^p), each p with its scale calibrated (:func:`lmodp.search.power.search_power`); its winner is
     returned only if it beats both ends of the family, plain Laplace (p = 1) and the Gaussian
     (p = 2), by more than the calibration tolerance, otherwise the better of those two is (the
     best generalized Gaussian found is then in ``settings["best_generalized_gaussian"]``).
@@ -109,33 +108,36 @@ def search(
     obj = resolve_objective(opts.objective, gamma=opts.gamma)
     full = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant))
 
-    baseline = calibrate_with_oracle(full, Gaussian(1.0), target_epsilon, tolerance=opts.tolerance)[0]
-    laplace = None
+    calibrated: dict[Mechanism, Mechanism] = {}
+
+    def settle(mechanism: Mechanism) -> Mechanism:
+        """``mechanism``'s scale calibrated to the budget by ``full`` (once per mechanism)."""
+        if mechanism not in calibrated:
+            calibrated[mechanism] = calibrate_with_oracle(full, mechanism, target_epsilon, tolerance=opts.tolerance)[0]
+        return calibrated[mechanism]
+
+    baseline = settle(Gaussian(1.0))
+    strategy = opts.strategy()
     search_orders: list[float] | None = None
     inner_evaluations = 0
     extra: dict[str, Any] = {}
     if shape is not None:
-        winner = calibrate_with_oracle(full, shape, target_epsilon, tolerance=opts.tolerance)[0]
-    elif family == "gaussian":
-        winner = baseline
+        winner = settle(shape)
+    elif strategy is None:
+        winner = settle(opts.search_space().representative)
     else:
         # From the same start as calibrate_scale(Laplace(1.0), ...), so that both give the very same Laplace.
-        laplace = calibrate_with_oracle(full, Laplace(1.0), target_epsilon, tolerance=opts.tolerance)[0]
-        winner = laplace
-    if shape is None and family in ("lmo", "generalized_gaussian"):
+        laplace = settle(Laplace(1.0))
         inner = full
         if opts.fast_orders and _loop_uses_rdp(opts.accountant, opts.method, laplace, spec.geometry):
             search_orders = order_window(laplace, spec)
             inner = EpsilonOracle(orders_epsilon(search_orders, spec))
-        if family == "generalized_gaussian":
-            winner, best_power = _optimize_power(inner, full, obj, target_epsilon, laplace, baseline, opts)
-            extra["best_generalized_gaussian"] = best_power.to_dict()
-        elif opts.method == "optimize":
-            winner = _optimize(inner, full, obj, target_epsilon, laplace, opts)
-        else:
-            winner = _scan_grid(inner, full, obj, target_epsilon, opts)
+        problem = SearchProblem(inner, full, settle, obj, target_epsilon, laplace, baseline, opts, extra)
+        winner = strategy(problem)
         if inner is not full:
             inner_evaluations = inner.evaluations
+    # the calibrated plain Laplace where the search computed it (the reference of a shape search)
+    laplace = calibrated.get(Laplace(1.0)) if shape is None else None
 
     achieved = full.fresh(winner)
     if achieved > target_epsilon:
@@ -176,14 +178,16 @@ def search(
 def _loop_uses_rdp(accountant: str, method: str, laplace: Laplace, geometry: str) -> bool:
     """Whether the windowed RDP accountant judges candidates inside the loop (``fast_orders``).
 
-    Where the reported accountant is the RDP, always. Where ``"auto"`` resolves to the PLD, for
-    the paper grid only: its 40,824 points have fixed scales, many with a large ε at which the
-    PLD's loss grid is wide and slow (about 0.4 s a point), so they are screened by the RDP
-    bound and the survivors confirmed by the PLD; a point that only the PLD would accept is not
-    considered. The optimiser calibrates every shape to the target, where the PLD is fast.
+    Where the reported accountant is the RDP, always. Where ``"auto"`` resolves to the PLD, for a
+    registered method that screens by the RDP only (the paper grid: its 40,824 points have fixed
+    scales, many with a large ε at which the PLD's loss grid is wide and slow, about 0.4 s a
+    point, so they are screened by the RDP bound and the survivors confirmed by the PLD; a point
+    that only the PLD would accept is not considered). The optimiser calibrates every shape to
+    the target, where the PLD is fast.
     """
     loop = resolve_accountant(accountant, laplace, geometry)
-    return loop == "rdp" or (accountant == AUTO and method == "paper-grid")
+    registered = search_method(method)
+    return loop == "rdp" or (accountant == AUTO and registered is not None and registered.screens_by_rdp)
 
 
 def order_window(mechanism: Mechanism, run: RunSpec, count: int = FAST_ORDER_COUNT) -> list[float]:
@@ -217,72 +221,3 @@ def orders_epsilon(orders: list[float], run: RunSpec) -> EpsilonFunction:
             return acc.get_epsilon(run.delta)
 
     return eps
-
-
-def _optimize(
-    inner: EpsilonOracle, full: EpsilonOracle, obj: Objective, target_epsilon: float, laplace: Laplace, opts: SearchOptions
-) -> Mechanism:
-    problem = ShapeProblem(inner, obj, target_epsilon, initial_factor=laplace.scale, tolerance=opts.search_tolerance)
-    with progress_bar(total=opts.maxiter + 1, desc="LMO search", unit="gen", enabled=opts.progress) as bar:
-        found = optimize_shape(
-            problem, seed=opts.search_seed, maxiter=opts.maxiter, popsize=opts.popsize,
-            polish_evaluations=opts.polish_evaluations, on_generation=bar.update,
-        )
-        bar.update()
-    best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=opts.tolerance)[0]
-    logger.info("LMO search: %d shapes, best %s", problem.shapes_evaluated, best)
-    return best if beats_laplace(best, laplace, obj, opts.tolerance) else laplace
-
-
-def _optimize_power(
-    inner: EpsilonOracle,
-    full: EpsilonOracle,
-    obj: Objective,
-    target_epsilon: float,
-    laplace: Laplace,
-    gaussian: Gaussian,
-    opts: SearchOptions,
-) -> tuple[Mechanism, GeneralizedGaussian]:
-    """(winner, best generalized Gaussian): the best power (:mod:`lmodp.search.power`),
-    re-calibrated with ``full``, is the winner only if it beats both Laplace and the Gaussian
-    (:func:`beats_laplace` against each); otherwise the better of those two is."""
-    problem = PowerProblem(inner, obj, target_epsilon, initial_factor=laplace.mean_abs(), tolerance=opts.search_tolerance)
-    with progress_bar(total=1, desc="power search", unit="search", enabled=opts.progress) as bar:
-        found = optimize_power(problem)
-        bar.update()
-    best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=opts.tolerance)[0]
-    logger.info("generalized Gaussian search: %d powers, best %s", problem.shapes_evaluated, best)
-    ends = sorted((laplace, gaussian), key=obj.loss)
-    if all(beats_laplace(best, end, obj, opts.tolerance) for end in ends):
-        return best, best
-    return ends[0], best
-
-
-def beats_laplace(candidate: Mechanism, laplace: Mechanism, obj: Objective, tolerance: float) -> bool:
-    """Whether ``candidate`` is better than every Laplace mechanism meeting the budget (or every
-    member of another one-scale family, e.g. the Gaussian, passed as ``laplace``).
-
-    ``laplace`` was calibrated to relative ``tolerance``: its scale b satisfies b* <= b <= (1 +
-    tolerance)·b*, b* the least feasible Laplace scale. The candidate wins only if its loss is
-    below that of Laplace(b / (1 + tolerance)), the best a Laplace could be; an objective
-    monotone in the scale makes this a strict test, and a candidate that is itself a Laplace
-    (ω a point mass) at a feasible scale can never pass it.
-    """
-    return obj.loss(candidate) < obj.loss(laplace.scaled(1.0 / (1.0 + tolerance)))
-
-
-def _scan_grid(inner: EpsilonOracle, full: EpsilonOracle, obj: Objective, target_epsilon: float, opts: SearchOptions) -> Mechanism:
-    """The grid point with the least loss among those meeting the target (by ``inner``), confirmed by ``full``."""
-    feasible: list[tuple[float, int, Mechanism]] = []
-    total = GRID_SIZE if opts.grid_limit is None else min(opts.grid_limit, GRID_SIZE)
-    points = paper_grid(opts.grid_limit, opts.search_seed)
-    for i, mechanism in enumerate(progress_bar(points, total=total, desc="paper grid", enabled=opts.progress)):
-        if inner(mechanism) <= target_epsilon:
-            loss = obj.loss(mechanism)
-            if math.isfinite(loss):
-                feasible.append((loss, i, mechanism))
-    # The windowed ε and the full-grid ε agree up to floating-point summation order: confirm.
-    for _, _, mechanism in sorted(feasible, key=lambda t: t[:2]):
-        if full(mechanism) <= target_epsilon:
-            return mechanism
-    raise ValueError(f"no point of the paper's grid ({total} points scanned) meets target_epsilon={target_epsilon}")

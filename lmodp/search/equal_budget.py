@@ -19,15 +19,8 @@ from lmodp.search.calibrate import Calibrated, calibrate_shape
 
 
 def default_shapes() -> dict[str, Mechanism]:
-    """Gaussian, Laplace, and the LMO shape of the paper's released task1 set for ε = 0.7
-    (E_lambda read as a rate, as the paper's accountant does)."""
-    from lmodp.paper.params import paper_mechanism
-
-    return {
-        "Gaussian": Gaussian(1.0),
-        "Laplace": Laplace(1.0),
-        "LMO (shape of the paper's ε=0.7 set)": paper_mechanism(0.7, "task1", exponential="rate"),
-    }
+    """Gaussian and Laplace (the paper's LMO shape beside them: :func:`lmodp.paper.comparison_shapes`)."""
+    return {"Gaussian": Gaussian(1.0), "Laplace": Laplace(1.0)}
 
 
 def equal_budget_table(

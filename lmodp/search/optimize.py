@@ -7,7 +7,8 @@ objective is monotone in the scale, this is the best that shape can do, and the 
 4-dimensional box-constrained problem: scipy's ``differential_evolution`` (seeded, with the
 Laplace point in its initial population) followed by a bounded Nelder–Mead polish of its best
 point. Candidates the objective rejects (infinite value, e.g. infinite variance) get a loss of
-:data:`REJECTED` before any accountant call, so they are never ranked.
+:data:`REJECTED` before any accountant call, so they are never ranked. :func:`search_lmo` is
+the LMO family's search strategy (what its registration names).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Callable
 import numpy as np
 from scipy import optimize
 
+from lmodp._progress import progress_bar
 from lmodp.mechanisms import Mechanism
 from lmodp.search.calibrate import smallest_feasible_factor
 from lmodp.search.families import LAPLACE_SHAPE, SHAPE_BOUNDS, lmo_from_shape
 from lmodp.search.objectives import Objective
+from lmodp.search.strategies import SearchProblem, beats_laplace
 
 logger = logging.getLogger(__name__)
 
@@ -151,3 +154,21 @@ def _simplex(x: np.ndarray, step: float = 0.1) -> np.ndarray:
         v[i] = v[i] - step if v[i] + step > 1.0 else v[i] + step
         vertices.append(v)
     return np.array(vertices)
+
+
+def search_lmo(problem: SearchProblem) -> Mechanism:
+    """The LMO family's strategy (its registration's ``SearchSpace.strategy``): differential
+    evolution over the shape box from the calibrated Laplace's scale, the best shape
+    re-calibrated by ``problem.settle``; returned only if it :func:`~lmodp.search.strategies.beats_laplace`,
+    otherwise the calibrated Laplace is."""
+    opts, obj = problem.options, problem.objective
+    shapes = ShapeProblem(problem.inner, obj, problem.target_epsilon, initial_factor=problem.laplace.scale, tolerance=opts.search_tolerance)
+    with progress_bar(total=opts.maxiter + 1, desc="LMO search", unit="gen", enabled=opts.progress) as bar:
+        found = optimize_shape(
+            shapes, seed=opts.search_seed, maxiter=opts.maxiter, popsize=opts.popsize,
+            polish_evaluations=opts.polish_evaluations, on_generation=bar.update,
+        )
+        bar.update()
+    best = problem.settle(found.mechanism)
+    logger.info("LMO search: %d shapes, best %s", shapes.shapes_evaluated, best)
+    return best if beats_laplace(best, problem.laplace, obj, opts.tolerance) else problem.laplace

@@ -6,15 +6,22 @@ loss of p is the objective of GG(s*(p), p), s*(p) the smallest scale meeting the
 in the scale, so this is the best that p can do). The search evaluates p on a grid of
 :data:`GRID_POWERS` (the ends are Laplace and the Gaussian) and then refines around the best
 grid point by bounded Brent minimisation (scipy ``minimize_scalar``) to :data:`POWER_TOLERANCE`.
+:func:`search_power` is the family's search strategy (what its registration names).
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from scipy import optimize
 
+from lmodp._progress import progress_bar
 from lmodp.mechanisms import GeneralizedGaussian, Mechanism
 from lmodp.search.optimize import Candidate, ShapeProblem
+from lmodp.search.strategies import SearchProblem, beats_laplace
+
+logger = logging.getLogger(__name__)
 
 #: Powers evaluated before the refinement (1: Laplace, 2: Gaussian).
 GRID_POWERS = (1.0, 1.25, 1.5, 1.75, 2.0)
@@ -44,3 +51,20 @@ def optimize_power(problem: PowerProblem) -> Candidate:
     if problem.best is None:
         raise ValueError("every power was rejected by the objective")
     return problem.best
+
+
+def search_power(problem: SearchProblem) -> Mechanism:
+    """The generalized Gaussian family's strategy: the best power (:func:`optimize_power`),
+    re-calibrated by ``problem.settle``, is the winner only if it beats both Laplace and the
+    Gaussian (:func:`~lmodp.search.strategies.beats_laplace` against each); otherwise the better of
+    those two is. The best generalized Gaussian goes to ``problem.settings["best_generalized_gaussian"]``."""
+    opts, obj = problem.options, problem.objective
+    powers = PowerProblem(problem.inner, obj, problem.target_epsilon, initial_factor=problem.laplace.mean_abs(), tolerance=opts.search_tolerance)
+    with progress_bar(total=1, desc="power search", unit="search", enabled=opts.progress) as bar:
+        found = optimize_power(powers)
+        bar.update()
+    best = problem.settle(found.mechanism)
+    logger.info("generalized Gaussian search: %d powers, best %s", powers.shapes_evaluated, best)
+    problem.settings["best_generalized_gaussian"] = best.to_dict()
+    ends = sorted((problem.laplace, problem.baseline), key=obj.loss)
+    return best if all(beats_laplace(best, end, obj, opts.tolerance) for end in ends) else ends[0]

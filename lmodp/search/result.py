@@ -13,12 +13,20 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from lmodp.mechanisms import Gaussian, Mechanism, describe, mechanism_from_dict
+from lmodp.mechanisms import Gaussian, Mechanism, describe, family_class, family_of, mechanism_from_dict
 
 _FORMAT = "lmodp.search.result/1"
-# Families whose search may return plain Laplace or the Gaussian when no other shape beats them.
-_SHAPE_FAMILIES = {"lmo": "LMO", "generalized_gaussian": "generalized Gaussian"}
 _MECHANISM_FIELDS = ("mechanism", "baseline", "laplace")
+
+
+def _searched_shapes(family: str) -> str | None:
+    """The label of ``family`` where its search explores shapes (and may return plain Laplace or
+    the Gaussian when none beats them: its search space names a strategy), else None."""
+    try:
+        space = family_of(family_class(family)).search
+    except ValueError:
+        return None
+    return space.label if space is not None and space.strategy is not None else None
 
 
 @dataclass
@@ -63,11 +71,11 @@ class SearchResult:
     def laplace_is_best(self) -> bool:
         """True when an LMO or generalized Gaussian search found no shape better than plain Laplace
         (``mechanism`` is the Laplace)."""
-        return self.settings.get("family") in _SHAPE_FAMILIES and self.mechanism.family == "laplace"
+        return _searched_shapes(self.settings.get("family", "")) is not None and self.mechanism.family == "laplace"
 
     def summary(self) -> str:
         """The winner in one line, e.g. ``Laplace, scale b = 7.7 (no LMO shape beat plain Laplace)``."""
-        searched = _SHAPE_FAMILIES.get(self.settings.get("family", ""))
+        searched = _searched_shapes(self.settings.get("family", ""))
         if self.mechanism.family == "laplace":
             text = f"Laplace, scale b = {self.mechanism.scale:.6g}"
             return text + f" (no {searched} shape beat plain Laplace)" if self.laplace_is_best else text
@@ -102,7 +110,7 @@ class SearchResult:
         for name in _MECHANISM_FIELDS:
             if kwargs.get(name) is not None:
                 kwargs[name] = mechanism_from_dict(kwargs[name])
-        if not isinstance(kwargs.get("baseline"), Gaussian):
+        if getattr(kwargs.get("baseline"), "family", None) != Gaussian.family:
             raise ValueError("baseline must be a Gaussian mechanism")
         return cls(**kwargs)
 
