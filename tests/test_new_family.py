@@ -40,7 +40,7 @@ def logistic_draws(shape: tuple[int, ...], scale: float, generator):
 class Logistic(SymmetricDensity):
     """log f(y) = −|y|/s − 2 log(1 + e^{−|y|/s}) + const; |d/dy log f| = tanh(|y|/2s)/s < 1/s."""
 
-    family = "logistic"
+    family = "new_logistic"
 
     def __init__(self, scale: float) -> None:
         if not (isinstance(scale, (int, float)) and 0.0 < scale < math.inf):
@@ -152,7 +152,7 @@ def reference_renyi(alpha, s, shift):
 # --- the registration ----------------------------------------------------------------------------
 def test_one_registration_gives_the_family_every_facet():
     family = family_of(Logistic)
-    assert family.name == "logistic" and "logistic" in registered_families()
+    assert family.name == "new_logistic" and "new_logistic" in registered_families()
     assert family.accountable and family.rdp_law == family_of(SymmetricDensity).rdp_law  # the density-based route
     assert family.fitting_accountants("scalar") == ("pld", "rdp") and family.fitting_accountants("l2") == ("rdp",)
     assert describe(Logistic(2.0)) == "logistic s=2"
@@ -199,9 +199,9 @@ def test_rdp_matches_the_quadrature_and_bounds_epsilon():
 # --- search ----------------------------------------------------------------------------------------
 def test_search_by_name_calibrates_the_least_logistic_noise():
     run = lmodp.RunSpec(sample_rate=0.05, steps=20, delta=1e-5, geometry="scalar")
-    result = search(1.0, run, family="logistic", tolerance=1e-3)
+    result = search(1.0, run, family="new_logistic", tolerance=1e-3)
     best = result.mechanism
-    assert type(best) is Logistic and result.settings["family"] == "logistic"
+    assert type(best) is Logistic and result.settings["family"] == "new_logistic"
     assert result.epsilon == lmodp.epsilon(best, run) <= 1.0
     assert lmodp.epsilon(best.scaled(1 / 1.002), run) > 1.0  # the least scale, to the tolerance
     assert best == calibrate_scale(Logistic(1.0), 1.0, run, tolerance=1e-3)
