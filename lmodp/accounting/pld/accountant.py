@@ -23,6 +23,15 @@ tight dominating pair is known, and this accountant raises ValueError rather tha
 value as if it were tight; :func:`lmodp.accounting.interval.epsilon_interval` gives an
 interval (an RDP upper bound and a PLD lower bound that is certainly achieved).
 
+Grid. The interval is ``value_discretization_interval`` (default 10⁻⁴) times the least power of
+two that keeps every per-step PLD and the composed one within ``max_grid_points`` points
+(default 2²⁰; ``None``: no cap): the cost of a run no longer grows without bound with its ε (a
+noise 100 times too small for the sensitivity spreads the losses over a range 10⁴ times wider). Coarsening by a
+power of two keeps the grids nested, and a pessimistic PLD moved onto the coarser grid (losses
+rounded up) still dominates, so the bound stays an upper bound; the excess over the exact ε
+grows with the interval (second order per step), e.g. 10⁻⁴ at ε = 3 with the interval 8·10⁻⁴.
+Where the cap binds the ε is large: at ε = 13 an interval of 3.2·10⁻³ moves it by 10⁻⁴.
+
 ``get_epsilon_lower(δ)`` is an optimistic estimate (losses rounded down), so users see the
 interval [get_epsilon_lower, get_epsilon] that contains the true ε.
 
@@ -33,22 +42,25 @@ recomposes the history with τ' and the window mass scaled to 10⁻³·δ whenev
 mass at +∞ exceeds 10⁻³·δ. Below δ = 10⁻²⁸⁰ (where float64 cannot hold the tail masses) or if
 the recomposed PLD still cannot reach δ (or its window cannot reach that far into a power-law
 noise tail), it returns the RDP accountant's bound for the same history with a
-:class:`PLDFallbackWarning` saying why, never a bare ∞.
+:class:`PLDFallbackWarning` saying why, never a bare ∞. The one ∞ it reports is for a step whose
+noise is negligible for its sensitivity (:mod:`lmodp.accounting.events`), as every accountant does.
+Losses above ±500 are not resolved on the grid (they count as +∞); where their probability alone
+exceeds δ (a noise far too small for the sensitivity), the RDP bound is returned at once.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lmodp._validation import require_delta, require_nonnegative, require_positive, require_sample_rate
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.events import MechanismEvent
-from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, compose, self_compose
+from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, compose, self_compose, window_length
 from lmodp.accounting.pld.connect_dots import pessimistic_pld
-from lmodp.accounting.pld.discrete import DiscretePLD, rounded_down_laws
-from lmodp.accounting.pld.hockey_stick import DEFAULT_WINDOW_TAIL, DIRECTIONS, hockey_stick_curve, noise_model
+from lmodp.accounting.pld.discrete import DiscretePLD, coarsened, rounded_down_laws
+from lmodp.accounting.pld.hockey_stick import LOSS_CAP, DEFAULT_WINDOW_TAIL, DIRECTIONS, grid_points, hockey_stick_curve, noise_model
 from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.mechanisms import Gaussian, Mechanism, mechanism_from_dict
 
@@ -59,6 +71,11 @@ _STATE_VERSION = 1
 _TRUNCATION_SHARE = 1e-3
 # Smallest truncation mass the recomposition uses (float64 resolves masses well above 1e-308).
 _SMALLEST_TRUNCATION = 1e-283
+#: Default most grid points of a composed PLD (see the module docstring, "Grid").
+DEFAULT_MAX_GRID_POINTS = 2**20
+#: Most grid points of one step's PLD.
+_STEP_GRID_POINTS = 2**17
+_MAX_DOUBLINGS = 64
 
 
 class PLDFallbackWarning(UserWarning):
@@ -74,6 +91,7 @@ def mechanism_pld(
     value_discretization_interval: float = DEFAULT_INTERVAL,
     pessimistic: bool = True,
     window_tail: float = DEFAULT_WINDOW_TAIL,
+    max_grid_points: int | None = None,
 ) -> DiscretePLD:
     """Discrete PLD of one Poisson-subsampled release in the scalar geometry, in one direction.
 
@@ -81,14 +99,73 @@ def mechanism_pld(
     read off it or its compositions is an upper bound. ``False``: the law of L under P with every
     loss rounded DOWN to the grid; δ(ε) = E_P[(1 − e^{ε−L})_+] only decreases, also after
     composition, so ε read off it is a lower bound (an optimistic estimate). ``window_tail``
-    bounds the noise mass outside the window (pessimistic: it is added at +∞)."""
+    bounds the noise mass outside the window (pessimistic: it is added at +∞). With
+    ``max_grid_points``, the interval is ``value_discretization_interval`` times the least power
+    of two that keeps the grid within that many points (the returned PLD's ``interval``)."""
     q = require_sample_rate("sample_rate", sample_rate)
     h = require_positive("value_discretization_interval", value_discretization_interval)
     model = noise_model(mechanism, sensitivity=require_positive("sensitivity", sensitivity), window_tail=window_tail)
+    if max_grid_points is not None:
+        h *= doubling_factor(grid_points(model, direction=direction, sample_rate=q, interval=h), max_grid_points)
     c = hockey_stick_curve(model, direction=direction, sample_rate=q, interval=h)
     if pessimistic:
         return pessimistic_pld(c.offset, h, c.curve, c.error)
     return rounded_down_laws(c.p_tail, c.offset, h)[0]
+
+
+def doubling_factor(points: int, max_points: int) -> int:
+    """The least power of two 2^k with points / 2^k <= max_points (the grid is ~1/interval)."""
+    return 1 if points <= max_points else 2 ** math.ceil(math.log2(points / max_points))
+
+
+def compose_onto(
+    previous: DiscretePLD | None,
+    law_at: Callable[[float], DiscretePLD],
+    steps: int,
+    *,
+    interval: float,
+    max_grid_points: int | None,
+    tail_mass: float,
+) -> DiscretePLD:
+    """``previous`` composed with ``steps`` copies of one step's law, on at most ``max_grid_points``.
+
+    ``law_at(h)`` is the step's discrete PLD at interval h (or a coarser one it chose). The
+    interval starts at ``interval`` (or ``previous``'s, if coarser) and doubles until the
+    composed grid, estimated by the Chernoff window of :func:`~lmodp.accounting.pld.compose.window_length`,
+    fits; ``previous`` is then moved onto that grid by :func:`~lmodp.accounting.pld.discrete.coarsened`
+    (losses rounded in the safe direction). Nested grids (h·2^k) keep the bound valid at every
+    step: a pessimistic PLD on the coarser grid dominates the finer one."""
+    h = interval if previous is None else max(interval, previous.interval)
+    law = law_at(h)
+    if max_grid_points is not None:
+        for _ in range(_MAX_DOUBLINGS):
+            extent = window_length(law, steps, tail_mass=tail_mass) + (0 if previous is None else previous.probs.size)
+            factor = doubling_factor(extent, max_grid_points)
+            if factor == 1:
+                break
+            law = law_at(law.interval * factor)
+    if previous is not None and previous.interval < law.interval:
+        previous = coarsened(previous, round(law.interval / previous.interval))
+    block = self_compose(law, steps, tail_mass=tail_mass)
+    return block if previous is None else compose(previous, block, tail_mass=tail_mass)
+
+
+def _beyond_grid(law: DiscretePLD) -> float:
+    """A lower bound on the mass at +∞ of a step's PLD that a smaller window tail would not
+    remove (its infinity mass less the window's share and a margin for rounding)."""
+    return max(law.infinity_mass * (1.0 - 1e-9) - 2.0 * DEFAULT_WINDOW_TAIL, 0.0)
+
+
+def _log1m(mass: float) -> float:
+    """log(1 − mass), −∞ at mass 1."""
+    return math.log1p(-mass) if mass < 1.0 else -math.inf
+
+
+def _require_grid_points(value: Any) -> int | None:
+    """``max_grid_points``: None (no cap) or an integer >= 1024."""
+    if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1024):
+        raise ValueError(f"max_grid_points must be None or an integer >= 1024, got {value!r}")
+    return value
 
 
 def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
@@ -112,38 +189,55 @@ class PLDAccountant(PrivacyAccountant):
     name = "pld"
 
     def __init__(
-        self, value_discretization_interval: float = DEFAULT_INTERVAL, tail_mass_truncation: float = DEFAULT_TAIL_MASS
+        self,
+        value_discretization_interval: float = DEFAULT_INTERVAL,
+        tail_mass_truncation: float = DEFAULT_TAIL_MASS,
+        max_grid_points: int | None = DEFAULT_MAX_GRID_POINTS,
     ) -> None:
         self.value_discretization_interval = require_positive("value_discretization_interval", value_discretization_interval)
         self.tail_mass_truncation = require_positive("tail_mass_truncation", tail_mass_truncation)
+        self.max_grid_points = _require_grid_points(max_grid_points)
         self._reset()
 
     def _reset(self) -> None:
         self._events: list[MechanismEvent] = []
-        self._steps: dict[tuple[str, str], DiscretePLD] = {}
+        self._steps: dict[tuple[str, str, float], DiscretePLD] = {}
         self._composed: dict[str, DiscretePLD | None] = {d: None for d in DIRECTIONS}
         self._recomposed: dict[float, list[DiscretePLD]] = {}
+        self._unbounded = False  # a step with negligible noise: no finite bound
+        # log P(no step's loss lies beyond its grid), per direction: what no recomposition removes
+        self._log_finite: dict[str, float] = {d: 0.0 for d in DIRECTIONS}
+
+    @property
+    def _step_grid_points(self) -> int | None:
+        """The cap of one step's grid (lower than the composed one: each point costs a root-find)."""
+        return None if self.max_grid_points is None else min(self.max_grid_points, _STEP_GRID_POINTS)
 
     # --- what happened (step() and history come from PrivacyAccountant) --------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
         mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
         _check_geometry(mech, event.geometry)
-        if event.steps:
+        if event.steps and event.negligible_noise(mech):  # ε = ∞ (see lmodp.accounting.events)
+            self._unbounded = True
+        elif event.steps:
             for direction in DIRECTIONS:
-                key = (event.key(), direction)
-                if key not in self._steps:
-                    self._steps[key] = mechanism_pld(
-                        mech,
-                        sample_rate=event.sample_rate,
-                        direction=direction,
-                        sensitivity=event.sensitivity,
-                        value_discretization_interval=self.value_discretization_interval,
-                    )
-                block = self_compose(self._steps[key], event.steps, tail_mass=self.tail_mass_truncation)
-                previous = self._composed[direction]
-                self._composed[direction] = (
-                    block if previous is None else compose(previous, block, tail_mass=self.tail_mass_truncation)
+                used: list[DiscretePLD] = []
+
+                def law_at(h: float, direction: str = direction) -> DiscretePLD:
+                    key = (event.key(), direction, h)
+                    if key not in self._steps:
+                        self._steps[key] = mechanism_pld(
+                            mech, sample_rate=event.sample_rate, direction=direction, sensitivity=event.sensitivity,
+                            value_discretization_interval=h, max_grid_points=self._step_grid_points,
+                        )
+                    used.append(self._steps[key])
+                    return used[-1]
+
+                self._composed[direction] = compose_onto(
+                    self._composed[direction], law_at, event.steps, interval=self.value_discretization_interval,
+                    max_grid_points=self.max_grid_points, tail_mass=self.tail_mass_truncation,
                 )
+                self._log_finite[direction] += event.steps * _log1m(_beyond_grid(used[-1]))
         self._events.append(event)
         self._recomposed.clear()
 
@@ -157,10 +251,18 @@ class PLDAccountant(PrivacyAccountant):
 
         Any δ in (0, 1) gives a finite value (see the module docstring for small δ)."""
         delta = require_delta("delta", delta)
+        if self._unbounded:
+            return math.inf
         plds = [p for p in self._composed.values() if p is not None]
         if not plds:
             return 0.0
         if max(p.infinity_mass for p in plds) > _TRUNCATION_SHARE * delta:
+            if -math.expm1(min(self._log_finite.values())) >= delta:
+                return self._rdp_fallback(
+                    delta,
+                    f"the noise is too small for the PLD's grid: losses above {LOSS_CAP:g} (counted as infinite) "
+                    f"have probability >= delta={delta:g}",
+                )
             tail = 10.0 ** math.floor(math.log10(_TRUNCATION_SHARE * delta))
             if tail < _SMALLEST_TRUNCATION:
                 return self._rdp_fallback(delta, f"delta={delta:g} is below what the PLD resolves in float64 (1e-280)")
@@ -196,6 +298,8 @@ class PLDAccountant(PrivacyAccountant):
     def get_delta(self, epsilon: float) -> float:
         """An upper bound on δ such that the whole history is (ε, δ)-DP (max over directions)."""
         epsilon = require_nonnegative("epsilon", epsilon)
+        if self._unbounded:
+            return 1.0
         plds = [p for p in self._composed.values() if p is not None]
         return max((p.get_delta(epsilon) for p in plds), default=0.0)
 
@@ -220,19 +324,20 @@ class PLDAccountant(PrivacyAccountant):
         for direction in DIRECTIONS:
             total: DiscretePLD | None = None
             for event in self._events:
-                if not event.steps:
+                mechanism = mechanism_from_dict(event.mechanism)
+                if not event.steps or event.negligible_noise(mechanism):  # dropping a step only lowers the estimate
                     continue
-                law = mechanism_pld(
-                    mechanism_from_dict(event.mechanism),
-                    sample_rate=event.sample_rate,
-                    direction=direction,
-                    sensitivity=event.sensitivity,
-                    value_discretization_interval=interval,
-                    pessimistic=pessimistic,
-                    window_tail=window_tail,
+
+                def law_at(h: float, event: MechanismEvent = event, mechanism: Mechanism = mechanism, direction: str = direction) -> DiscretePLD:
+                    return mechanism_pld(
+                        mechanism, sample_rate=event.sample_rate, direction=direction, sensitivity=event.sensitivity,
+                        value_discretization_interval=h, pessimistic=pessimistic, window_tail=window_tail,
+                        max_grid_points=self.max_grid_points,
+                    )
+
+                total = compose_onto(
+                    total, law_at, event.steps, interval=interval, max_grid_points=self.max_grid_points, tail_mass=tail_mass
                 )
-                block = self_compose(law, event.steps, tail_mass=tail_mass)
-                total = block if total is None else compose(total, block, tail_mass=tail_mass)
             if total is not None:
                 out.append(total)
         return out
@@ -245,6 +350,7 @@ class PLDAccountant(PrivacyAccountant):
             "version": _STATE_VERSION,
             "value_discretization_interval": self.value_discretization_interval,
             "tail_mass_truncation": self.tail_mass_truncation,
+            "max_grid_points": self.max_grid_points,
             "history": [e.to_dict() for e in self._events],
         }
 
@@ -255,6 +361,8 @@ class PLDAccountant(PrivacyAccountant):
             "value_discretization_interval", state["value_discretization_interval"]
         )
         self.tail_mass_truncation = require_positive("tail_mass_truncation", state["tail_mass_truncation"])
+        # States written before the grid cap existed hold no entry: their PLDs were uncapped.
+        self.max_grid_points = _require_grid_points(state.get("max_grid_points"))
         self._reset()
         for e in state["history"]:
             self._record(MechanismEvent(**e))

@@ -71,6 +71,8 @@ def self_compose(
     step = trim_tails(pld, tail_mass / (4.0 * count))
     probs = np.maximum(step.probs, 0.0)
     infinity = -math.expm1(count * math.log1p(-min(step.infinity_mass, 1.0))) if step.infinity_mass < 1.0 else 1.0
+    if not np.any(probs > 0.0):  # every loss is infinite (a noise far too small for the grid)
+        return DiscretePLD(pld.interval, count * step.offset, np.zeros(1), min(infinity, 1.0), pld.pessimistic)
     n = probs.size
     full = count * (n - 1) + 1
     if full_support:
@@ -103,6 +105,8 @@ def window_length(pld: DiscretePLD, count: int, *, tail_mass: float = DEFAULT_TA
     if count <= 1:
         return pld.probs.size
     step = trim_tails(pld, tail_mass / (4.0 * count))
+    if not np.any(step.probs > 0.0):
+        return 1
     lo, hi = _chernoff_window(np.maximum(step.probs, 0.0), count, tail_mass / 2.0)
     return hi - lo + 1
 

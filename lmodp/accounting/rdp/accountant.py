@@ -12,6 +12,7 @@ bounds of adaptively composed mechanisms add order by order, so the curve is
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -20,7 +21,7 @@ from numpy.typing import ArrayLike
 from lmodp._validation import require_positive
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.conversion import rdp_to_delta, rdp_to_epsilon
-from lmodp.accounting.events import MechanismEvent
+from lmodp.accounting.events import MechanismEvent, NoFiniteBoundWarning
 from lmodp.accounting.orders import DEFAULT_ORDERS, validate_orders
 from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.rdp.subsampling import poisson_subsampled_rdp
@@ -70,13 +71,31 @@ class RDPAccountant(PrivacyAccountant):
         key = event.key()
         if key not in self._curves:
             mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
-            self._curves[key] = poisson_subsampled_rdp(
-                mech, self.orders, sample_rate=event.sample_rate, sensitivity=event.sensitivity, geometry=event.geometry,
-                l2_tolerance=self.l2_tolerance,
-            )
+            self._curves[key] = self._step_curve(event, mech)
         if event.steps:
             self._rdp = self._rdp + event.steps * self._curves[key]
         self._events.append(event)
+
+    def _step_curve(self, event: MechanismEvent, mechanism: Mechanism) -> np.ndarray:
+        """One step's RDP curve; +inf at every order (no bound, ε = ∞) for negligible noise or
+        where the bound cannot be computed (with a :class:`NoFiniteBoundWarning`), see
+        :mod:`lmodp.accounting.events`."""
+        unbounded = np.full(self.orders.shape, np.inf)
+        if event.negligible_noise(mechanism):
+            return unbounded
+        try:
+            return poisson_subsampled_rdp(
+                mechanism, self.orders, sample_rate=event.sample_rate, sensitivity=event.sensitivity,
+                geometry=event.geometry, l2_tolerance=self.l2_tolerance,
+            )
+        except ArithmeticError as err:
+            warnings.warn(
+                f"no finite RDP bound for {mechanism!r} at sensitivity {event.sensitivity:g} ({err}): "
+                "counted as epsilon = inf",
+                NoFiniteBoundWarning,
+                stacklevel=4,
+            )
+            return unbounded
 
     # --- how it is accounted ------------------------------------------------------------
     @property
