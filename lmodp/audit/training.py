@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from lmodp._progress import progress_bar
 from lmodp._validation import require_delta, require_positive, require_sample_rate
 from lmodp.audit import canaries as C
 from lmodp.audit.one_run import OneRunAudit, audit_scores
@@ -118,7 +118,7 @@ def audit_training(
     weights = model.embedding.weight
     trace = [weights.detach().reshape(-1)[coordinates].clone()]
     epsilon_accounted = 0.0
-    for batch in tqdm(loader, desc=f"{threat} audit run", disable=not progress):
+    for batch in progress_bar(loader, desc=f"{threat} audit run", enabled=progress):
         epsilon_accounted = dp_optimizer.step(batch).epsilon  # type: ignore[union-attr]
         trace.append(weights.detach().reshape(-1)[coordinates].clone())
     if threat == "white-box":

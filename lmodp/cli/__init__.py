@@ -40,7 +40,17 @@ def build_parser() -> OneLineErrorParser:
     subparsers.required = True
     for name in SUBCOMMANDS:
         importlib.import_module(f"lmodp.cli.{name}").register(subparsers)
+    _add_verbose(subparsers)
     return parser
+
+
+def _add_verbose(subparsers: argparse._SubParsersAction) -> None:
+    """``-v`` also after a subcommand (``lmodp search -v ...``, ``lmodp plot epsilon -v``), at every level."""
+    for subparser in subparsers.choices.values():
+        subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress at INFO level")
+        for action in subparser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_verbose(action)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

@@ -24,10 +24,11 @@ value as if it were tight; :func:`lmodp.accounting.interval.epsilon_interval` gi
 interval (an RDP upper bound and a PLD lower bound that is certainly achieved).
 
 Grid. The interval is ``value_discretization_interval`` (default 10⁻⁴) times the least power of
-two that keeps every per-step PLD and the composed one within ``max_grid_points`` points
-(default 2²⁰; ``None``: no cap): the cost of a run no longer grows without bound with its ε (a
-noise 100 times too small for the sensitivity spreads the losses over a range 10⁴ times wider). Coarsening by a
-power of two keeps the grids nested, and a pessimistic PLD moved onto the coarser grid (losses
+two that keeps the composed PLD within ``max_grid_points`` points (default 2²⁰; ``None``: no
+cap) and each step's within a sixteenth of that (all of it for the Gaussian, whose level sets
+need no root-finding): the cost of a run no longer grows without bound with its ε (a noise 100
+times too small for the sensitivity spreads the losses over a range 10⁴ times wider). Coarsening
+by a power of two keeps the grids nested, and a pessimistic PLD moved onto the coarser grid (losses
 rounded up) still dominates, so the bound stays an upper bound; the excess over the exact ε
 grows with the interval (second order per step), e.g. 10⁻⁴ at ε = 3 with the interval 8·10⁻⁴.
 Where the cap binds the ε is large: at ε = 13 an interval of 3.2·10⁻³ moves it by 10⁻⁴.
@@ -73,8 +74,8 @@ _TRUNCATION_SHARE = 1e-3
 _SMALLEST_TRUNCATION = 1e-283
 #: Default most grid points of a composed PLD (see the module docstring, "Grid").
 DEFAULT_MAX_GRID_POINTS = 2**20
-#: Most grid points of one step's PLD.
-_STEP_GRID_POINTS = 2**17
+#: One step's grid holds at most max_grid_points / _STEP_SHARE points where each costs root-finds.
+_STEP_SHARE = 16
 _MAX_DOUBLINGS = 64
 
 
@@ -208,10 +209,12 @@ class PLDAccountant(PrivacyAccountant):
         # log P(no step's loss lies beyond its grid), per direction: what no recomposition removes
         self._log_finite: dict[str, float] = {d: 0.0 for d in DIRECTIONS}
 
-    @property
-    def _step_grid_points(self) -> int | None:
-        """The cap of one step's grid (lower than the composed one: each point costs a root-find)."""
-        return None if self.max_grid_points is None else min(self.max_grid_points, _STEP_GRID_POINTS)
+    def _step_grid_points(self, mechanism: Mechanism) -> int | None:
+        """The cap of one step's grid: a sixteenth of the composed one where each point costs
+        root-finds, all of it for the Gaussian (whose level sets are closed-form)."""
+        if self.max_grid_points is None or isinstance(mechanism.canonical(), Gaussian):
+            return self.max_grid_points
+        return self.max_grid_points // _STEP_SHARE
 
     # --- what happened (step() and history come from PrivacyAccountant) --------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
@@ -228,7 +231,7 @@ class PLDAccountant(PrivacyAccountant):
                     if key not in self._steps:
                         self._steps[key] = mechanism_pld(
                             mech, sample_rate=event.sample_rate, direction=direction, sensitivity=event.sensitivity,
-                            value_discretization_interval=h, max_grid_points=self._step_grid_points,
+                            value_discretization_interval=h, max_grid_points=self._step_grid_points(mech),
                         )
                     used.append(self._steps[key])
                     return used[-1]
@@ -332,7 +335,7 @@ class PLDAccountant(PrivacyAccountant):
                     return mechanism_pld(
                         mechanism, sample_rate=event.sample_rate, direction=direction, sensitivity=event.sensitivity,
                         value_discretization_interval=h, pessimistic=pessimistic, window_tail=window_tail,
-                        max_grid_points=self.max_grid_points,
+                        max_grid_points=self._step_grid_points(mechanism),
                     )
 
                 total = compose_onto(
