@@ -46,6 +46,7 @@ class LineProgress:
         self.postfix = ""
         self._started = self._last = time.monotonic()
         self._written = False
+        self._named_steps = False
 
     def _write(self, note: str = "") -> None:
         elapsed = time.monotonic() - self._started
@@ -58,16 +59,20 @@ class LineProgress:
         self._written = True
 
     def update(self, n: float = 1) -> None:
-        """Count ``n`` more; write a line if ``every`` seconds have passed since the last."""
+        """Count ``n`` more; write a line if ``every`` seconds have passed since the last (with
+        ``every=0``, where no step is named by :meth:`set_postfix_str`, at every update)."""
         self.n += n
+        if self.every == 0 and self._named_steps:
+            return
         if time.monotonic() - self._last >= self.every:
             self._write()
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        """What is being done now; with ``every=0`` a line saying so."""
+        """What is being done now; with ``every=0`` a line saying so (each step once)."""
         changed = s != self.postfix
         self.postfix = s
         if changed and self.every == 0:
+            self._named_steps = True
             self._write()
 
     def set_postfix(self, **values: Any) -> None:

@@ -22,26 +22,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
 from typing import Any, Callable
 
-import numpy as np
-
 from lmodp._progress import progress_bar
-from lmodp.accounting.api import account, epsilon_and_order
-from lmodp.accounting.conversion import OrderGridEdgeWarning
-from lmodp.accounting.orders import DEFAULT_ORDERS
-from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.accounting.registry import AUTO, resolve_accountant
 from lmodp.accounting.spec import RunSpec
 from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Laplace, Mechanism
 from lmodp.paper.grid import GRID_SIZE, paper_grid
-from lmodp.search.calibrate import calibrate_confirmed, calibrate_with_oracle, calibration_run
+from lmodp.search.calibrate import calibrate_confirmed, calibration_run, fast_oracle
 from lmodp.search.objectives import Objective, resolve_objective
 from lmodp.search.optimize import ShapeProblem, optimize_shape
 from lmodp.search.options import SearchOptions
 from lmodp.search.power import PowerProblem, optimize_power
-from lmodp.search.oracle import CALIBRATION_GRID_POINTS, SHAPE_GRID_POINTS, EpsilonFunction, EpsilonOracle, accountant_epsilon
+from lmodp.search.oracle import SHAPE_GRID_POINTS, EpsilonOracle, accountant_epsilon, order_window, orders_epsilon
 from lmodp.search.result import SearchResult
 
 logger = logging.getLogger(__name__)
@@ -49,11 +42,6 @@ logger = logging.getLogger(__name__)
 #: Calibrates a mechanism's scale to the budget (its second argument names it in the log).
 Settle = Callable[[Mechanism, str], Mechanism]
 
-#: Number of Rényi orders in the window the optimisation's accountant uses (``fast_orders``).
-FAST_ORDER_COUNT = 12
-#: Relative slack of the dimension-free l2 sup inside the optimisation (the reported ε uses
-#: the accountant's default, 5e-3).
-SEARCH_L2_TOLERANCE = 2e-2
 
 
 def search(
@@ -117,20 +105,20 @@ def search(
     opts.require_accountant_fits(spec.geometry)
     obj = resolve_objective(opts.objective, gamma=opts.gamma)
     full = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant))
-    fast = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant, grid_points=CALIBRATION_GRID_POINTS))
     shapes = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant, grid_points=SHAPE_GRID_POINTS))
-
     reported: dict[Mechanism, float] = {}  # ε computed uncached by ``full`` for a calibrated mechanism
+    brackets: list[EpsilonOracle] = []
 
     def settle(mechanism: Mechanism, what: str) -> Mechanism:
-        """``mechanism`` calibrated: where the PLD accounts it, bracketed by the fast PLD and its ε
-        computed (uncached) by ``full`` (:func:`calibrate_confirmed`); otherwise by ``full``."""
+        """``mechanism`` calibrated: bracketed by the cheaper bound of :func:`fast_oracle` and
+        finished or confirmed (uncached) by ``full`` (:func:`calibrate_confirmed`)."""
         started_at = time.perf_counter()
-        if resolve_accountant(opts.accountant, mechanism, spec.geometry) == "pld":
-            calibrated, spent, _ = calibrate_confirmed(fast, full.fresh, mechanism, target_epsilon, tolerance=opts.tolerance)
-            reported[calibrated] = spent
-        else:
-            calibrated, spent, _ = calibrate_with_oracle(full, mechanism, target_epsilon, tolerance=opts.tolerance)
+        quick, refine = fast_oracle(spec, accountant=opts.accountant, mechanism=mechanism)
+        brackets.extend([quick] if quick is not None else [])
+        calibrated, spent, _ = calibrate_confirmed(
+            quick or full, full.fresh, mechanism, target_epsilon, tolerance=opts.tolerance, refine=refine
+        )
+        reported[calibrated] = spent
         logger.info("%s calibrated in %.1f s: %s, epsilon %.6g", what, time.perf_counter() - started_at, calibrated, spent)
         return calibrated
 
@@ -189,7 +177,7 @@ def search(
         baseline_epsilon=reported[baseline] if baseline in reported else full.fresh(baseline),
         baseline_objective_value=obj.value(baseline),
         noise_ratio=winner.mean_abs() / baseline.mean_abs(),
-        evaluations=full.evaluations + fast.evaluations + inner_evaluations,
+        evaluations=full.evaluations + sum(b.evaluations for b in brackets) + inner_evaluations,
         wall_time_s=time.perf_counter() - started,
         settings=result_settings,
         laplace=laplace,
@@ -208,38 +196,6 @@ def _loop_uses_rdp(accountant: str, method: str, laplace: Laplace, geometry: str
     """
     loop = resolve_accountant(accountant, laplace, geometry)
     return loop == "rdp" or (accountant == AUTO and method == "paper-grid")
-
-
-def order_window(mechanism: Mechanism, run: RunSpec, count: int = FAST_ORDER_COUNT) -> list[float]:
-    """About ``count`` orders of DEFAULT_ORDERS, log-spaced in α − 1 over [α*/2.5, 2.5·α*], where α*
-    is the optimal order of ``mechanism`` for ``run`` under the RDP accountant (every order has a
-    bound in both geometries)."""
-    _, best = epsilon_and_order(mechanism, run, accountant="rdp")
-    pool = DEFAULT_ORDERS
-    window = pool[(pool >= best / 2.5) & (pool <= best * 2.5)]
-    if window.size == 0:
-        window = pool[[int(np.argmin(np.abs(pool - best)))]]
-    wanted = 1.0 + np.geomspace(window[0] - 1.0, window[-1] - 1.0, count)
-    picks = np.unique(np.searchsorted(window, wanted).clip(0, window.size - 1))
-    chosen = {float(a) for a in window[picks]}
-    if best in window:
-        chosen.add(float(best))
-    return sorted(chosen)
-
-
-def orders_epsilon(orders: list[float], run: RunSpec) -> EpsilonFunction:
-    """ε for ``run`` by an :class:`~lmodp.accounting.rdp.accountant.RDPAccountant` on ``orders``
-    only, with the l2 sup to the looser :data:`SEARCH_L2_TOLERANCE` (faster). Still a sound upper
-    bound; the search re-calibrates its winner with the full accountant, so these values only
-    rank shapes."""
-
-    def eps(mechanism: Mechanism) -> float:
-        acc = account(mechanism, run, accountant=RDPAccountant(orders, l2_tolerance=SEARCH_L2_TOLERANCE))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OrderGridEdgeWarning)  # an optimum at the window's edge only loosens this bound
-            return acc.get_epsilon(run.delta)
-
-    return eps
 
 
 def _optimize(

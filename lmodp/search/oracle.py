@@ -12,11 +12,15 @@ import math
 import warnings
 from typing import Any, Callable
 
-from lmodp.accounting.api import epsilon
+import numpy as np
+
+from lmodp.accounting.api import account, epsilon, epsilon_and_order
 from lmodp.accounting.conversion import OrderGridEdgeWarning
 from lmodp.accounting.events import NoFiniteBoundWarning
+from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.pld.accountant import PLDAccountant, PLDFallbackWarning
 from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS
+from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.accounting.registry import resolve_accountant
 from lmodp.accounting.spec import RunSpec
 from lmodp.mechanisms import Mechanism
@@ -29,6 +33,11 @@ _KEY_DIGITS = 12
 CALIBRATION_GRID_POINTS = 2**16
 #: Grid cap of the PLD that ranks the shapes inside a search (coarser: it only ranks them).
 SHAPE_GRID_POINTS = 2**14
+#: Number of Rényi orders in the window the optimisation's accountant uses (``fast_orders``).
+FAST_ORDER_COUNT = 12
+#: Relative slack of the dimension-free l2 sup inside the optimisation (the reported ε uses
+#: the accountant's default, 5e-3).
+SEARCH_L2_TOLERANCE = 2e-2
 
 
 def _rounded(value: Any) -> Any:
@@ -97,3 +106,35 @@ class EpsilonOracle:
         """ε computed now, bypassing the cache (counted as an evaluation)."""
         self.evaluations += 1
         return float(self._eps(mechanism))
+
+
+def order_window(mechanism: Mechanism, run: RunSpec, count: int = FAST_ORDER_COUNT) -> list[float]:
+    """About ``count`` orders of DEFAULT_ORDERS, log-spaced in α − 1 over [α*/2.5, 2.5·α*], where α*
+    is the optimal order of ``mechanism`` for ``run`` under the RDP accountant (every order has a
+    bound in both geometries)."""
+    _, best = epsilon_and_order(mechanism, run, accountant="rdp")
+    pool = DEFAULT_ORDERS
+    window = pool[(pool >= best / 2.5) & (pool <= best * 2.5)]
+    if window.size == 0:
+        window = pool[[int(np.argmin(np.abs(pool - best)))]]
+    wanted = 1.0 + np.geomspace(window[0] - 1.0, window[-1] - 1.0, count)
+    picks = np.unique(np.searchsorted(window, wanted).clip(0, window.size - 1))
+    chosen = {float(a) for a in window[picks]}
+    if best in window:
+        chosen.add(float(best))
+    return sorted(chosen)
+
+
+def orders_epsilon(orders: list[float], run: RunSpec) -> EpsilonFunction:
+    """ε for ``run`` by an :class:`~lmodp.accounting.rdp.accountant.RDPAccountant` on ``orders``
+    only, with the l2 sup to the looser :data:`SEARCH_L2_TOLERANCE` (faster). Still a sound upper
+    bound; the search re-calibrates its winner with the full accountant, so these values only
+    rank shapes."""
+
+    def eps(mechanism: Mechanism) -> float:
+        acc = account(mechanism, run, accountant=RDPAccountant(orders, l2_tolerance=SEARCH_L2_TOLERANCE))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OrderGridEdgeWarning)  # an optimum at the window's edge only loosens this bound
+            return acc.get_epsilon(run.delta)
+
+    return eps
