@@ -8,6 +8,7 @@ seed, so that equal results also show that rank 0's parameters were broadcast.
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -15,14 +16,15 @@ from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
+from scipy import integrate, special
 from torch import nn
 
-import lmodp.train.distributed as lmodp_distributed
+import lmodp.train.layout as lmodp_layout
 from lmodp.mechanisms import Gaussian
 from lmodp.paper.params import paper_mechanism
 from lmodp.train import PrivacyBudgetExhausted, PrivacyLedger, finetune, make_private
 from lmodp.train.losses import classification_loss
-from lmodp.train.per_sample import model_inputs
+from lmodp.train.batches import model_inputs
 
 N = 40
 BATCH = 8  # q = 0.2, q·N = 8
@@ -57,6 +59,47 @@ class Wide(nn.Module):
 
     def forward(self, input):
         return self.linear(input)
+
+
+def inverse_omega_moment(mechanism, m: int) -> float:
+    """E[ω^{-m}] = (1/Γ(m)) ∫_0^∞ t^{m-1} E[e^{-tω}] dt, with the Laplace transform of
+    ω = a1·Gamma(k, θ) + a3·Exponential(rate λ) + a4·U[lo, hi] written from its definition."""
+    p = mechanism
+
+    def laplace_transform(t: float) -> float:
+        gamma = (1.0 + p.gamma_weight * p.gamma_scale * t) ** -p.gamma_shape
+        exponential = p.exponential_rate / (p.exponential_rate + p.exponential_weight * t)
+        width = p.uniform_weight * (p.uniform_high - p.uniform_low)
+        uniform = math.exp(-p.uniform_weight * p.uniform_low * t) * -math.expm1(-width * t) / (width * t)
+        return gamma * exponential * uniform
+
+    value, error = integrate.quad(lambda t: t ** (m - 1) * laplace_transform(t), 0.0, math.inf, epsabs=0, epsrel=1e-10)
+    assert error < 1e-8 * value
+    return value / special.gamma(m)
+
+def assert_gaussian_noise(z: torch.Tensor, sigma: float) -> None:
+    """z (float64, n coordinates) is i.i.d. N(0, σ²): Σ z²/σ² ~ χ²_n exactly; two-sided test at
+    false-alarm probability 10⁻⁶."""
+    from scipy import stats
+
+    n = z.numel()
+    statistic = float((z / sigma).square().sum())
+    alpha = 1e-6
+    assert stats.chi2.ppf(alpha / 2, n) < statistic < stats.chi2.isf(alpha / 2, n)
+
+
+def assert_lmo_noise(z: torch.Tensor, mechanism: Any) -> None:
+    """z (float64, n coordinates) has the LMO law's variance: Var(Y) = 2·E[ω⁻²], E[Y⁴] = 24·E[ω⁻⁴]
+    (Y = Laplace(1)/ω). For V = mean(z²), Var(V) = (E[Y⁴] − Var(Y)²)/n, and Chebyshev's inequality
+    gives P(|V/Var(Y) − 1| ≥ t) ≤ (κ − 1)/(n t²) =: α with κ = E[Y⁴]/Var(Y)²; t is chosen for
+    α = 10⁻⁴ and must be below 1/2 (so that both a doubled and a halved variance fail)."""
+    n = z.numel()
+    variance = 2.0 * inverse_omega_moment(mechanism, 2)
+    kurtosis = 24.0 * inverse_omega_moment(mechanism, 4) / variance**2
+    alpha = 1e-4
+    t = math.sqrt((kurtosis - 1.0) / (n * alpha))
+    assert t < 0.5
+    assert abs(float(z.square().mean()) / variance - 1.0) < t
 
 
 def dataset(width: int = 4) -> dict[str, torch.Tensor]:
@@ -134,7 +177,7 @@ def budget_run(*, max_epsilon: float, on_exhausted: str, diverge: bool = False) 
         Classifier(), Gaussian(1.0), max_epsilon=max_epsilon, on_exhausted=on_exhausted, steps=STEPS + 1
     )
     if diverge and rank() == 1:  # this rank's ledger replica is one step ahead of rank 0's
-        ahead = PrivacyLedger("rdp", mechanism=Gaussian(1.0), sample_rate=BATCH / N, delta=DELTA)
+        ahead = PrivacyLedger(mechanism=Gaussian(1.0), sample_rate=BATCH / N, delta=DELTA)
         ahead.charge_step()
         optimizer.ledger.load_state_dict(ahead.state_dict())
     released: list[bool | None] = []
@@ -168,17 +211,13 @@ def error_of(call: Callable[[], Any]) -> str | None:
 
 def refusals() -> dict[str, str | None]:
     """What make_private and finetune refuse inside the process group."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import FullyShardedDataParallel, fully_shard
+    from torch.distributed.fsdp import FullyShardedDataParallel
     from torch.nn.parallel import DistributedDataParallel
 
-    fsdp2 = Classifier()
-    fully_shard(fsdp2, mesh=init_device_mesh("cpu", (dist.get_world_size(),)))
     with tempfile.TemporaryDirectory() as scratch:
         return {
             "ddp": error_of(lambda: private_trio(DistributedDataParallel(Classifier()), Gaussian(1.0))),
             "fsdp1": error_of(lambda: private_trio(FullyShardedDataParallel(Classifier(), device_id=torch.device("cpu")), Gaussian(1.0))),
-            "fsdp2": error_of(lambda: private_trio(fsdp2, Gaussian(1.0))),
             "settings": error_of(lambda: private_trio(Classifier(), Gaussian(1.0), max_grad_norm=1.0 + rank())),
             "non-private": error_of(lambda: finetune(
                 Classifier(), dataset(), private=False, delta=DELTA, batch_size=BATCH, checkpoint_dir=scratch,
@@ -191,12 +230,12 @@ def two_process_scenarios(checkpoint_dir: str, one_process_checkpoint_dir: str, 
     """Every scenario of the distributed tests, on one rank of the group (one spawn for all).
     ``one_process_checkpoint_dir`` holds the checkpoint of a one-process run, to be resumed here."""
     saves: list[str] = []
-    save = lmodp_distributed.save_checkpoint
-    lmodp_distributed.save_checkpoint = lambda directory, state: (saves.append(directory), save(directory, state))[1]
+    save = lmodp_layout.save_checkpoint
+    lmodp_layout.save_checkpoint = lambda directory, state: (saves.append(directory), save(directory, state))[1]
     try:
         history, _ = finetune_run(checkpoint_dir, max_steps=2)
     finally:
-        lmodp_distributed.save_checkpoint = save
+        lmodp_layout.save_checkpoint = save
     resumed_history, resumed_model = finetune_run(one_process_checkpoint_dir, resume=True)
     return {
         "resumed": {"history": resumed_history.to_dict(), "params": resumed_model.state_dict()},

@@ -102,6 +102,18 @@ def test_the_pld_grid_is_capped_and_the_capped_bound_stays_above_the_fine_one():
     assert restored.max_grid_points == 2**14 and restored.get_epsilon(1e-5) == capped.get_epsilon(1e-5)
 
 
+def test_events_on_different_grids_compose_on_the_coarser_one_and_stay_above_the_fine_bound():
+    """A history whose blocks the cap puts on different nested grids (a small-noise Laplace run, then
+    a Gaussian one that fits the default interval) is composed on the coarser grid."""
+    capped, fine = PLDAccountant(max_grid_points=2**14), PLDAccountant(max_grid_points=None)
+    for acc in (capped, fine):
+        acc.step(mechanism=Laplace(0.15), sample_rate=0.01, steps=100, geometry="scalar")
+        acc.step(mechanism=Gaussian(2.0), sample_rate=0.01, steps=50, geometry="scalar")
+    coarse_pld, fine_pld = capped.composed_pld("remove"), fine.composed_pld("remove")
+    assert coarse_pld.probs.size <= 2**14 and coarse_pld.interval > fine_pld.interval
+    assert fine.get_epsilon(1e-5) <= capped.get_epsilon(1e-5) <= fine.get_epsilon(1e-5) * (1 + 1e-3)
+
+
 @pytest.mark.parametrize("bad", [0, 1000, 2.5, True, "many"])
 def test_bad_grid_cap(bad):
     with pytest.raises(ValueError, match="max_grid_points"):

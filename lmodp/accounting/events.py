@@ -5,7 +5,8 @@ accountant (:class:`lmodp.accounting.base.PrivacyAccountant`) keeps the list of 
 
 Negligible noise. A noise whose median |Y| is below :data:`NEGLIGIBLE_NOISE` (10⁻¹⁰) times the
 sensitivity (:meth:`MechanismEvent.negligible_noise`) is accounted as no noise at all: every
-accountant reports ε = ∞ (δ = 1) for a history holding such a step, the same in every geometry.
+accountant reports ε = ∞ (δ = 1) for a history holding such a step, the same in every geometry
+(nor does the pure-DP composition bound of :mod:`lmodp.accounting.pure` cap it).
 That is an upper bound (adding noise is post-processing of the exact answer, whose release
 bounds nothing), and at that scale a finite bound would say as little: Laplace noise 10⁻¹⁰ of
 the sensitivity already spends ε ≈ 10¹⁰, the Gaussian ε ≈ 10²⁰; and below it the accountants'
@@ -17,7 +18,7 @@ of the sensitivity, say) is likewise ε = ∞, with a :class:`NoFiniteBoundWarni
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate, require_steps
@@ -66,11 +67,23 @@ class MechanismEvent:
         return mechanism.usefulness(NEGLIGIBLE_NOISE * self.sensitivity) >= 0.5
 
     def key(self) -> str:
-        """Identifies the per-step RDP curve (everything but ``steps``)."""
-        return json.dumps([dict(self.mechanism), self.sample_rate, self.sensitivity, self.geometry], sort_keys=True)
+        """Identifies the per-step RDP curve (everything but ``steps``); computed once per event."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = json.dumps([dict(self.mechanism), self.sample_rate, self.sensitivity, self.geometry], sort_keys=True)
+            object.__setattr__(self, "_key", key)
+        return key
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         d = asdict(self)
         d["mechanism"] = dict(self.mechanism)
         return d
+
+
+def extended_history(events: list[MechanismEvent], event: MechanismEvent) -> list[MechanismEvent]:
+    """``events`` followed by ``event``, merged into the last event when they differ only in their
+    step counts (k then m releases of the same law compose like k + m)."""
+    if events and events[-1].key() == event.key():
+        return [*events[:-1], replace(events[-1], steps=events[-1].steps + event.steps)]
+    return [*events, event]

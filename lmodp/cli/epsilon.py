@@ -159,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "epsilon": eps if math.isfinite(eps) else None,
         "delta": spec.delta,
-        "optimal_order": None if math.isnan(order) else order,
+        "optimal_order": order if math.isfinite(order) else None,
+        "pure_dp_bound": math.isinf(order) and math.isfinite(eps),
         "accountant": accountant,
         "accountant_requested": args.accountant,
         "mechanism": mechanism.to_dict(),
@@ -181,7 +182,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"run:           sample_rate={spec.sample_rate:.6g}, steps={spec.steps}, geometry={spec.geometry}, sensitivity={spec.sensitivity:g}")
     unbounded = "" if math.isfinite(eps) else ": no finite bound for this noise at this sensitivity"
     print(f"epsilon:       {eps:.6g}  (delta={spec.delta:g}){unbounded}")
-    print(f"optimal order: {'n/a' if result['optimal_order'] is None else format(order, 'g')}")
+    if result["pure_dp_bound"]:
+        print("optimal order: none (the pure-DP composition bound, smaller than every order's)")
+    else:
+        print(f"optimal order: {'n/a' if result['optimal_order'] is None else format(order, 'g')}")
     how = " (auto: the tightest sound accountant here)" if args.accountant == AUTO else ""
     print(f"accountant:    {accountant}{how}")
     return 0

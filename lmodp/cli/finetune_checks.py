@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lmodp.accounting.registry import resolve_accountant
 from lmodp.accounting.spec import RunSpec
 
 #: Files that hold a tokenizer's vocabulary (one is enough).
@@ -164,10 +165,11 @@ def require_noise_fits(noise: dict[str, Any], run: RunSpec, *, accountant: str) 
     mechanism, budget = noise.get("mechanism"), noise.get("max_epsilon")
     if mechanism is None or budget is None:
         return
-    first = lmodp.epsilon(mechanism, sample_rate=run.sample_rate, steps=1, delta=run.delta, geometry="l2", accountant=accountant)
+    used = resolve_accountant(accountant, mechanism, "l2")
+    first = lmodp.epsilon(mechanism, sample_rate=run.sample_rate, steps=1, delta=run.delta, geometry="l2", accountant=used)
     if first > budget:
         raise ValueError(
             f"--target-epsilon {budget:g} cannot pay for one step: the first step of {mechanism!r} at q = "
-            f"{run.sample_rate:.6g} costs epsilon {first:.4g} at delta {run.delta:g} ({accountant} accountant); "
+            f"{run.sample_rate:.6g} costs epsilon {first:.4g} at delta {run.delta:g} ({used.upper()} accountant); "
             "raise --target-epsilon, or use more noise"
         )

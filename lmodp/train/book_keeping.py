@@ -31,10 +31,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import warnings
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -44,7 +45,7 @@ from lmodp.train.bk_gradients import Factor, GramCache, accumulation_dtype, clip
 from lmodp.train.bk_layers import Rule, recomputed_gradients, rule_for
 from lmodp.train.clipping import ClippedGradientSum, clip_factors
 from lmodp.train.losses import PerExampleLoss
-from lmodp.train.per_sample import batch_size_of, model_inputs
+from lmodp.train.batches import batch_size_of, model_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ class _LayerCall:
     originals: dict[str, nn.Parameter]
     watched: list[tuple[torch.Tensor, int]]
     output: torch.Tensor | None = None
-    grad: torch.Tensor | None = None
+    factors: dict[str, Factor] | None = None
+    received: bool = False
 
 
 @dataclass(eq=False)
@@ -83,6 +85,7 @@ class _ForwardPass:
     batch_size: int
     scale: float | None
     grad_tokens: dict[str, tuple[int, int] | None]
+    filler: bool = False
     calls: list[_LayerCall] = field(default_factory=list)
     done: bool = False
 
@@ -110,6 +113,15 @@ class BookKeepingClipping:
     the mean of per-example losses over the micro-batch ("mean" multiplies G by the micro-batch
     size, so the per-example gradients are the same either way). ``clipped_sums()`` is the
     logical batch's clipped sum, ``reset()`` starts the next one, ``remove()`` takes the hooks off.
+
+    Each layer call's per-example gradient factors are formed as soon as its output gradient
+    arrives, while the layer's parameters are still gathered (a ``fully_shard``ed layer holds
+    its whole parameters only around its own forward and backward); the clip factors and sums
+    follow when the backward pass ends. ``gradient_sums`` builds the running sum
+    (:class:`~lmodp.train.clipping.ClippedGradientSum`, or a sharded one that reduce-scatters
+    each pass, :mod:`lmodp.train.fsdp`): every forward pass adds to every trainable parameter, in
+    the order of ``model.named_parameters()``, so that collective sums see the same calls on
+    every rank.
     """
 
     def __init__(
@@ -121,6 +133,7 @@ class BookKeepingClipping:
         micro_batch_size: int | None = None,
         autocast_dtype: torch.dtype | None = None,
         loss_reduction: str | None = None,
+        gradient_sums: Callable[..., ClippedGradientSum] = ClippedGradientSum,
     ) -> None:
         if micro_batch_size is not None and (isinstance(micro_batch_size, bool) or not isinstance(micro_batch_size, int) or micro_batch_size < 1):
             raise ValueError(f"micro_batch_size must be an integer >= 1 or None, got {micro_batch_size!r}")
@@ -144,7 +157,7 @@ class BookKeepingClipping:
         trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
         if not trainable:
             raise ValueError("the model has no trainable parameters (every parameter has requires_grad=False)")
-        self.sums = ClippedGradientSum(trainable, max_grad_norm=max_grad_norm)
+        self.sums = gradient_sums(trainable, max_grad_norm=max_grad_norm)
         names_by_id = {id(p): name for name, p in trainable.items()}
         self._layers: dict[nn.Module, _Layer] = {}
         for layer_name, module in model.named_modules():
@@ -155,6 +168,7 @@ class BookKeepingClipping:
         self._current: _ForwardPass | None = None
         self._open: dict[nn.Module, list[_LayerCall]] = {}
         self._internal_scale: float | None = None
+        self._filling = False
         self._recomputing = False
         self._finish_queued = False
         self._handles = [model.register_forward_pre_hook(self._open_pass, with_kwargs=True, prepend=True)]
@@ -173,8 +187,19 @@ class BookKeepingClipping:
         """Name → parameter for the parameters that receive (private) gradients."""
         return self.sums.parameters
 
-    def accumulate(self, batch: Mapping[str, torch.Tensor]) -> None:
-        """Forward and backward passes over ``batch`` (micro-batch by micro-batch), clipped and summed."""
+    def passes(self, examples: int) -> int:
+        """The number of forward passes :meth:`accumulate` makes for ``examples`` examples."""
+        return math.ceil(examples / self.micro_batch_size) if self.micro_batch_size else min(examples, 1)
+
+    def accumulate(
+        self, batch: Mapping[str, torch.Tensor], *, passes: int | None = None, filler: Mapping[str, torch.Tensor] | None = None
+    ) -> None:
+        """Forward and backward passes over ``batch`` (micro-batch by micro-batch), clipped and summed.
+
+        With ``passes`` (at least :meth:`passes` of the batch size), the passes that ``batch`` does
+        not fill run ``filler`` (one or more examples) with loss weight 0: exact zeros in every
+        gradient, left out of the statistics. Sharded models need them, since every rank must run
+        as many forward and backward passes (their collectives) as the others."""
         if not self._handles:
             raise RuntimeError(
                 "this book-keeping engine was detached from its model (the model was made private again, or "
@@ -183,13 +208,24 @@ class BookKeepingClipping:
         n = batch_size_of(batch)
         device = next(iter(self.sums.parameters.values())).device
         step = self.micro_batch_size or max(n, 1)
-        for start in range(0, n, step):
-            chunk = {k: v[start : start + step].to(device) for k, v in batch.items()}
-            with self._summed_losses(), self._autocast(device):
-                losses = self.loss_fn(self.model(**model_inputs(chunk)), chunk)
-            self.sums.record_losses(losses)
-            losses.sum().backward()
+        chunks = [{k: v[start : start + step] for k, v in batch.items()} for start in range(0, n, step)]
+        if passes is not None and passes > len(chunks):
+            if filler is None:
+                raise ValueError("accumulate(passes=...) beyond the batch's own passes needs a filler example")
+            chunks += [None] * (passes - len(chunks))
+        for chunk in chunks:
+            self._forward_backward(filler if chunk is None else chunk, device, filling=chunk is None)
         self._finish_backward()
+
+    def _forward_backward(self, chunk: Mapping[str, torch.Tensor], device: torch.device, *, filling: bool) -> None:
+        chunk = {k: v.to(device) for k, v in chunk.items()}
+        with self._summed_losses(filling=filling), self._autocast(device):
+            losses = self.loss_fn(self.model(**model_inputs(chunk)), chunk)
+        if filling:
+            losses = losses * 0.0
+        else:
+            self.sums.record_losses(losses)
+        losses.sum().backward()
 
     def clipped_sums(self) -> dict[str, torch.Tensor]:
         """Σ_i clip_C(g_i) per trainable parameter over the logical batch so far."""
@@ -211,12 +247,14 @@ class BookKeepingClipping:
 
     # --- hooks --------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _summed_losses(self) -> Iterator[None]:
+    def _summed_losses(self, *, filling: bool = False) -> Iterator[None]:
         self._internal_scale = 1.0
+        self._filling = filling
         try:
             yield
         finally:
             self._internal_scale = None
+            self._filling = False
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
         if self.autocast_dtype is None:
@@ -239,7 +277,7 @@ class BookKeepingClipping:
         if rows is None:
             raise ValueError("the model's forward got no tensor argument: lmodp cannot tell the batch size")
         tokens = {name: _grad_token(p) for name, p in self.sums.parameters.items()}
-        self._current = _ForwardPass(batch_size=rows, scale=self._internal_scale, grad_tokens=tokens)
+        self._current = _ForwardPass(batch_size=rows, scale=self._internal_scale, grad_tokens=tokens, filler=self._filling)
         self._pending.append(self._current)
 
     def _close_pass(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -303,7 +341,9 @@ class BookKeepingClipping:
                 f"a second backward pass reached layer {call.layer.name!r} after its forward pass was clipped: "
                 "call backward once per forward pass"
             )
-        call.grad = grad
+        if not forward_pass.filler and forward_pass.batch_size > 0:
+            call.factors = self._factors(call, self._checked_grad(call, forward_pass, grad))
+        call.args, call.kwargs, call.output, call.received = (), {}, None, True
         if not self._finish_queued:
             self._finish_queued = True
             torch.autograd.Variable._execution_engine.queue_callback(self._finish_backward)
@@ -312,7 +352,7 @@ class BookKeepingClipping:
     def _finish_backward(self) -> None:
         """Clip and sum every forward pass that received output gradients."""
         self._finish_queued = False
-        for forward_pass in [fp for fp in self._pending if any(c.grad is not None for c in fp.calls)]:
+        for forward_pass in [fp for fp in self._pending if any(c.received for c in fp.calls)]:
             self._pending.remove(forward_pass)
             self._clip_and_sum(forward_pass)
 
@@ -320,6 +360,19 @@ class BookKeepingClipping:
         if forward_pass.scale is not None:
             return forward_pass.scale
         return float(forward_pass.batch_size) if self.loss_reduction == "mean" else 1.0
+
+    def _checked_grad(self, call: _LayerCall, forward_pass: _ForwardPass, grad: torch.Tensor) -> torch.Tensor:
+        """The gradient of the summed per-example losses at the layer's output, batch first, in
+        the accumulation dtype."""
+        batch = forward_pass.batch_size
+        if grad.dim() == 0 or grad.shape[0] != batch:
+            raise ValueError(
+                f"layer {call.layer.name!r} produced an output whose first dimension is not the batch size "
+                f"{batch}: book-keeping needs batch-first layers; use clipping='vmap'"
+            )
+        grad = grad.to(accumulation_dtype(grad.dtype))
+        scale = self._scale(forward_pass)
+        return grad * scale if scale != 1.0 else grad
 
     def _factors(self, call: _LayerCall, grad: torch.Tensor) -> dict[str, Factor]:
         layer = call.layer
@@ -343,39 +396,27 @@ class BookKeepingClipping:
 
     def _clip_and_sum(self, forward_pass: _ForwardPass) -> None:
         forward_pass.done = True
-        batch = forward_pass.batch_size
-        if batch == 0:  # an empty micro-batch (a rank's empty part of a logical batch) adds nothing
-            forward_pass.calls.clear()
-            return
-        scale = self._scale(forward_pass)
         uses: dict[str, list[Factor]] = {}
         for call in forward_pass.calls:
-            if call.grad is None:
-                continue
-            if call.grad.dim() == 0 or call.grad.shape[0] != batch:
-                raise ValueError(
-                    f"layer {call.layer.name!r} produced an output whose first dimension is not the batch size "
-                    f"{batch}: book-keeping needs batch-first layers; use clipping='vmap'"
-                )
-            grad = call.grad.to(accumulation_dtype(call.grad.dtype))
-            if scale != 1.0:
-                grad = grad * scale
             attr_to_name = dict(call.layer.params)
-            for attr, factor in self._factors(call, grad).items():
+            for attr, factor in (call.factors or {}).items():
                 uses.setdefault(attr_to_name[attr], []).append(factor)
         forward_pass.calls.clear()
         self._check_no_autograd_gradients(forward_pass)
-        if not uses:
-            self.sums.record_norms(torch.zeros(batch))
-            return
-        cache = GramCache()
-        norms = torch.stack([squared_norms(factors, cache) for factors in uses.values()]).sum(dim=0).sqrt()
-        del cache
+        counted = not forward_pass.filler
+        batch = forward_pass.batch_size if counted else 0
+        if uses:
+            cache = GramCache()
+            norms = torch.stack([squared_norms(factors, cache) for factors in uses.values()]).sum(dim=0).sqrt()
+            del cache
+        else:
+            norms = torch.zeros(batch)
         kappa = clip_factors(norms, self.sums.max_grad_norm)
-        while uses:  # each parameter's kept tensors are freed once its clipped sum is formed
-            name, factors = uses.popitem()
-            self.sums.add(name, clipped_sum(factors, kappa))
-        self.sums.record_norms(norms)
+        for name in self.sums.parameters:  # each parameter's kept tensors are freed once its clipped sum is formed
+            factors = uses.pop(name, None)
+            self.sums.add(name, None if factors is None else clipped_sum(factors, kappa))
+        if counted:
+            self.sums.record_norms(norms)
 
     def _check_no_autograd_gradients(self, forward_pass: _ForwardPass) -> None:
         for name, p in self.sums.parameters.items():

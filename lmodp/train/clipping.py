@@ -62,7 +62,10 @@ class ClippedGradientSum:
         self._loss_total = 0.0
         self._loss_examples = 0
 
-    def add(self, name: str, summed: torch.Tensor) -> None:
+    def add(self, name: str, summed: torch.Tensor | None) -> None:
+        """Add one micro-batch's clipped sum for parameter ``name`` (``None``: no example reached it)."""
+        if summed is None:
+            return
         shape = self.parameters[name].shape
         summed = summed.reshape(shape).contiguous()
         if name in self._sums:
@@ -123,7 +126,7 @@ class ClippedGradientSum:
 
 class ClippingEngine(Protocol):
     """What :class:`~lmodp.train.optimizer.DPOptimizer` needs from a clipping engine
-    (:class:`~lmodp.train.book_keeping.BookKeepingClipping`, :class:`~lmodp.train.per_sample.VmapClipping`)."""
+    (:class:`~lmodp.train.book_keeping.BookKeepingClipping`, :class:`~lmodp.train.vmap_clipping.VmapClipping`)."""
 
     sums: ClippedGradientSum
 

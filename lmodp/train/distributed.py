@@ -1,21 +1,26 @@
-r"""Data-parallel DP-SGD on ``torch.distributed``: one logical step spread over W processes.
+r"""Data-parallel DP-SGD on ``torch.distributed``: the collectives, and the replicated layout.
 
-Inside an initialised process group of world size W > 1, :func:`~lmodp.train.make_private`
-and :func:`~lmodp.train.finetune` build the classes of this module in place of their
-one-process versions. Every rank holds the whole data set and a replica of the model
-(parameters and buffers broadcast from rank 0 at start-up). One logical step:
+Inside an initialised process group of world size W > 1, :class:`~lmodp.train.privacy_engine.PrivacyEngine`
+(behind :func:`~lmodp.train.make_private`, :func:`~lmodp.train.finetune` and
+:class:`~lmodp.train.hf.PrivateTrainer`) spreads each logical step over the W processes. Every
+rank holds the whole data set. This module has what every parallel layout shares (:class:`Ranks`,
+:class:`CollectiveLedger`, the checks that the ranks agree) and the **replicated** layout
+(:class:`Replicated`: a whole replica of the model on every rank, parameters and buffers broadcast
+from rank 0 at start-up); the **sharded** layout (FSDP2) is :mod:`lmodp.train.fsdp`. One logical
+step:
 
 1. **Budget** (:class:`CollectiveLedger`): each rank charges its replica of the privacy ledger
    (same accountant, same state); one all-reduce checks that every rank reached the same decision
    (charge, stop or raise) at the same step count before anything is released.
-2. **Sampling** (:class:`ShardedPoissonSampler`): every rank draws the same N uniforms U_i from
-   one generator whose state rank 0 broadcast at start-up (N = the whole data set); example i is
-   in the logical batch B iff U_i < q, which is the whole data set's Poisson sample, the one a
-   single process draws from that generator, and rank r keeps the i ≡ r (mod W). Each example
-   is therefore on exactly one rank, and the union of the ranks' parts is B.
+2. **Sampling** (:class:`~lmodp.train.sampling.PoissonSampler` with ``rank`` and ``world_size``):
+   every rank draws the same N uniforms U_i from one generator whose state rank 0 broadcast at
+   start-up (N = the whole data set); example i is in the logical batch B iff U_i < q, which is
+   the whole data set's Poisson sample, the one a single process draws from that generator, and
+   rank r keeps the i ≡ r (mod W). Each example is therefore on exactly one rank, and the union of
+   the ranks' parts is B.
 3. **Clipping**: each rank runs the clipping engine (book-keeping or vmap, unchanged) on its part
    B_r, giving S_r = Σ_{i∈B_r} clip_C(g_i) per parameter.
-4. **Noise and reduction** (:class:`DistributedDPOptimizer`): rank 0 adds C·Y to S_0, with Y drawn
+4. **Noise and reduction** (:meth:`Replicated.noisy_means`): rank 0 adds C·Y to S_0, with Y drawn
    from its noise generator (secret-seeded, the same draws one process makes); one all-reduce
    (SUM) per parameter then gives every rank Σ_r S_r + C·Y = Σ_{i∈B} clip_C(g_i) + C·Y, the
    one-process release, which each rank divides by q·N and hands to its optimizer: the replicas
@@ -32,9 +37,8 @@ checkpoint, so a run resumes with any world size) and keeps its seed on rank 0.
 torch's ``DistributedDataParallel`` is not used: it all-reduces the parameters' ``.grad`` during
 the backward pass, but the clipping engines give the parameters no ``.grad`` (book-keeping
 swaps them for detached views inside each layer; vmap differentiates a functional copy), and an
-all-reduce of unclipped gradients would be the wrong quantity anyway. FSDP and other sharded
-parameters (DTensor) are refused: the per-example norm needs every example's whole gradient,
-which a sharded layer only has across ranks (see docs/distributed.md).
+all-reduce of unclipped gradients would be the wrong quantity anyway; a DDP-wrapped model is
+refused. FSDP1 (``FullyShardedDataParallel``) is refused too, with a pointer to ``fully_shard``.
 """
 
 from __future__ import annotations
@@ -45,17 +49,16 @@ import os
 import zlib
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from lmodp.mechanisms import Mechanism
-from lmodp.train.budget import PrivacyBudgetExhausted, PrivacyLedger
-from lmodp.train.checkpoint import save_checkpoint
-from lmodp.train.optimizer import DPOptimizer
-from lmodp.train.sampling import Data, DPDataLoader, PoissonSampler
+from lmodp.train.ledger import PrivacyBudgetExhausted, PrivacyLedger
+from lmodp.train.clipping import ClippedGradientSum
+from lmodp.train.layout import NoisyRelease, SingleProcess
 
 logger = logging.getLogger(__name__)
 
@@ -129,44 +132,6 @@ def process_group(distributed: bool | None, device: torch.device) -> Ranks | Non
     return Ranks(rank=dist.get_rank(), world_size=dist.get_world_size(), device=collective_device)
 
 
-def _sharding_types() -> tuple[type, ...]:
-    """FSDP's wrapper (FSDP1), its module mix-in (FSDP2, ``fully_shard``) and DTensor, where this torch has them."""
-    import torch.distributed.fsdp as fsdp
-
-    found = [getattr(fsdp, name) for name in ("FullyShardedDataParallel", "FSDPModule") if hasattr(fsdp, name)]
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # torch < 2.4
-        return tuple(found)
-    return (*found, DTensor)
-
-
-def require_replicated(model: nn.Module) -> None:
-    """Raise ``ValueError`` for a model wrapped in DDP or FSDP, or with sharded (DTensor) parameters."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    sharding = _sharding_types()
-    for module in model.modules():
-        if isinstance(module, DistributedDataParallel):
-            raise ValueError(
-                "make_private got a DistributedDataParallel model: pass the module itself (ddp_model.module). lmodp "
-                "all-reduces the clipped gradient sums itself; DDP's all-reduce of .grad would see no gradients "
-                "(the clipping engines give the parameters none) or unclipped ones"
-            )
-        if isinstance(module, sharding):
-            raise ValueError(_SHARDED_MESSAGE)
-    if any(isinstance(p, sharding) for p in model.parameters()):
-        raise ValueError(_SHARDED_MESSAGE)
-
-
-_SHARDED_MESSAGE = (
-    "lmodp's distributed DP-SGD needs a full replica of the model on every rank: FSDP and other sharded "
-    "parameters (DTensor) are not supported, because each example's gradient norm needs that example's whole "
-    "gradient, which a sharded layer only holds across ranks (see docs/distributed.md). Use a model that fits "
-    "one device (e.g. with LoRA adapters as the trainable parameters)"
-)
-
-
 def mechanism_fingerprint(mechanism: Mechanism) -> int:
     """A CRC-32 of the mechanism's ``repr`` (its type and parameters), equal across processes."""
     return zlib.crc32(repr(mechanism).encode())
@@ -197,42 +162,6 @@ def shared_generator(generator: torch.Generator, ranks: Ranks) -> torch.Generato
     return generator
 
 
-def prepare_replicas(model: nn.Module, ranks: Ranks, settings: Mapping[str, float]) -> None:
-    """Check that every rank runs the same settings on a replicable model, then give every rank
-    rank 0's parameters and buffers."""
-    require_replicated(model)
-    require_same_settings(ranks, settings)
-    broadcast_module(model, ranks)
-    logger.info("DP-SGD over %d processes: this is rank %d", ranks.world_size, ranks.rank)
-
-
-class ShardedPoissonSampler(PoissonSampler):
-    """Rank r's part of the whole data set's Poisson sample: the indices i ≡ r (mod W) of
-    :class:`~lmodp.train.sampling.PoissonSampler`'s batch, whose generator every rank holds in the same state."""
-
-    def __init__(
-        self, num_examples: int, *, sample_rate: float, steps: int, generator: torch.Generator, ranks: Ranks
-    ) -> None:
-        super().__init__(num_examples, sample_rate=sample_rate, steps=steps, generator=generator)
-        self.rank = ranks.rank
-        self.world_size = ranks.world_size
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        for indices in super().__iter__():
-            yield indices[indices % self.world_size == self.rank]
-
-
-class ShardedDPDataLoader(DPDataLoader):
-    """This rank's part of each Poisson-sampled logical batch of ``data`` (the whole data set);
-    ``expected_batch_size`` is the whole batch's q·N."""
-
-    def __init__(self, data: Data, *, sample_rate: float, steps: int, generator: torch.Generator, ranks: Ranks) -> None:
-        super().__init__(data, sample_rate=sample_rate, steps=steps, generator=generator)
-        self.sampler = ShardedPoissonSampler(
-            self.num_examples, sample_rate=sample_rate, steps=steps, generator=generator, ranks=ranks
-        )
-
-
 class CollectiveLedger(PrivacyLedger):
     """A replica of the privacy ledger on each rank, whose budget decision is checked to be the
     same on every rank.
@@ -241,7 +170,7 @@ class CollectiveLedger(PrivacyLedger):
     state decide alike); then one all-reduce compares the outcomes (charged, stopped, raised) and
     the step counts. Only when they agree does a rank go on: it releases the step (with ε the
     largest of the ranks' values), or all return ``None`` (``on_exhausted="stop"``), or all raise
-    :class:`~lmodp.train.budget.PrivacyBudgetExhausted`. Replicas that disagree (a checkpoint
+    :class:`~lmodp.train.ledger.PrivacyBudgetExhausted`. Replicas that disagree (a checkpoint
     loaded on some ranks only, different budgets) raise ``RuntimeError`` on every rank, before
     anything is released.
     """
@@ -272,41 +201,93 @@ class CollectiveLedger(PrivacyLedger):
         return None if epsilon is None else eps_high
 
 
-class DistributedDPOptimizer(DPOptimizer):
-    """:class:`~lmodp.train.optimizer.DPOptimizer` for one rank of a data-parallel run: the noise
-    is drawn on rank 0 only, the clipped sums (and rank 0's noise) are all-reduced, and the step's
-    statistics are those of the whole logical batch (see the module docstring)."""
+def require_no_wrapper(model: nn.Module) -> None:
+    """Raise ``ValueError`` for a model wrapped in ``DistributedDataParallel`` or FSDP1's
+    ``FullyShardedDataParallel``: lmodp does the gradient reduction of a private step itself."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    from torch.nn.parallel import DistributedDataParallel
 
-    def __init__(self, optimizer: torch.optim.Optimizer, *, ranks: Ranks, **kwargs: Any) -> None:
-        super().__init__(optimizer, **kwargs)
+    for module in model.modules():
+        if isinstance(module, DistributedDataParallel):
+            raise ValueError(
+                "make_private got a DistributedDataParallel model: pass the module itself (ddp_model.module). lmodp "
+                "all-reduces the clipped gradient sums itself; DDP's all-reduce of .grad would see no gradients "
+                "(the clipping engines give the parameters none) or unclipped ones"
+            )
+        if isinstance(module, FullyShardedDataParallel):
+            raise ValueError(
+                "FSDP1 (FullyShardedDataParallel) is not supported: shard the model with FSDP2 instead, "
+                "torch.distributed.fsdp.fully_shard on each transformer block and then on the model (or pass "
+                "shard=True to make_private/finetune, which does that); lmodp then clips each rank's examples and "
+                "reduce-scatters the clipped sums itself"
+            )
+
+
+class Replicated(SingleProcess):
+    """A whole replica of the model on every rank of a process group (see the module docstring)."""
+
+    name = "replicated data-parallel"
+
+    def __init__(self, ranks: Ranks) -> None:
         self.ranks = ranks
 
-    def _batch_statistics(self) -> tuple[float | None, int, float | None]:
-        sums = self.clipping.sums
+    @property
+    def rank(self) -> int:  # type: ignore[override]
+        return self.ranks.rank
+
+    @property
+    def world_size(self) -> int:  # type: ignore[override]
+        return self.ranks.world_size
+
+    def prepare(self, model: nn.Module, settings: Mapping[str, float]) -> None:
+        """Check that every rank runs the same settings on a plain (unwrapped, unsharded) model,
+        then give every rank rank 0's parameters and buffers."""
+        require_no_wrapper(model)
+        require_same_settings(self.ranks, settings)
+        broadcast_module(model, self.ranks)
+        logger.info("DP-SGD over %d processes (%s): this is rank %d", self.world_size, self.name, self.rank)
+
+    def shared_sampling_generator(self, generator: torch.Generator) -> torch.Generator:
+        return shared_generator(generator, self.ranks)
+
+    def ledger(self, accountant: Any, **settings: Any) -> PrivacyLedger:
+        return CollectiveLedger(accountant, ranks=self.ranks, **settings)
+
+    def batch_statistics(self, sums: ClippedGradientSum) -> tuple[float | None, int, float | None]:
         loss_total, losses, examples, clipped = self.ranks.sum(
             [sums.loss_total, sums.loss_examples, sums.examples, sums.clipped_count()]
         )
         return (loss_total / losses if losses else None, int(examples), clipped / examples if examples else None)
 
-    def _noisy_means(self, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def noisy_means(
+        self,
+        sums: Mapping[str, torch.Tensor],
+        *,
+        parameters: Mapping[str, nn.Parameter],
+        release: NoisyRelease,
+    ) -> dict[str, torch.Tensor]:
         """(Σ_r S_r + C·Y)/(q·N): rank 0 adds the noise to its sums, parameter by parameter, while
         the all-reduce of the previous parameter is under way."""
-        pending = []
-        for summed in sums.values():
-            if self.ranks.is_main:
-                self.sampler.add_scaled_(summed, self.max_grad_norm, generator=self.noise_generator)
-            pending.append(dist.all_reduce(summed, op=dist.ReduceOp.SUM, async_op=True))
-        for work in pending:
-            work.wait()
-        for summed in sums.values():
-            summed.div_(self.expected_batch_size)
-        return sums
+        return all_reduced_noisy_means(sums, ranks=self.ranks, release=release)
+
+    def save_checkpoint(self, directory: str | os.PathLike[str], *, model: nn.Module, optimizer: Any, state: dict[str, Any]) -> None:
+        """Rank 0 writes the checkpoint (the replicas are equal), then a barrier, so that no rank
+        reads the directory before the write is complete."""
+        if self.is_main:
+            super().save_checkpoint(directory, model=model, optimizer=optimizer, state=state)
+        self.ranks.barrier()
 
 
-def save_once(ranks: Ranks | None, directory: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """:func:`~lmodp.train.checkpoint.save_checkpoint` on rank 0 only (or in a one-process run),
-    then a barrier, so that no rank reads the directory before the write is complete."""
-    if ranks is None or ranks.is_main:
-        save_checkpoint(directory, state)
-    if ranks is not None:
-        ranks.barrier()
+def all_reduced_noisy_means(sums: Mapping[str, torch.Tensor], *, ranks: Ranks, release: NoisyRelease) -> dict[str, torch.Tensor]:
+    """(Σ_r S_r + C·Y)/(q·N) for replicated tensors: rank 0 adds the noise to its sums, then one
+    asynchronous all-reduce (SUM) per tensor."""
+    pending = []
+    for summed in sums.values():
+        if ranks.is_main:
+            release.add_noise_(summed)
+        pending.append(dist.all_reduce(summed, op=dist.ReduceOp.SUM, async_op=True))
+    for work in pending:
+        work.wait()
+    for summed in sums.values():
+        release.mean_(summed)
+    return dict(sums)

@@ -14,21 +14,28 @@ from lmodp._progress import progress_bar
 from lmodp.mechanisms import Mechanism
 from lmodp.accounting.spec import RunSpec
 from lmodp.train.calibration import resolve_mechanism
-from lmodp.train.checkpoint import load_checkpoint
-from lmodp.train.distributed import process_group, save_once
+from lmodp.train.distributed import process_group
+from lmodp.train.layout import SingleProcess
 from lmodp.train.losses import accuracy, loss_for_task
 from lmodp.train.options import FinetuneOptions
-from lmodp.train.per_sample import model_inputs
-from lmodp.train.privacy_engine import make_private, training_run
-from lmodp.train.sampling import Data, DPDataLoader, dataset_length, gather
+from lmodp.train.batches import model_inputs
+from lmodp.train.privacy_engine import PrivacyEngine, training_run
+from lmodp.train.batches import Data, dataset_length, gather
+from lmodp.train.sampling import DPDataLoader
 
 logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainingHistory:
-    """Per-step records of a run (``loss`` is None for an empty batch; ``epsilon`` is inf for a
-    non-private run) and the evaluations (``eval_metric`` is accuracy for classification, the mean
-    per-sequence loss for causal LM). ``mechanism`` is the noise's ``to_dict()`` (None if not private)."""
+    """Per-step records of a run (``loss`` is None for an empty batch) and the evaluations
+    (``eval_metric`` is accuracy for classification, the mean per-sequence loss for causal LM).
+    ``mechanism`` is the noise's ``to_dict()`` (None if not private). ``final_epsilon`` is ε(δ) of
+    the steps taken, by the ledger's ``accountant`` (:meth:`~lmodp.train.ledger.PrivacyLedger.epsilon`;
+    inf and None for a non-private run, 0 before any step). ``epsilon`` after each step is the sound
+    upper bound the ledger reports at no extra cost (:meth:`~lmodp.train.ledger.PrivacyLedger.charge_step`):
+    the accountant's own value for the RDP; for the PLD the smaller of the RDP bound of the same
+    steps and the PLD of the whole planned run (or of the budget's last step), so the last value
+    of a run that ends as planned, or at its budget, is ``final_epsilon``."""
 
     task: str
     delta: float
@@ -43,11 +50,8 @@ class TrainingHistory:
     eval_step: list[int] = field(default_factory=list)
     eval_metric: list[float] = field(default_factory=list)
     stopped_by_budget: bool = False
-
-    @property
-    def final_epsilon(self) -> float:
-        """ε(δ) after the last step (0 before any step)."""
-        return self.epsilon[-1] if self.epsilon else 0.0
+    accountant: str | None = None
+    final_epsilon: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +83,17 @@ def _non_private_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch:
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+def _optimizer_and_schedule(
+    model: nn.Module, o: FinetuneOptions, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW(``learning_rate``, ``weight_decay``) on the trainable parameters (the shards of a
+    sharded model) and its schedule: constant, or linear decay to 0 over ``total_steps``."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=o.learning_rate, weight_decay=o.weight_decay)
+    schedule = (lambda s: 1.0) if o.lr_schedule == "constant" else (lambda s: max(0.0, 1.0 - s / total_steps))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
 def _pick_device(device: str | torch.device | None) -> torch.device:
@@ -122,7 +137,7 @@ def finetune(
     or linearly decayed to 0 over T (``lr_schedule``). ε(``delta``) is recorded after every
     step; a step that would exceed ``max_epsilon`` (default: ``target_epsilon``) is not
     released: the run ends there (``on_exhausted="stop"``, ``history.stopped_by_budget``) or
-    raises :class:`~lmodp.train.budget.PrivacyBudgetExhausted` (``"raise"``). The eval metric
+    raises :class:`~lmodp.train.ledger.PrivacyBudgetExhausted` (``"raise"``). The eval metric
     (accuracy or mean loss) is recorded every ``eval_every`` steps (default: every epoch) and at
     the end. With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` steps
     (default: every epoch) and at the end; ``resume=True`` continues from the saved state (or
@@ -137,8 +152,12 @@ def finetune(
     Inside a ``torch.distributed`` process group of world size > 1 (``distributed``: see
     :func:`~lmodp.train.make_private`) every rank calls ``finetune`` with the same arguments and
     the whole data set; each logical batch is spread over the ranks, the history is the whole
-    run's on every rank, rank 0 alone writes checkpoints (any world size can resume them) and
-    shows the progress bar. The non-private baseline runs in one process only.
+    run's on every rank, and rank 0 shows the progress bar. The model is replicated on every rank
+    (rank 0 writes the checkpoints), or sharded with FSDP2: already ``fully_shard``-ed, or by
+    ``shard=True`` (each block and the root of a Hugging Face model; ``shard=Sharding(...)`` to
+    choose the gathered parameters' dtype), every rank then writing its shards
+    (``torch.distributed.checkpoint``). Any world size resumes a checkpoint with the same ε. The
+    non-private baseline runs in one process only.
     """
     o = FinetuneOptions.merged(options, **settings)
     if not private and (mechanism is not None or target_epsilon is not None or search_result is not None):
@@ -159,43 +178,59 @@ def finetune(
 
     torch.manual_seed(o.seed)
     model.to(device).train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=o.learning_rate, weight_decay=o.weight_decay)
-    schedule = (lambda s: 1.0) if o.lr_schedule == "constant" else (lambda s: max(0.0, 1.0 - s / total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-
     if private:
         chosen = resolve_mechanism(
             mechanism=mechanism, target_epsilon=target_epsilon, search_result=search_result, run=spec, accountant=o.accountant
         )
-        _, stepper, loader = make_private(
-            model, optimizer, train_dataset, mechanism=chosen, max_grad_norm=o.max_grad_norm, run=spec,
-            accountant=o.accountant, clipping=o.clipping, micro_batch_size=o.micro_batch_size, loss=task,
-            max_epsilon=o.max_epsilon if o.max_epsilon is not None else target_epsilon, on_exhausted=o.on_exhausted,
-            seed=o.sampling_seed, noise_seed=o.noise_seed, autocast_dtype=o.autocast_dtype, distributed=o.distributed,
+        engine = PrivacyEngine(
+            model, num_examples=dataset_length(train_dataset), mechanism=chosen, max_grad_norm=o.max_grad_norm, run=spec,
+            accountant=o.accountant, max_epsilon=o.max_epsilon if o.max_epsilon is not None else target_epsilon,
+            on_exhausted=o.on_exhausted, sampling_seed=o.sampling_seed, noise_seed=o.noise_seed,
+            distributed=o.distributed, shard=o.shard,
         )
+        optimizer, scheduler = _optimizer_and_schedule(model, o, total_steps)
+        stepper = engine.private_optimizer(
+            optimizer, loss=task, clipping=o.clipping, micro_batch_size=o.micro_batch_size, autocast_dtype=o.autocast_dtype,
+        )
+        loader = engine.data_loader(train_dataset)
+        main = engine.layout.is_main
+        save_state, load_state = engine.save_checkpoint, engine.load_checkpoint
     else:
+        if o.shard:
+            raise ValueError("private=False trains in one process: drop shard")
         chosen = None
+        optimizer, scheduler = _optimizer_and_schedule(model, o, total_steps)
         stepper = optimizer
         baseline_seed = o.seed if o.sampling_seed is None else o.sampling_seed  # no privacy to protect: reproducible by default
         loader = DPDataLoader(train_dataset, sample_rate=q, steps=total_steps, generator=torch.Generator().manual_seed(baseline_seed))
-    sampler_generator = loader.sampler.generator
+        main = True
+        layout = SingleProcess()
+
+        def save_state(directory: Any, *, optimizer: Any, state: dict[str, Any]) -> None:
+            layout.save_checkpoint(
+                directory, model=model, optimizer=optimizer, state={**state, "sampler_generator": loader.sampler.generator.get_state()}
+            )
+
+        def load_state(directory: Any, *, optimizer: Any) -> dict[str, Any] | None:
+            state = layout.load_checkpoint(directory, model=model, optimizer=optimizer)
+            if state is not None:
+                loader.sampler.generator.set_state(state.pop("sampler_generator"))
+            return state
+
     history = TrainingHistory(
         task=task, delta=delta, sample_rate=q, total_steps=total_steps,
         mechanism=None if chosen is None else chosen.to_dict(),
         metric_name="accuracy" if task == "classification" else "loss",
+        accountant=stepper.ledger.accountant.name if private else None,
     )
 
     done = 0
     if o.resume:
-        state = load_checkpoint(checkpoint_dir)
+        state = load_state(checkpoint_dir, optimizer=stepper)
         if state is not None:
             if state["history"]["mechanism"] != history.mechanism or state["history"]["total_steps"] != total_steps:
                 raise ValueError(f"the checkpoint in {checkpoint_dir} belongs to a run with other settings")
-            model.load_state_dict(state["model"])
-            stepper.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            sampler_generator.set_state(state["sampler_generator"])
             history = TrainingHistory(**state["history"])
             done = len(history.step)
             logger.info("resumed from %s at step %d", checkpoint_dir, done)
@@ -203,10 +238,7 @@ def finetune(
 
     def checkpoint() -> None:
         if checkpoint_dir is not None:
-            save_once(ranks, checkpoint_dir, {
-                "model": model.state_dict(), "optimizer": stepper.state_dict(), "scheduler": scheduler.state_dict(),
-                "sampler_generator": sampler_generator.get_state(), "history": history.to_dict(),
-            })
+            save_state(checkpoint_dir, optimizer=stepper, state={"scheduler": scheduler.state_dict(), "history": history.to_dict()})
 
     def evaluate(step: int) -> None:
         if eval_dataset is not None:
@@ -215,7 +247,6 @@ def finetune(
             logger.info("step %d: eval %s = %.4f", step, history.metric_name, history.eval_metric[-1])
 
     loader = loader.with_steps(last_step - done)
-    main = ranks is None or ranks.is_main
     bar = progress_bar(total=total_steps, initial=done, enabled=o.progress and main, desc="DP fine-tuning" if private else "fine-tuning")
     step = done
     for batch in loader:
@@ -242,6 +273,7 @@ def finetune(
         if step % checkpoint_every == 0 and step != last_step:
             checkpoint()
     bar.close()
+    history.final_epsilon = stepper.ledger.epsilon() if private else (math.inf if history.step else 0.0)
     if step > done or not history.eval_step:
         evaluate(step)
     checkpoint()

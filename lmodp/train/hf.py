@@ -18,8 +18,8 @@ Trainer script (``TrainingArguments``, datasets, collators, callbacks, evaluatio
   example (:mod:`lmodp.train.losses`, or ``loss=`` a callable ``loss(outputs, batch) ->
   Tensor[B]``), never the model's own ``outputs.loss``, which for causal LM averages over the
   tokens of the whole batch and so couples the examples.
-* **Accounting.** ε(δ) after each step (sound upper bound, ``accountant`` "rdp" or "pld", l2
-  geometry) is added to every Trainer log record under the key ``epsilon``; with a budget
+* **Accounting.** ε(δ) after each step (sound upper bound, ``accountant`` "auto" by default:
+  the PLD for Gaussian noise, the RDP otherwise; l2 geometry) is added to every Trainer log record under the key ``epsilon``; with a budget
   (``target_epsilon``, or ``max_epsilon``) training stops (``should_training_stop``) after the
   last step that fits, before any step that would exceed it is computed.
 * **Checkpoints** hold the privacy state: the ledger and the noise generator (in the optimizer's
@@ -30,7 +30,8 @@ Trainer script (``TrainingArguments``, datasets, collators, callbacks, evaluatio
 Refused with ``ValueError`` (they would break the guarantee or be silently ignored):
 a ``train_sampling_strategy`` other than "random" (the sampler is replaced), ``dataloader_drop_last``,
 ``auto_find_batch_size`` (q would change mid-run), more than one process or GPU, DeepSpeed,
-FSDP, ``fp16`` (the loss scaler scales the per-example gradients that are clipped; ``bf16`` is
+FSDP (accelerate's, FSDP1 or FSDP2: use :func:`lmodp.train.finetune` with ``shard=True`` under
+torchrun instead, see docs/distributed.md), ``fp16`` (the loss scaler scales the per-example gradients that are clipped; ``bf16`` is
 fine), activation checkpointing, ``torch_compile``, ``use_liger_kernel``, ``label_smoothing_factor``, ``compute_loss_func`` (a batch
 loss), an iterable training set (N unknown). The Trainer's own ``max_grad_norm`` (global
 clipping of the summed gradient, default 1.0) is switched off, with a log line: it would clip
@@ -47,7 +48,7 @@ import copy
 import logging
 import math
 import os
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch.utils.data import DataLoader
@@ -59,46 +60,17 @@ from transformers.models.auto.modeling_auto import (
 
 from lmodp._validation import require_delta
 from lmodp.mechanisms import Mechanism
-from lmodp.train.book_keeping import BookKeepingClipping
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.spec import RunSpec
-from lmodp.train.budget import PrivacyLedger
 from lmodp.train.calibration import resolve_mechanism
 from lmodp.train.losses import PerExampleLoss, loss_for_task
-from lmodp.train.noise import torch_sampler
 from lmodp.train.optimizer import DPOptimizer
-from lmodp.train.per_sample import model_inputs
-from lmodp.train.privacy_engine import (
-    _check_geometry,
-    noise_generator,
-    require_clip_norm,
-    resolve_sample_rate,
-    sampling_generator,
-    steps_for_epochs,
-)
-from lmodp.train.sampling import PoissonSampler
+from lmodp.train.batches import model_inputs
+from lmodp.train.privacy_engine import PrivacyEngine, _check_geometry, require_clip_norm, resolve_sample_rate, steps_for_epochs
 
 logger = logging.getLogger(__name__)
 
 PRIVACY_STATE_NAME = "lmodp_privacy.pt"
-
-
-class PoissonBatchSampler:
-    """Index lists for a ``DataLoader``'s ``batch_sampler``: ``steps`` Poisson samples (rate q) of
-    ``range(num_examples)``, each split in order into ``micro_batches`` near-equal, possibly
-    empty, lists. Every iteration draws fresh samples from ``generator``."""
-
-    def __init__(self, num_examples: int, *, sample_rate: float, steps: int, micro_batches: int, generator: torch.Generator) -> None:
-        self.sampler = PoissonSampler(num_examples, sample_rate=sample_rate, steps=steps, generator=generator)
-        self.micro_batches = int(micro_batches)
-
-    def __len__(self) -> int:
-        return len(self.sampler) * self.micro_batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for indices in self.sampler:
-            for part in indices.tensor_split(self.micro_batches):
-                yield part.tolist()
 
 
 def _rows(batch: Mapping[str, Any]) -> int:
@@ -151,9 +123,15 @@ def _refuse_unsound_arguments(args: TrainingArguments, kwargs: Mapping[str, Any]
          "PrivateTrainer samples each logical batch by Poisson sampling (what the accountant assumes); leave it 'random'"),
         (args.dataloader_drop_last, "dataloader_drop_last=True has no meaning under Poisson sampling; leave it False"),
         (args.auto_find_batch_size, "auto_find_batch_size=True would change the sampling rate q mid-run"),
+        (bool(args.fsdp), "FSDP in TrainingArguments (accelerate's FSDP2) is not supported by PrivateTrainer: accelerate "
+         "shards the model after the privacy engine was built and skips no micro-batch collectively. Train sharded with "
+         "lmodp instead: launch with torchrun and call lmodp.train.finetune(..., shard=True), or make_private on a "
+         "fully_shard-ed model (docs/distributed.md)"),
+        (bool(args.deepspeed), "DeepSpeed is not supported by PrivateTrainer: for sharded training launch with torchrun "
+         "and use lmodp.train.finetune(..., shard=True) (FSDP2, docs/distributed.md)"),
         (args.world_size > 1 or args.n_gpu > 1, f"PrivateTrainer runs on one process and one device (world_size="
-         f"{args.world_size}, n_gpu={args.n_gpu}): each process would draw and clip its own batch"),
-        (bool(args.deepspeed) or bool(args.fsdp), "DeepSpeed and FSDP are not supported by PrivateTrainer"),
+         f"{args.world_size}, n_gpu={args.n_gpu}): each process would draw and clip its own batch. For data-parallel "
+         "or sharded private training launch with torchrun and use lmodp.train.finetune (shard=True for FSDP2)"),
         (args.fp16, "fp16=True scales the loss, hence the per-example gradients that are clipped: use bf16=True or fp32"),
         (args.activation_checkpointing or args.gradient_checkpointing,
          "activation checkpointing reruns layers in the backward pass, which book-keeping clipping cannot follow"),
@@ -201,7 +179,7 @@ class PrivateTrainer(Trainer):
     :func:`lmodp.search.calibrate_gaussian` to this run's q, T, δ; with ``search_result`` the
     mechanism of a :class:`lmodp.search.SearchResult` or its JSON, checked against the target for
     this run), ``max_grad_norm`` (the per-example L2 clip norm C), ``delta``, ``geometry``
-    ("l2"), ``accountant`` ("rdp", "pld", "auto" or a ``PrivacyAccountant``), ``max_epsilon`` (budget;
+    ("l2"), ``accountant`` ("auto", the default, "rdp", "pld" or a ``PrivacyAccountant``), ``max_epsilon`` (budget;
     defaults to ``target_epsilon``), ``loss`` ("classification", "causal-lm" or a per-example
     callable; default from the model class), ``noise_seed`` and ``sampling_seed`` (None:
     secret). T is ``args.max_steps`` or ceil(``num_train_epochs`` × round(N/B)).
@@ -219,7 +197,7 @@ class PrivateTrainer(Trainer):
         max_grad_norm: float,
         delta: float,
         geometry: str = "l2",
-        accountant: str | PrivacyAccountant = "rdp",
+        accountant: str | PrivacyAccountant = "auto",
         max_epsilon: float | None = None,
         loss: str | PerExampleLoss | None = None,
         noise_seed: int | None = None,
@@ -255,14 +233,15 @@ class PrivateTrainer(Trainer):
             mechanism=mechanism, target_epsilon=target_epsilon, search_result=search_result, accountant=accountant,
             run=RunSpec(sample_rate=self.sample_rate, steps=self.planned_steps, delta=self.delta, geometry=self.geometry),
         )
-        budget = max_epsilon if max_epsilon is not None else target_epsilon
-        self.ledger = PrivacyLedger(
-            accountant, mechanism=self.mechanism, sample_rate=self.sample_rate, delta=self.delta,
-            geometry=self.geometry, max_epsilon=budget, on_exhausted="stop",
+        self.engine = PrivacyEngine(
+            self.model, num_examples=self.dataset_size, mechanism=self.mechanism, max_grad_norm=self.max_grad_norm,
+            run=RunSpec(sample_rate=self.sample_rate, steps=self.planned_steps, delta=self.delta, geometry=self.geometry),
+            accountant=accountant, max_epsilon=max_epsilon if max_epsilon is not None else target_epsilon,
+            on_exhausted="stop", sampling_seed=sampling_seed, noise_seed=noise_seed, distributed=False,
         )
+        self.ledger = self.engine.ledger
         self.per_example_loss = loss_for_task(loss or default_loss(self.model)) if not callable(loss) else loss
-        self.noise_seed = noise_seed
-        self.sampling_generator = sampling_generator(sampling_seed, keyword="sampling_seed")
+        self.sampling_generator = self.engine.sampling_generator
         self.stopped_by_budget = False
         self.add_callback(_PrivacyCallback(self))
         logger.info(
@@ -301,9 +280,8 @@ class PrivateTrainer(Trainer):
         """Poisson-sampled logical batches, each split into ``gradient_accumulation_steps`` micro-batches."""
         dataset = self.train_dataset
         collator = self._get_collator_with_removed_columns(self.data_collator, description="training")
-        sampler = PoissonBatchSampler(
-            self.dataset_size, sample_rate=self.sample_rate, steps=self.steps_per_epoch,
-            micro_batches=self.args.gradient_accumulation_steps, generator=self.sampling_generator,
+        sampler = self.engine.poisson_sampler(steps=self.steps_per_epoch).micro_batch_lists(
+            self.args.gradient_accumulation_steps
         )
         return DataLoader(
             dataset, batch_sampler=sampler, collate_fn=_EmptySafeCollator(collator, dataset),
@@ -316,15 +294,7 @@ class PrivateTrainer(Trainer):
         optimizer = super().create_optimizer(model)
         if isinstance(optimizer, DPOptimizer):
             return optimizer
-        engine = BookKeepingClipping(
-            self.model, self.per_example_loss, max_grad_norm=self.max_grad_norm, loss_reduction="mean",
-        )
-        device = next(iter(engine.trainable_parameters().values())).device
-        self.optimizer = DPOptimizer(
-            optimizer, clipping=engine, ledger=self.ledger, sampler=torch_sampler(self.mechanism),
-            max_grad_norm=self.max_grad_norm, expected_batch_size=self.sample_rate * self.dataset_size,
-            noise_generator=noise_generator(device, self.noise_seed),
-        )
+        self.optimizer = self.engine.private_optimizer(optimizer, loss=self.per_example_loss, loss_reduction="mean")
         return self.optimizer
 
     def _get_grad_norm(self, model: torch.nn.Module, grad_norm: Any = None) -> None:

@@ -8,11 +8,12 @@ For a Poisson-sampled logical batch B (rate q, dataset size N) the released grad
 (Abadi et al., CCS 2016; dividing by the *expected* size qN rather than |B| keeps the
 sensitivity at C and the analysis that of the Poisson-subsampled mechanism, as in opacus).
 The clipped sum comes from a clipping engine (book-keeping or vmap, :mod:`lmodp.train.clipping`),
-possibly accumulated over several micro-batches; the noise is drawn once per logical step, in
-float32 on the parameter's device, by the mechanism's torch sampler (:mod:`lmodp.train.noise`);
-the wrapped torch optimizer then takes its step on :math:`\tilde g`. Each call of
-:meth:`DPOptimizer.step` is one logical step, charged to the privacy ledger before anything is
-released.
+possibly accumulated over several micro-batches; the noise is drawn once per logical step and
+coordinate, in float32 on the parameter's device, by the mechanism's torch sampler
+(:mod:`lmodp.train.noise`); the run's parallel layout (:mod:`lmodp.train.layout`: one process,
+replicated or sharded over a process group) says where each piece is computed; the wrapped torch
+optimizer then takes its step on :math:`\tilde g`. Each call of :meth:`DPOptimizer.step` is one
+logical step, charged to the privacy ledger before anything is released.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Any, Callable, Mapping
 import torch
 
 from lmodp._validation import require_positive
-from lmodp.train.budget import PrivacyLedger
+from lmodp.train.ledger import PrivacyLedger
 from lmodp.train.clipping import ClippingEngine
+from lmodp.train.layout import NoisyRelease, SingleProcess
 from lmodp.train.noise import TorchNoiseSampler
 
 
@@ -76,6 +78,7 @@ class DPOptimizer(torch.optim.Optimizer):
         max_grad_norm: float,
         expected_batch_size: float,
         noise_generator: torch.Generator,
+        layout: SingleProcess | None = None,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
@@ -86,6 +89,7 @@ class DPOptimizer(torch.optim.Optimizer):
         self.max_grad_norm = require_positive("max_grad_norm", max_grad_norm)
         self.expected_batch_size = require_positive("expected_batch_size", expected_batch_size)
         self.noise_generator = noise_generator
+        self.layout = layout or SingleProcess()
         # Optimizer.__init__ would build its own param_groups; this one shares the wrapped
         # optimizer's, so only the hook registries are set up here.
         self._optimizer_step_pre_hooks = OrderedDict()
@@ -133,18 +137,19 @@ class DPOptimizer(torch.optim.Optimizer):
         self.original_optimizer.zero_grad(set_to_none=set_to_none)
         self.clipping.reset()
 
-    def _batch_statistics(self) -> tuple[float | None, int, float | None]:
-        """The logical batch's mean loss, size and clipped share (see :class:`StepOutput`)."""
-        sums = self.clipping.sums
-        return sums.mean_loss(), sums.examples, sums.clipped_fraction()
-
-    def _noisy_means(self, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """(clipped sum + C·Y) / (q·N) in place of each parameter's sum, with Y drawn from the
-        mechanism on the sum's device (:meth:`~lmodp.train.noise.TorchNoiseSampler.add_scaled_`)."""
-        for summed in sums.values():
-            self.sampler.add_scaled_(summed, self.max_grad_norm, generator=self.noise_generator)
-            summed.div_(self.expected_batch_size)
-        return sums
+    def _accumulate(self, batch: Mapping[str, torch.Tensor]) -> None:
+        """The forward and backward passes of the logical batch (this rank's part): as many as
+        the layout asks for, the extra ones on its filler example."""
+        passes = getattr(self.clipping, "passes", None)
+        if passes is None:
+            self.clipping.accumulate(batch)
+            return
+        own = passes(next(iter(batch.values())).shape[0] if batch else 0)
+        needed = self.layout.passes(own)
+        if needed == own:
+            self.clipping.accumulate(batch)
+        else:
+            self.clipping.accumulate(batch, passes=needed, filler=self.layout.filler())
 
     def step(  # type: ignore[override]
         self, batch: Mapping[str, torch.Tensor] | Callable[[], Any] | None = None, closure: Callable[[], Any] | None = None
@@ -164,12 +169,13 @@ class DPOptimizer(torch.optim.Optimizer):
         if batch is not None:
             for p in parameters.values():
                 p.grad = None  # replaced below; freed now so that the batch's sums do not sit beside it
-            self.clipping.accumulate(batch)
-        loss, examples, clipped_fraction = self._batch_statistics()
+            self._accumulate(batch)
+        loss, examples, clipped_fraction = self.layout.batch_statistics(self.clipping.sums)
         if loss is not None and not math.isfinite(loss):
             raise FloatingPointError(f"the training loss is {loss} before step {self.ledger.steps}; lower the learning rate")
-        noisy = self._noisy_means(self.clipping.clipped_sums())
-        if not bool(torch.stack([torch.isfinite(g).all() for g in noisy.values()]).all()):
+        release = NoisyRelease(self.sampler, self.max_grad_norm, self.noise_generator, self.expected_batch_size)
+        noisy = self.layout.noisy_means(self.clipping.clipped_sums(), parameters=parameters, release=release)
+        if not self.layout.all_finite(noisy.values()):
             raise FloatingPointError(
                 "the noisy gradient is not finite: the mechanism's noise overflowed float32 (omega drawn as 0, "
                 "possible when the Gamma shape is < 1 and no Uniform component bounds omega away from 0)"

@@ -15,6 +15,7 @@ import torch
 from lmodp._options import Settings
 from lmodp._validation import require_positive
 from lmodp.accounting.base import PrivacyAccountant
+from lmodp.train.fsdp import Sharding
 from lmodp.train.losses import TASKS
 
 LR_SCHEDULES = ("constant", "linear")
@@ -34,7 +35,8 @@ class FinetuneOptions(Settings):
     * evaluation and checkpoints: ``eval_every``, ``eval_batch_size``, ``checkpoint_dir``,
       ``checkpoint_every``, ``resume``, ``max_steps``;
     * the machine: ``seed`` (dropout; never the batch sampling nor the noise), ``device``,
-      ``autocast_dtype``, ``progress``, ``distributed``.
+      ``autocast_dtype``, ``progress``, ``distributed``, ``shard`` (True or a
+      :class:`~lmodp.train.fsdp.Sharding`: shard the model with FSDP2 across the process group).
     """
 
     max_grad_norm: float = 1.0
@@ -42,7 +44,7 @@ class FinetuneOptions(Settings):
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
     task: str = "classification"
-    accountant: str | PrivacyAccountant = "rdp"
+    accountant: str | PrivacyAccountant = "auto"
     max_epsilon: float | None = None
     on_exhausted: str = "stop"
     clipping: str = "bk"
@@ -60,6 +62,7 @@ class FinetuneOptions(Settings):
     autocast_dtype: torch.dtype | None = None
     progress: bool = True
     distributed: bool | None = None
+    shard: bool | Sharding = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -67,5 +70,7 @@ class FinetuneOptions(Settings):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         require_positive("learning_rate", self.learning_rate)
+        if not isinstance(self.shard, (bool, Sharding)):
+            raise ValueError(f"shard must be True, False or a Sharding, got {self.shard!r}")
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir")

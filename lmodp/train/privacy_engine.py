@@ -1,11 +1,22 @@
-"""``make_private``: turn (model, optimizer, data) into a DP-SGD trio for any lmodp mechanism."""
+r"""The DP-SGD engine: :class:`PrivacyEngine` prepares a private training run for its parallel
+layout, and :func:`make_private` turns (model, optimizer, data) into a DP-SGD trio with it.
+
+Every way of training privately goes through :class:`PrivacyEngine`: :func:`make_private`,
+:func:`~lmodp.train.finetune`, :class:`~lmodp.train.hf.PrivateTrainer` and ``lmodp finetune``.
+It resolves the run (q, T, δ, geometry; :func:`training_run`), picks the layout
+(:func:`layout_for`: one process, replicated over a process group, or sharded with FSDP2), checks
+that every rank passed the same settings, and builds the pieces that depend on both: the privacy
+ledger (charged before anything is released), the secret Poisson sampler (this rank's part of
+each batch), the secret noise generator, and, around the user's optimizer, the
+:class:`~lmodp.train.optimizer.DPOptimizer` with its clipping engine.
+"""
 
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 from numbers import Integral
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -15,22 +26,16 @@ from lmodp.mechanisms import Mechanism
 from lmodp.train.book_keeping import BookKeepingClipping
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.spec import RunSpec, run_spec
-from lmodp.train.budget import PrivacyLedger
 from lmodp.train.clipping import ClippingEngine
-from lmodp.train.distributed import (
-    CollectiveLedger,
-    DistributedDPOptimizer,
-    ShardedDPDataLoader,
-    mechanism_fingerprint,
-    prepare_replicas,
-    process_group,
-    shared_generator,
-)
+from lmodp.train.distributed import Replicated, mechanism_fingerprint, process_group, require_no_wrapper
+from lmodp.train.fsdp import Sharded, Sharding, is_fully_sharded, is_sharded_checkpoint, shard_model
+from lmodp.train.layout import SingleProcess, sampling_generator
 from lmodp.train.losses import PerExampleLoss, loss_for_task
 from lmodp.train.noise import torch_sampler
 from lmodp.train.optimizer import DPOptimizer
-from lmodp.train.per_sample import VmapClipping
-from lmodp.train.sampling import Data, DPDataLoader, dataset_length
+from lmodp.train.vmap_clipping import VmapClipping
+from lmodp.train.batches import Data, dataset_length
+from lmodp.train.sampling import DPDataLoader, PoissonSampler
 
 logger = logging.getLogger(__name__)
 
@@ -118,42 +123,6 @@ def _check_geometry(geometry: str, model: nn.Module) -> str:
 CLIPPING_ENGINES = ("bk", "vmap")
 
 
-def _secret_or_seeded(generator: torch.Generator, seed: int | None, *, keyword: str, consequence: str) -> torch.Generator:
-    """Seed ``generator`` from the operating system's entropy (64 bits from :func:`secrets.randbits`)
-    when ``seed`` is None; otherwise from ``seed``, with a warning that says what a known seed costs."""
-    if seed is None:
-        generator.manual_seed(secrets.randbits(64))
-        return generator
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise ValueError(f"{keyword} must be an integer or None, got {seed!r}")
-    logger.warning(
-        "%s=%d fixes %s: the reported epsilon holds only against someone who does not know the seed. Leave "
-        "%s=None (secret) for a run you release", keyword, seed, consequence, keyword,
-    )
-    generator.manual_seed(int(seed))
-    return generator
-
-
-def noise_generator(device: torch.device, noise_seed: int | None) -> torch.Generator:
-    """The generator of the privacy noise on ``device``: secret (OS entropy) unless ``noise_seed``
-    is given, in which case a warning says the run is private only against someone who does not
-    know the seed (the noise would be a known function of the data)."""
-    return _secret_or_seeded(
-        torch.Generator(device=device), noise_seed, keyword="noise_seed", consequence="the privacy noise"
-    )
-
-
-def sampling_generator(seed: int | None, *, keyword: str = "seed") -> torch.Generator:
-    """The CPU generator of the Poisson batch sampling: secret (OS entropy) unless ``seed`` is given.
-
-    Amplification by subsampling, which the accountant credits, assumes nobody knows which
-    examples each batch holds: with a known seed an observer knows the steps at which any given
-    example would be used, so a warning is logged."""
-    return _secret_or_seeded(
-        torch.Generator(), seed, keyword=keyword, consequence="the batch sampling (amplification by subsampling assumes it is secret)"
-    )
-
-
 def clipping_engine(
     model: nn.Module,
     loss_fn: PerExampleLoss,
@@ -163,12 +132,15 @@ def clipping_engine(
     micro_batch_size: int | None,
     autocast_dtype: torch.dtype | None,
     loss_reduction: str | None,
+    layout: SingleProcess | None = None,
 ) -> ClippingEngine:
-    """The clipping engine named by ``clipping`` ("bk": book-keeping, the default; "vmap")."""
+    """The clipping engine named by ``clipping`` ("bk": book-keeping, the default; "vmap"), its
+    running sum made by ``layout`` (sharded models need book-keeping)."""
+    layout = layout or SingleProcess()
     if clipping == "bk":
         return BookKeepingClipping(
             model, loss_fn, max_grad_norm=max_grad_norm, micro_batch_size=micro_batch_size,
-            autocast_dtype=autocast_dtype, loss_reduction=loss_reduction,
+            autocast_dtype=autocast_dtype, loss_reduction=loss_reduction, gradient_sums=layout.gradient_sums,
         )
     if clipping == "vmap":
         if loss_reduction is not None:
@@ -176,11 +148,171 @@ def clipping_engine(
                 "clipping='vmap' computes the losses itself in dp_optimizer.step(batch); it cannot clip a backward pass "
                 "you run: use clipping='bk' for that loop, or drop loss_reduction"
             )
+        if isinstance(layout, Sharded):
+            raise ValueError(
+                "clipping='vmap' needs every parameter whole on each rank; a fully_shard-ed model holds shards: "
+                "use clipping='bk' (book-keeping), which clips sharded models"
+            )
         return VmapClipping(
             model, loss_fn, max_grad_norm=max_grad_norm, micro_batch_size=micro_batch_size or VMAP_MICRO_BATCH,
             autocast_dtype=autocast_dtype,
         )
     raise ValueError(f"clipping must be one of {CLIPPING_ENGINES}, got {clipping!r}")
+
+
+def layout_for(model: nn.Module, *, distributed: bool | None, device: torch.device) -> SingleProcess:
+    """The parallel layout of a run of ``model``: :class:`~lmodp.train.fsdp.Sharded` for a
+    ``fully_shard``-ed model (inside its process group, of any size),
+    :class:`~lmodp.train.distributed.Replicated` inside a process group of world size > 1 (or with
+    ``distributed=True``; ``False`` ignores the group: each rank trains on its own), else
+    :class:`~lmodp.train.layout.SingleProcess`. DDP and FSDP1 wrappers are refused."""
+    sharded = is_fully_sharded(model)
+    if sharded and distributed is False:
+        raise ValueError(
+            "distributed=False with a fully_shard-ed model: a sharded model trains across its process group; "
+            "leave distributed=None"
+        )
+    ranks = process_group(True if sharded else distributed, device)
+    if ranks is None:
+        require_no_wrapper(model)
+        return SingleProcess()
+    return Sharded(ranks) if sharded else Replicated(ranks)
+
+
+class PrivacyEngine:
+    """Prepares a DP-SGD run of ``model`` on ``num_examples`` examples (see the module docstring).
+
+    ``run`` is the accounted run (:func:`training_run`): Poisson rate q, T steps, δ, geometry.
+    The ledger (``accountant``, ``max_epsilon``, ``on_exhausted``: see
+    :class:`~lmodp.train.ledger.PrivacyLedger`) and the sampling generator (secret unless
+    ``sampling_seed``) are made at once; :meth:`data_loader` or :meth:`poisson_sampler` give this
+    rank's Poisson batches, :meth:`private_optimizer` wraps the user's optimizer. With ``shard``
+    (True or a :class:`~lmodp.train.fsdp.Sharding`) the model is first sharded with FSDP2
+    (:func:`~lmodp.train.fsdp.shard_model`); a model that is already ``fully_shard``-ed is trained
+    sharded as it is. ``distributed`` is as in :func:`layout_for`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        num_examples: int,
+        mechanism: Mechanism,
+        max_grad_norm: float,
+        run: RunSpec,
+        accountant: str | PrivacyAccountant = "auto",
+        max_epsilon: float | None = None,
+        on_exhausted: str = "raise",
+        sampling_seed: int | None = None,
+        noise_seed: int | None = None,
+        distributed: bool | None = None,
+        shard: bool | Sharding = False,
+        sampling_seed_keyword: str = "sampling_seed",
+    ) -> None:
+        self.max_grad_norm = require_clip_norm(max_grad_norm)
+        self.num_examples = int(num_examples)
+        self.run = run
+        self.mechanism = mechanism
+        self.noise_sampler = torch_sampler(mechanism)
+        self.geometry = _check_geometry(run.geometry, model)
+        device = next(model.parameters()).device
+        if shard:
+            shard_model(model, sharding=shard if isinstance(shard, Sharding) else None)
+        self.model = model
+        self.layout = layout_for(model, distributed=distributed, device=device)
+        self.layout.prepare(model, {
+            "data set size": self.num_examples, "sample_rate": run.sample_rate, "steps": run.steps,
+            "max_grad_norm": self.max_grad_norm, "delta": run.delta, "max_epsilon": -1.0 if max_epsilon is None else max_epsilon,
+            "mechanism": mechanism_fingerprint(mechanism),
+        })
+        self.ledger = self.layout.ledger(
+            accountant, mechanism=mechanism, sample_rate=run.sample_rate, delta=run.delta, geometry=self.geometry,
+            max_epsilon=max_epsilon, on_exhausted=on_exhausted, planned_steps=run.steps,
+        )
+        self.sampling_generator = self.layout.shared_sampling_generator(
+            sampling_generator(sampling_seed, keyword=sampling_seed_keyword)
+        )
+        self.noise_seed = noise_seed
+        self._noise_generator = self.layout.noise_generator(device, noise_seed)
+
+    @property
+    def sample_rate(self) -> float:
+        return self.run.sample_rate
+
+    @property
+    def expected_batch_size(self) -> float:
+        """q·N, the denominator of the released gradient."""
+        return self.run.sample_rate * self.num_examples
+
+    def data_loader(self, data: Data, *, steps: int | None = None) -> DPDataLoader:
+        """This rank's part of the run's Poisson-sampled logical batches of ``data`` (T of them, or ``steps``)."""
+        if dataset_length(data) != self.num_examples:
+            raise ValueError(f"the data set has {dataset_length(data)} examples, the run was prepared for {self.num_examples}")
+        return self.layout.data_loader(
+            data, sample_rate=self.run.sample_rate, steps=self.run.steps if steps is None else steps,
+            generator=self.sampling_generator,
+        )
+
+    def poisson_sampler(self, *, steps: int | None = None) -> PoissonSampler:
+        """This rank's part of the run's Poisson samples of example indices (T of them, or ``steps``)."""
+        return self.layout.poisson_sampler(
+            self.num_examples, sample_rate=self.run.sample_rate, steps=self.run.steps if steps is None else steps,
+            generator=self.sampling_generator,
+        )
+
+    def private_optimizer(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        loss: str | PerExampleLoss = "classification",
+        clipping: str = "bk",
+        micro_batch_size: int | None = None,
+        loss_reduction: str | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> DPOptimizer:
+        """``optimizer`` wrapped in a :class:`~lmodp.train.optimizer.DPOptimizer` that clips with
+        ``clipping`` (see :func:`make_private`), adds the mechanism's noise and charges the ledger."""
+        held = [p for group in optimizer.param_groups for p in group["params"]]
+        own = {id(p) for p in self.model.parameters()}
+        if any(id(p) not in own for p in held):
+            raise ValueError(
+                "the optimizer holds tensors that are not parameters of the model (with shard=True, the model's "
+                "parameters are replaced by their shards: pass a function params -> optimizer, or build the "
+                "optimizer after sharding)"
+            )
+        loss_fn: Callable = loss_for_task(loss) if isinstance(loss, str) else loss
+        engine = clipping_engine(
+            self.model, loss_fn, clipping=clipping, max_grad_norm=self.max_grad_norm, micro_batch_size=micro_batch_size,
+            autocast_dtype=autocast_dtype, loss_reduction=loss_reduction, layout=self.layout,
+        )
+        return DPOptimizer(
+            optimizer, clipping=engine, ledger=self.ledger, sampler=self.noise_sampler, max_grad_norm=self.max_grad_norm,
+            expected_batch_size=self.expected_batch_size, noise_generator=self._noise_generator, layout=self.layout,
+        )
+
+    def save_checkpoint(self, directory: str | os.PathLike[str], *, optimizer: Any, state: Mapping[str, Any]) -> None:
+        """Checkpoint the model, ``optimizer`` and ``state`` (the sampling generator is added) the
+        layout's way (one file, or the shards of every rank)."""
+        self.layout.save_checkpoint(
+            directory, model=self.model, optimizer=optimizer,
+            state={**state, "sampler_generator": self.sampling_generator.get_state()},
+        )
+
+    def load_checkpoint(self, directory: str | os.PathLike[str], *, optimizer: Any) -> dict[str, Any] | None:
+        """Restore the model, ``optimizer`` and the sampling generator from ``directory`` (written by
+        any layout and world size) and return the rest of the state; ``None`` when there is none.
+        A checkpoint without this rank's noise generator state (a sharded one) restarts the noise
+        from a fresh generator (:meth:`~lmodp.train.layout.SingleProcess.noise_generator`)."""
+        sharded = is_sharded_checkpoint(directory)
+        state = self.layout.load_checkpoint(directory, model=self.model, optimizer=optimizer)
+        if state is None:
+            return None
+        self.sampling_generator.set_state(state.pop("sampler_generator"))
+        if sharded and isinstance(optimizer, DPOptimizer):
+            optimizer.noise_generator = self.layout.noise_generator(
+                optimizer.noise_generator.device, self.noise_seed, steps_done=self.ledger.steps
+            )
+        return state
 
 
 def make_private(
@@ -195,7 +327,7 @@ def make_private(
     batch_size: int | None = None,
     delta: float | None = None,
     geometry: str | None = None,
-    accountant: str | PrivacyAccountant = "rdp",
+    accountant: str | PrivacyAccountant = "auto",
     clipping: str = "bk",
     micro_batch_size: int | None = None,
     loss: str | PerExampleLoss = "classification",
@@ -208,6 +340,7 @@ def make_private(
     noise_seed: int | None = None,
     autocast_dtype: torch.dtype | None = None,
     distributed: bool | None = None,
+    shard: bool | Sharding = False,
 ) -> tuple[nn.Module, DPOptimizer, DPDataLoader]:
     """Wrap a model, its optimizer and its data for DP-SGD with noise from ``mechanism``.
 
@@ -224,12 +357,12 @@ def make_private(
 
     ``clipping``: "bk" (book-keeping, :mod:`lmodp.train.book_keeping`: one ordinary backward pass,
     per-example norms by ghost norms or per layer, the default) or "vmap"
-    (:mod:`lmodp.train.per_sample`: materialised per-example gradients, any model torch.func can
+    (:mod:`lmodp.train.vmap_clipping`: materialised per-example gradients, any model torch.func can
     run). ``micro_batch_size`` splits a logical batch in ``step(batch)`` (default: whole batch for
     "bk", 16 for "vmap"). The accountant (a registered name: ``"rdp"``, ``"pld"``, ``"auto"``;
     or a :class:`~lmodp.accounting.base.PrivacyAccountant`) is charged once per step with the
     true q in the ``geometry`` (default "l2"); ``max_epsilon`` makes a step that would exceed
-    ε(δ) > max_epsilon raise :class:`~lmodp.train.budget.PrivacyBudgetExhausted`
+    ε(δ) > max_epsilon raise :class:`~lmodp.train.ledger.PrivacyBudgetExhausted`
     (``on_exhausted="raise"``) or be refused (``"stop"``: ``step`` returns ``None``).
 
     The batch sampling and the noise are secret: their generators are seeded from the operating
@@ -237,65 +370,39 @@ def make_private(
     is logged (amplification by subsampling assumes nobody knows the batches, and the noise must
     be unknown too: such a run is private only against someone who does not know the seeds).
     With ``clipping="vmap"``, a transformers model is switched, in place, to a vmap-safe copy of
-    its attention (:mod:`lmodp.train.hf_compat`).
+    its attention (:mod:`lmodp.train.vmap_attention`).
 
-    Inside an initialised ``torch.distributed`` process group of world size > 1 (or with
-    ``distributed=True``; ``False`` ignores the group) the run is data-parallel
-    (:mod:`lmodp.train.distributed`): every rank passes the same arguments and the whole ``data``;
-    rank 0's parameters, sampling seed and noise generator are used; the loader yields this rank's
-    part of each logical batch, and each step releases the same noisy gradient on every rank as
-    one process would, with the noise drawn once, on rank 0.
+    Inside an initialised ``torch.distributed`` process group (see :func:`layout_for` and
+    ``distributed``) every rank passes the same arguments and the whole ``data``; the loader yields
+    this rank's part of each logical batch, and each step releases the same noisy gradient as one
+    process would, with each coordinate's noise drawn once: with a replica of the model on every
+    rank (:mod:`lmodp.train.distributed`: rank 0's parameters, sampling and noise are used), or
+    with a ``fully_shard``-ed model (:mod:`lmodp.train.fsdp`; ``shard=True`` shards a Hugging Face
+    model's blocks and root here, after broadcasting rank 0's parameters; ``shard=Sharding(...)``
+    chooses the gathered parameters' dtype), each rank adding the noise of its own shard. Under
+    FSDP build ``optimizer`` after sharding (on the sharded parameters): with ``shard=True`` pass
+    a function ``optimizer(params) -> Optimizer`` instead, which is called on the sharded model's
+    parameters.
     """
-    max_grad_norm = require_clip_norm(max_grad_norm)
-    num_examples = dataset_length(data)
     spec = training_run(
-        num_examples, run, sample_rate=sample_rate, batch_size=batch_size, steps=steps, epochs=epochs, delta=delta,
-        geometry=geometry,
+        dataset_length(data), run, sample_rate=sample_rate, batch_size=batch_size, steps=steps, epochs=epochs,
+        delta=delta, geometry=geometry,
     )
-    q, steps, delta = spec.sample_rate, spec.steps, spec.delta
-    geometry = _check_geometry(spec.geometry, model)
-    sampler = torch_sampler(mechanism)
-    loss_fn: Callable = loss_for_task(loss) if isinstance(loss, str) else loss
-    device = next(model.parameters()).device
-    ranks = process_group(distributed, device)
-    if ranks is not None:
-        prepare_replicas(model, ranks, {
-            "data set size": num_examples, "sample_rate": q, "steps": steps, "max_grad_norm": max_grad_norm,
-            "delta": delta, "max_epsilon": -1.0 if max_epsilon is None else max_epsilon,
-            "mechanism": mechanism_fingerprint(mechanism),
-        })
-    parallel = {} if ranks is None else {"ranks": ranks}
-    engine = clipping_engine(
-        model, loss_fn, clipping=clipping, max_grad_norm=max_grad_norm, micro_batch_size=micro_batch_size,
-        autocast_dtype=autocast_dtype, loss_reduction=loss_reduction,
+    engine = PrivacyEngine(
+        model, num_examples=dataset_length(data), mechanism=mechanism, max_grad_norm=max_grad_norm, run=spec,
+        accountant=accountant, max_epsilon=max_epsilon, on_exhausted=on_exhausted, sampling_seed=seed,
+        noise_seed=noise_seed, distributed=distributed, shard=shard, sampling_seed_keyword="seed",
     )
-    ledger = (PrivacyLedger if ranks is None else CollectiveLedger)(
-        accountant,
-        mechanism=mechanism,
-        sample_rate=q,
-        delta=delta,
-        geometry=geometry,
-        max_epsilon=max_epsilon,
-        on_exhausted=on_exhausted,
-        **parallel,
+    if callable(optimizer) and not isinstance(optimizer, torch.optim.Optimizer):
+        optimizer = optimizer([p for p in model.parameters() if p.requires_grad])
+    dp_optimizer = engine.private_optimizer(
+        optimizer, loss=loss, clipping=clipping, micro_batch_size=micro_batch_size, loss_reduction=loss_reduction,
+        autocast_dtype=autocast_dtype,
     )
-    dp_optimizer = (DPOptimizer if ranks is None else DistributedDPOptimizer)(
-        optimizer,
-        clipping=engine,
-        ledger=ledger,
-        sampler=sampler,
-        max_grad_norm=max_grad_norm,
-        expected_batch_size=q * num_examples,
-        noise_generator=noise_generator(device, noise_seed),
-        **parallel,
-    )
-    if ranks is None:
-        loader = DPDataLoader(data, sample_rate=q, steps=steps, generator=sampling_generator(seed))
-    else:
-        generator = shared_generator(sampling_generator(seed), ranks)
-        loader = ShardedDPDataLoader(data, sample_rate=q, steps=steps, generator=generator, ranks=ranks)
+    loader = engine.data_loader(data)
     logger.info(
-        "DP-SGD: %s noise, C=%g, q=%.6g (expected batch %.1f of %d), %d steps, delta=%g, geometry=%s, clipping=%s",
-        type(mechanism).__name__, max_grad_norm, q, q * num_examples, num_examples, steps, delta, geometry, clipping,
+        "DP-SGD (%s): %s noise, C=%g, q=%.6g (expected batch %.1f of %d), %d steps, delta=%g, geometry=%s, clipping=%s",
+        engine.layout.name, type(mechanism).__name__, engine.max_grad_norm, spec.sample_rate, engine.expected_batch_size,
+        engine.num_examples, spec.steps, spec.delta, engine.geometry, clipping,
     )
     return model, dp_optimizer, loader

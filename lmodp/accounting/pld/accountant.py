@@ -5,7 +5,8 @@ mixtures) in the ``"scalar"`` geometry with sensitivity Δ and Poisson sampling 
 is represented, in both neighbouring directions (add and remove one record), by a discrete PLD
 built from the exact hockey-stick curve (:mod:`lmodp.accounting.pld.hockey_stick`) by
 pessimistic connect-the-dots (:mod:`lmodp.accounting.pld.connect_dots`), and steps are composed
-by FFT (:mod:`lmodp.accounting.pld.compose`).
+by FFT (:mod:`lmodp.accounting.pld.compose`) when an ε or δ is asked for: a run of equal steps is
+one event, composed by one FFT power whatever its length, and the results are cached.
 
 What the returned ε bounds. ``get_epsilon(δ)`` is the largest over the two directions of the
 smallest ε ≥ 0 at which the composed discrete PLD has δ(ε) ≤ δ. The discrete PLD of every step
@@ -24,9 +25,10 @@ value as if it were tight; :func:`lmodp.accounting.interval.epsilon_interval` gi
 interval (an RDP upper bound and a PLD lower bound that is certainly achieved).
 
 Grid. The interval is ``value_discretization_interval`` (default 10⁻⁴) times the least power of
-two that keeps the composed PLD within ``max_grid_points`` points (default 2²⁰; ``None``: no
-cap) and each step's within a sixteenth of that (all of it for the Gaussian, whose level sets
-need no root-finding): the cost of a run no longer grows without bound with its ε (a noise 100
+two that keeps each composed block of equal steps, and the composed history, within
+``max_grid_points`` points (default 2²⁰; ``None``: no cap) and each step's within a sixteenth of
+that (all of it for the Gaussian, whose level sets need no root-finding;
+:mod:`lmodp.accounting.pld.grid`): the cost of a run no longer grows without bound with its ε (a noise 100
 times too small for the sensitivity spreads the losses over a range 10⁴ times wider). Coarsening
 by a power of two keeps the grids nested, and a pessimistic PLD moved onto the coarser grid (losses
 rounded up) still dominates, so the bound stays an upper bound; the excess over the exact ε
@@ -43,25 +45,38 @@ recomposes the history with τ' and the window mass scaled to 10⁻³·δ whenev
 mass at +∞ exceeds 10⁻³·δ. Below δ = 10⁻²⁸⁰ (where float64 cannot hold the tail masses) or if
 the recomposed PLD still cannot reach δ (or its window cannot reach that far into a power-law
 noise tail), it returns the RDP accountant's bound for the same history with a
-:class:`PLDFallbackWarning` saying why, never a bare ∞. The one ∞ it reports is for a step whose
-noise is negligible for its sensitivity (:mod:`lmodp.accounting.events`), as every accountant does.
-Losses above ±500 are not resolved on the grid (they count as +∞); where their probability alone
-exceeds δ (a noise far too small for the sensitivity), the RDP bound is returned at once.
+:class:`PLDFallbackWarning` saying why, never a bare ∞. Losses above ±500 are not resolved on the
+grid (they count as +∞); where their probability alone exceeds δ (a noise far too small for the
+sensitivity), the RDP bound is returned at once, without recomposing. In the scalar geometry every
+ε is also capped by the pure-DP composition bound (:mod:`lmodp.accounting.pure`) where that is
+smaller (bounded-loss noise at small δ), without a warning: it holds at every δ. The one ∞ this
+accountant reports is for a step whose noise is negligible for its sensitivity
+(:mod:`lmodp.accounting.events`), as every accountant does.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, Mapping
+from collections import OrderedDict
+from typing import Any, Mapping
 
 from lmodp._validation import require_delta, require_nonnegative, require_positive, require_sample_rate
 from lmodp.accounting.base import PrivacyAccountant
-from lmodp.accounting.events import MechanismEvent
-from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, compose, self_compose, window_length
+from lmodp.accounting.events import MechanismEvent, extended_history
+from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS
 from lmodp.accounting.pld.connect_dots import pessimistic_pld
-from lmodp.accounting.pld.discrete import DiscretePLD, coarsened, rounded_down_laws
+from lmodp.accounting.pld.discrete import DiscretePLD, rounded_down_laws
+from lmodp.accounting.pld.grid import (
+    DEFAULT_MAX_GRID_POINTS,
+    capped_power,
+    composed_on_common_grid,
+    doubling_factor,
+    require_grid_points,
+    step_grid_points,
+)
 from lmodp.accounting.pld.hockey_stick import LOSS_CAP, DEFAULT_WINDOW_TAIL, DIRECTIONS, grid_points, hockey_stick_curve, noise_model
+from lmodp.accounting.pure import pure_composition_epsilon
 from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.mechanisms import Gaussian, Mechanism, mechanism_from_dict
 
@@ -72,11 +87,10 @@ _STATE_VERSION = 1
 _TRUNCATION_SHARE = 1e-3
 # Smallest truncation mass the recomposition uses (float64 resolves masses well above 1e-308).
 _SMALLEST_TRUNCATION = 1e-283
-#: Default most grid points of a composed PLD (see the module docstring, "Grid").
-DEFAULT_MAX_GRID_POINTS = 2**20
-#: One step's grid holds at most max_grid_points / _STEP_SHARE points where each costs root-finds.
-_STEP_SHARE = 16
-_MAX_DOUBLINGS = 64
+# Self-composed blocks and composed histories kept (each up to a few MB for long runs).
+_CACHED_PLDS = 6
+# ε values kept, by history and δ.
+_CACHED_EPSILONS = 4096
 
 
 class PLDFallbackWarning(UserWarning):
@@ -114,43 +128,6 @@ def mechanism_pld(
     return rounded_down_laws(c.p_tail, c.offset, h)[0]
 
 
-def doubling_factor(points: int, max_points: int) -> int:
-    """The least power of two 2^k with points / 2^k <= max_points (the grid is ~1/interval)."""
-    return 1 if points <= max_points else 2 ** math.ceil(math.log2(points / max_points))
-
-
-def compose_onto(
-    previous: DiscretePLD | None,
-    law_at: Callable[[float], DiscretePLD],
-    steps: int,
-    *,
-    interval: float,
-    max_grid_points: int | None,
-    tail_mass: float,
-) -> DiscretePLD:
-    """``previous`` composed with ``steps`` copies of one step's law, on at most ``max_grid_points``.
-
-    ``law_at(h)`` is the step's discrete PLD at interval h (or a coarser one it chose). The
-    interval starts at ``interval`` (or ``previous``'s, if coarser) and doubles until the
-    composed grid, estimated by the Chernoff window of :func:`~lmodp.accounting.pld.compose.window_length`,
-    fits; ``previous`` is then moved onto that grid by :func:`~lmodp.accounting.pld.discrete.coarsened`
-    (losses rounded in the safe direction). Nested grids (h·2^k) keep the bound valid at every
-    step: a pessimistic PLD on the coarser grid dominates the finer one."""
-    h = interval if previous is None else max(interval, previous.interval)
-    law = law_at(h)
-    if max_grid_points is not None:
-        for _ in range(_MAX_DOUBLINGS):
-            extent = window_length(law, steps, tail_mass=tail_mass) + (0 if previous is None else previous.probs.size)
-            factor = doubling_factor(extent, max_grid_points)
-            if factor == 1:
-                break
-            law = law_at(law.interval * factor)
-    if previous is not None and previous.interval < law.interval:
-        previous = coarsened(previous, round(law.interval / previous.interval))
-    block = self_compose(law, steps, tail_mass=tail_mass)
-    return block if previous is None else compose(previous, block, tail_mass=tail_mass)
-
-
 def _beyond_grid(law: DiscretePLD) -> float:
     """A lower bound on the mass at +∞ of a step's PLD that a smaller window tail would not
     remove (its infinity mass less the window's share and a margin for rounding)."""
@@ -162,13 +139,6 @@ def _log1m(mass: float) -> float:
     return math.log1p(-mass) if mass < 1.0 else -math.inf
 
 
-def _require_grid_points(value: Any) -> int | None:
-    """``max_grid_points``: None (no cap) or an integer >= 1024."""
-    if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1024):
-        raise ValueError(f"max_grid_points must be None or an integer >= 1024, got {value!r}")
-    return value
-
-
 def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
     if geometry == "l2" and not isinstance(mechanism.canonical(), Gaussian):
         raise ValueError(
@@ -177,10 +147,63 @@ def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
         )
 
 
-class PLDAccountant(PrivacyAccountant):
-    """Accumulates the composed PLDs (add and remove direction) of a training run.
+def _signature(events: list[MechanismEvent]) -> tuple[tuple[str, int], ...]:
+    """What a composition depends on: each event's release and step count, in order."""
+    return tuple((e.key(), e.steps) for e in events)
 
-    The interface of every accountant (:class:`~lmodp.accounting.base.PrivacyAccountant`)::
+
+def _cache_put(cache: OrderedDict, key: Any, value: Any, *, size: int = _CACHED_PLDS) -> None:
+    """Store ``value``, dropping the least recently used entries beyond ``size``."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def _compose_events(
+    events: list[MechanismEvent],
+    *,
+    pessimistic: bool,
+    interval: float,
+    tail_mass: float,
+    window_tail: float,
+    max_grid_points: int | None,
+) -> list[DiscretePLD]:
+    """The composed PLD of ``events`` in each direction, recomputed with these settings (each
+    block of equal steps on the grid :func:`~lmodp.accounting.pld.grid.capped_power` picks)."""
+    out = []
+    for direction in DIRECTIONS:
+        total: DiscretePLD | None = None
+        for event in events:
+            if not event.steps:
+                continue
+            mechanism = mechanism_from_dict(event.mechanism)
+
+            def law_at(h: float, event: MechanismEvent = event, mechanism: Mechanism = mechanism, direction: str = direction) -> DiscretePLD:
+                return mechanism_pld(
+                    mechanism, sample_rate=event.sample_rate, direction=direction, sensitivity=event.sensitivity,
+                    value_discretization_interval=h, pessimistic=pessimistic, window_tail=window_tail,
+                    max_grid_points=step_grid_points(mechanism, max_grid_points),
+                )
+
+            block = capped_power(law_at, event.steps, interval=interval, max_grid_points=max_grid_points, tail_mass=tail_mass)
+            total = composed_on_common_grid(total, block, max_grid_points=max_grid_points, tail_mass=tail_mass)
+        if total is not None:
+            out.append(total)
+    return out
+
+
+class PLDAccountant(PrivacyAccountant):
+    """Records the releases of a training run and composes their PLDs (add and remove direction)
+    when an ε or δ is asked for.
+
+    Composition is lazy: :meth:`step` only records (a run of equal steps is one event), and
+    :meth:`get_epsilon` composes each event by one FFT power, whose cost hardly depends on its
+    step count, then the events by convolution. The per-step PLDs, the self-composed blocks (by
+    mechanism, q, sensitivity, geometry and steps) and the composed history are cached, so asking
+    again costs nothing until the next step, and a longer run of the same release costs one
+    power. ``max_grid_points`` caps every composed grid (module docstring, "Grid"; ``None``: no
+    cap). The interface of every accountant (:class:`~lmodp.accounting.base.PrivacyAccountant`)::
 
         acc = PLDAccountant()
         acc.step(mechanism=Laplace(2.0), sample_rate=0.01, steps=1000, geometry="scalar")
@@ -188,6 +211,7 @@ class PLDAccountant(PrivacyAccountant):
     """
 
     name = "pld"
+    lazy_composition = True
 
     def __init__(
         self,
@@ -197,153 +221,208 @@ class PLDAccountant(PrivacyAccountant):
     ) -> None:
         self.value_discretization_interval = require_positive("value_discretization_interval", value_discretization_interval)
         self.tail_mass_truncation = require_positive("tail_mass_truncation", tail_mass_truncation)
-        self.max_grid_points = _require_grid_points(max_grid_points)
+        self.max_grid_points = require_grid_points(max_grid_points)
         self._reset()
 
     def _reset(self) -> None:
         self._events: list[MechanismEvent] = []
+        self._mechanisms: dict[str, Mechanism] = {}
+        self._negligible: dict[str, bool] = {}
         self._steps: dict[tuple[str, str, float], DiscretePLD] = {}
-        self._composed: dict[str, DiscretePLD | None] = {d: None for d in DIRECTIONS}
-        self._recomposed: dict[float, list[DiscretePLD]] = {}
-        self._unbounded = False  # a step with negligible noise: no finite bound
-        # log P(no step's loss lies beyond its grid), per direction: what no recomposition removes
-        self._log_finite: dict[str, float] = {d: 0.0 for d in DIRECTIONS}
-
-    def _step_grid_points(self, mechanism: Mechanism) -> int | None:
-        """The cap of one step's grid: a sixteenth of the composed one where each point costs
-        root-finds, all of it for the Gaussian (whose level sets are closed-form)."""
-        if self.max_grid_points is None or isinstance(mechanism.canonical(), Gaussian):
-            return self.max_grid_points
-        return self.max_grid_points // _STEP_SHARE
+        self._blocks: OrderedDict[tuple[str, str, int], DiscretePLD] = OrderedDict()
+        self._histories: OrderedDict[tuple[tuple[str, int], ...], dict[str, DiscretePLD]] = OrderedDict()
+        self._epsilons: OrderedDict[tuple[tuple[tuple[str, int], ...], float], tuple[float, str | None]] = OrderedDict()
+        self._recomposed: dict[tuple[tuple[tuple[str, int], ...], float], list[DiscretePLD]] = {}
 
     # --- what happened (step() and history come from PrivacyAccountant) --------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
-        mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
-        _check_geometry(mech, event.geometry)
-        if event.steps and event.negligible_noise(mech):  # ε = ∞ (see lmodp.accounting.events)
-            self._unbounded = True
-        elif event.steps:
-            for direction in DIRECTIONS:
-                used: list[DiscretePLD] = []
+        self._mechanism(event, mechanism)
+        self._append(event)
 
-                def law_at(h: float, direction: str = direction) -> DiscretePLD:
-                    key = (event.key(), direction, h)
-                    if key not in self._steps:
-                        self._steps[key] = mechanism_pld(
-                            mech, sample_rate=event.sample_rate, direction=direction, sensitivity=event.sensitivity,
-                            value_discretization_interval=h, max_grid_points=self._step_grid_points(mech),
-                        )
-                    used.append(self._steps[key])
-                    return used[-1]
+    def _mechanism(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> Mechanism:
+        """The live mechanism of ``event`` (checked against its geometry once per distinct release)."""
+        key = event.key()
+        if key not in self._mechanisms:
+            mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
+            _check_geometry(mech, event.geometry)
+            self._mechanisms[key] = mech
+            self._negligible[key] = event.negligible_noise(mech)
+        return self._mechanisms[key]
 
-                self._composed[direction] = compose_onto(
-                    self._composed[direction], law_at, event.steps, interval=self.value_discretization_interval,
-                    max_grid_points=self.max_grid_points, tail_mass=self.tail_mass_truncation,
-                )
-                self._log_finite[direction] += event.steps * _log1m(_beyond_grid(used[-1]))
-        self._events.append(event)
-        self._recomposed.clear()
+    def _unbounded(self, events: list[MechanismEvent]) -> bool:
+        """Whether a step of ``events`` has negligible noise (ε = ∞, see :mod:`lmodp.accounting.events`)."""
+        return any(e.steps and self._negligible[e.key()] for e in events)
 
     # --- how it is accounted ------------------------------------------------------------
+    def _step_pld(self, event: MechanismEvent, direction: str, interval: float) -> DiscretePLD:
+        """One step's pessimistic PLD at ``interval`` or the coarser one its grid cap needs
+        (cached under both intervals)."""
+        key = (event.key(), direction, interval)
+        if key not in self._steps:
+            mechanism = self._mechanism(event)
+            law = mechanism_pld(
+                mechanism,
+                sample_rate=event.sample_rate,
+                direction=direction,
+                sensitivity=event.sensitivity,
+                value_discretization_interval=interval,
+                max_grid_points=step_grid_points(mechanism, self.max_grid_points),
+            )
+            self._steps[key] = self._steps.setdefault((event.key(), direction, law.interval), law)
+        return self._steps[key]
+
+    def _block(self, event: MechanismEvent, direction: str) -> DiscretePLD:
+        """The PLD of ``event.steps`` releases of ``event`` (one FFT power on the capped grid, cached)."""
+        key = (event.key(), direction, event.steps)
+        if key not in self._blocks:
+            block = capped_power(
+                lambda h: self._step_pld(event, direction, h),
+                event.steps,
+                interval=self.value_discretization_interval,
+                max_grid_points=self.max_grid_points,
+                tail_mass=self.tail_mass_truncation,
+            )
+            _cache_put(self._blocks, key, block)
+        self._blocks.move_to_end(key)
+        return self._blocks[key]
+
+    def _composed_history(self, events: list[MechanismEvent]) -> dict[str, DiscretePLD]:
+        """The composed pessimistic PLD of ``events`` in each direction (none before any step,
+        steps with negligible noise left out: they make ε = ∞ anyway; cached)."""
+        signature = _signature(events)
+        if signature not in self._histories:
+            composed: dict[str, DiscretePLD] = {}
+            for direction in DIRECTIONS:
+                for event in events:
+                    if event.steps and not self._negligible[event.key()]:
+                        composed[direction] = composed_on_common_grid(
+                            composed.get(direction), self._block(event, direction),
+                            max_grid_points=self.max_grid_points, tail_mass=self.tail_mass_truncation,
+                        )
+            _cache_put(self._histories, signature, composed)
+        self._histories.move_to_end(signature)
+        return self._histories[signature]
+
+    def _log_finite(self, events: list[MechanismEvent]) -> float:
+        """log P(no step's loss lies beyond its grid) in the worse direction: a mass at +∞ that no
+        recomposition with a smaller truncation removes."""
+        return min(
+            math.fsum(
+                e.steps * _log1m(_beyond_grid(self._step_pld(e, direction, self._block(e, direction).interval)))
+                for e in events
+                if e.steps
+            )
+            for direction in DIRECTIONS
+        )
+
     def composed_pld(self, direction: str) -> DiscretePLD | None:
         """The composed pessimistic PLD of one direction (None before any step)."""
-        return self._composed[direction]
+        return self._composed_history(self._events).get(direction)
 
     def get_epsilon(self, delta: float) -> float:
-        """An upper bound on ε such that the whole history is (ε, δ)-DP (max over directions).
+        """An upper bound on ε such that the whole history is (ε, δ)-DP (max over directions),
+        capped by the pure-DP composition bound (:mod:`lmodp.accounting.pure`) where that is smaller.
 
-        Any δ in (0, 1) gives a finite value (see the module docstring for small δ)."""
-        delta = require_delta("delta", delta)
-        if self._unbounded:
-            return math.inf
-        plds = [p for p in self._composed.values() if p is not None]
+        Any δ in (0, 1) gives a finite value unless a step's noise is negligible (see the module
+        docstring for small δ and small noise)."""
+        return self._epsilon_of(self._events, require_delta("delta", delta))
+
+    def _epsilon_after(self, delta: float, event: MechanismEvent, mechanism: Mechanism) -> float:
+        """Composed from the cached blocks (no copy; the same value as after recording ``event``)."""
+        self._mechanism(event, mechanism)
+        return self._epsilon_of(extended_history(self._events, event), require_delta("delta", delta))
+
+    def _epsilon_of(self, events: list[MechanismEvent], delta: float) -> float:
+        """ε(δ) of ``events`` (cached with the reason for a fallback, which is warned at every ask)."""
+        key = (_signature(events), delta)
+        if key not in self._epsilons:
+            _cache_put(self._epsilons, key, self._compute_epsilon(events, delta), size=_CACHED_EPSILONS)
+        eps, fallback = self._epsilons[key]
+        if fallback is not None:
+            warnings.warn(fallback, PLDFallbackWarning, stacklevel=3)
+        return eps
+
+    def _compute_epsilon(self, events: list[MechanismEvent], delta: float) -> tuple[float, str | None]:
+        """(ε(δ) of ``events``, why the PLD was not used or None)."""
+        if self._unbounded(events):
+            return math.inf, None
+        plds = list(self._composed_history(events).values())
         if not plds:
-            return 0.0
+            return 0.0, None
+        cap = pure_composition_epsilon(events)
         if max(p.infinity_mass for p in plds) > _TRUNCATION_SHARE * delta:
-            if -math.expm1(min(self._log_finite.values())) >= delta:
-                return self._rdp_fallback(
-                    delta,
+            if -math.expm1(self._log_finite(events)) >= delta:
+                return self._fallback(
+                    events, delta, cap,
                     f"the noise is too small for the PLD's grid: losses above {LOSS_CAP:g} (counted as infinite) "
                     f"have probability >= delta={delta:g}",
                 )
             tail = 10.0 ** math.floor(math.log10(_TRUNCATION_SHARE * delta))
             if tail < _SMALLEST_TRUNCATION:
-                return self._rdp_fallback(delta, f"delta={delta:g} is below what the PLD resolves in float64 (1e-280)")
+                return self._fallback(events, delta, cap, f"delta={delta:g} is below what the PLD resolves in float64 (1e-280)")
             try:
-                plds = self._recompose(tail)
+                plds = self._recompose(events, tail)
             except ValueError as err:  # e.g. a window too wide for the noise's power-law tails
-                return self._rdp_fallback(delta, f"the PLD cannot resolve delta={delta:g} ({err})")
+                return self._fallback(events, delta, cap, f"the PLD cannot resolve delta={delta:g} ({err})")
         eps = max(p.get_epsilon(delta) for p in plds)
         if math.isinf(eps):
-            return self._rdp_fallback(delta, f"the PLD puts more than delta={delta:g} of mass at infinity")
-        return eps
+            return self._fallback(events, delta, cap, f"the PLD puts more than delta={delta:g} of mass at infinity")
+        return min(eps, cap), None
 
-    def _recompose(self, tail: float) -> list[DiscretePLD]:
-        """The pessimistic composed PLDs with truncation mass ``tail`` (cached until the next step)."""
-        if tail not in self._recomposed:
-            window = tail / (8.0 * max(self.steps_taken, 1))
-            self._recomposed[tail] = self._compose_history(
-                pessimistic=True, interval=self.value_discretization_interval, tail_mass=tail, window_tail=window
+    def _recompose(self, events: list[MechanismEvent], tail: float) -> list[DiscretePLD]:
+        """The pessimistic composed PLDs of ``events`` with truncation mass ``tail`` (cached)."""
+        key = (_signature(events), tail)
+        if key not in self._recomposed:
+            window = tail / (8.0 * max(sum(e.steps for e in events), 1))
+            self._recomposed.clear()
+            self._recomposed[key] = _compose_events(
+                events, pessimistic=True, interval=self.value_discretization_interval, tail_mass=tail, window_tail=window,
+                max_grid_points=self.max_grid_points,
             )
-        return self._recomposed[tail]
+        return self._recomposed[key]
 
-    def _rdp_fallback(self, delta: float, reason: str) -> float:
-        message = f"{reason}; reporting the RDP accountant's bound for the same history instead (sound, looser)"
-        warnings.warn(message, PLDFallbackWarning, stacklevel=3)
+    def _fallback(self, events: list[MechanismEvent], delta: float, cap: float, reason: str) -> tuple[float, str | None]:
+        """The smaller of the pure-DP composition bound and the RDP bound of ``events``, and the
+        warning to give when it is the RDP bound."""
         rdp = RDPAccountant()
-        for e in self._events:
+        for e in events:
             rdp.step(
-                mechanism=mechanism_from_dict(e.mechanism), sample_rate=e.sample_rate, steps=e.steps,
-                sensitivity=e.sensitivity, geometry=e.geometry,
+                mechanism=self._mechanism(e), sample_rate=e.sample_rate, steps=e.steps, sensitivity=e.sensitivity,
+                geometry=e.geometry,
             )
-        return rdp.get_epsilon(delta)
+        eps = rdp.get_epsilon(delta)
+        if cap <= eps:
+            return cap, None
+        return eps, f"{reason}; reporting the RDP accountant's bound for the same history instead (sound, looser)"
 
     def get_delta(self, epsilon: float) -> float:
-        """An upper bound on δ such that the whole history is (ε, δ)-DP (max over directions)."""
+        """An upper bound on δ such that the whole history is (ε, δ)-DP (max over directions; 0
+        from the pure-DP composition bound on; 1 after a step with negligible noise)."""
         epsilon = require_nonnegative("epsilon", epsilon)
-        if self._unbounded:
+        if self._unbounded(self._events):
             return 1.0
-        plds = [p for p in self._composed.values() if p is not None]
-        return max((p.get_delta(epsilon) for p in plds), default=0.0)
+        plds = list(self._composed_history(self._events).values())
+        if not plds or epsilon >= pure_composition_epsilon(self._events):
+            return 0.0
+        return max(p.get_delta(epsilon) for p in plds)
 
     def get_epsilon_lower(self, delta: float) -> float:
         """An optimistic estimate: an ε that the recorded run certainly does not beat.
 
         Recomputed from the history with losses rounded down on a grid ten times finer
         (:func:`mechanism_pld` with ``pessimistic=False``), so ``get_epsilon_lower(δ) ≤ true ε ≤ get_epsilon(δ)``;
-        the gap shows the discretisation error (at most about steps·interval/10 here)."""
+        the gap shows the discretisation error (at most about steps·interval/10 here). Steps with
+        negligible noise are left out (dropping a step only lowers the estimate)."""
         require_delta("delta", delta)
-        plds = self._compose_history(
+        plds = _compose_events(
+            [e for e in self._events if not self._negligible[e.key()]],
             pessimistic=False,
             interval=self.value_discretization_interval / 10.0,
             tail_mass=self.tail_mass_truncation,
             window_tail=DEFAULT_WINDOW_TAIL,
+            max_grid_points=self.max_grid_points,
         )
         return max((p.get_epsilon(delta) for p in plds), default=0.0)
-
-    def _compose_history(self, *, pessimistic: bool, interval: float, tail_mass: float, window_tail: float) -> list[DiscretePLD]:
-        """The composed PLD of the whole history in each direction, recomputed with these settings."""
-        out = []
-        for direction in DIRECTIONS:
-            total: DiscretePLD | None = None
-            for event in self._events:
-                mechanism = mechanism_from_dict(event.mechanism)
-                if not event.steps or event.negligible_noise(mechanism):  # dropping a step only lowers the estimate
-                    continue
-
-                def law_at(h: float, event: MechanismEvent = event, mechanism: Mechanism = mechanism, direction: str = direction) -> DiscretePLD:
-                    return mechanism_pld(
-                        mechanism, sample_rate=event.sample_rate, direction=direction, sensitivity=event.sensitivity,
-                        value_discretization_interval=h, pessimistic=pessimistic, window_tail=window_tail,
-                        max_grid_points=self._step_grid_points(mechanism),
-                    )
-
-                total = compose_onto(
-                    total, law_at, event.steps, interval=interval, max_grid_points=self.max_grid_points, tail_mass=tail_mass
-                )
-            if total is not None:
-                out.append(total)
-        return out
 
     # --- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -365,7 +444,7 @@ class PLDAccountant(PrivacyAccountant):
         )
         self.tail_mass_truncation = require_positive("tail_mass_truncation", state["tail_mass_truncation"])
         # States written before the grid cap existed hold no entry: their PLDs were uncapped.
-        self.max_grid_points = _require_grid_points(state.get("max_grid_points"))
+        self.max_grid_points = require_grid_points(state.get("max_grid_points"))
         self._reset()
         for e in state["history"]:
             self._record(MechanismEvent(**e))

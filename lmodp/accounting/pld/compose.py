@@ -86,7 +86,7 @@ def self_compose(
     step = trim_tails(pld, tail_mass / (4.0 * count))
     probs = np.maximum(step.probs, 0.0)
     infinity = -math.expm1(count * math.log1p(-min(step.infinity_mass, 1.0))) if step.infinity_mass < 1.0 else 1.0
-    if not np.any(probs > 0.0):  # every loss is infinite (a noise far too small for the grid)
+    if not np.any(probs > 0.0):  # the step's whole mass is at +∞ (almost no noise): so is the composition's
         return DiscretePLD(pld.interval, count * step.offset, np.zeros(1), min(infinity, 1.0), pld.pessimistic)
     n = probs.size
     full = count * (n - 1) + 1
