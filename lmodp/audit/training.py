@@ -9,14 +9,16 @@ accounted ε is the one the training's own privacy ledger charged (``"l2"`` geom
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from numbers import Integral
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from lmodp._progress import progress_bar
 from lmodp._renamed import renamed_keyword
 from lmodp._validation import require_delta, require_positive, require_sample_rate
 from lmodp.audit import canaries as C
@@ -49,6 +51,29 @@ class TrainingAudit:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``one_run`` as a nested mapping), with ``exceeds_accounted``."""
         return {**asdict(self), "exceeds_accounted": self.exceeds_accounted}
+
+
+class _DropSeedNotices(logging.Filter):
+    """Drops the training engine's notice that a known seed fixes the sampling or the noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return " fixes " not in record.getMessage()
+
+
+@contextmanager
+def _audit_seeds_unannounced() -> Iterator[None]:
+    """While the audited run is set up: the seeds the audit derives from its own ``audit_seed`` (for a
+    reproducible audit) are not the user's, so the engine's notice about known seeds, which
+    would name values the user never passed, is not shown."""
+    quiet = _DropSeedNotices()
+    engine = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith("lmodp.train")]
+    for logger in engine:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in engine:
+            logger.removeFilter(quiet)
 
 
 def _require_count(name: str, value: object, minimum: int) -> int:
@@ -107,25 +132,26 @@ def audit_training(
     planted = C.canary_examples(threat, m, generator=generator)
     model = C.ProbedBagOfEmbeddings(C.TASK_VOCAB + m, generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    model, dp_optimizer, loader = make_private(
-        model,
-        optimizer,
-        C.include(task, planted, included),
-        mechanism=mechanism,
-        max_grad_norm=clip,
-        sample_rate=q,
-        delta=delta,
-        steps=steps,
-        loss=C.CanaryLoss(clip),
-        accountant=accountant,
-        micro_batch_size=256,
-        sampling_seed=None if audit_seed is None else int(rng.integers(2**62)),
-        noise_seed=None if audit_seed is None else int(rng.integers(2**62)),
-    )
+    with _audit_seeds_unannounced():
+        model, dp_optimizer, loader = make_private(
+            model,
+            optimizer,
+            C.include(task, planted, included),
+            mechanism=mechanism,
+            max_grad_norm=clip,
+            sample_rate=q,
+            delta=delta,
+            steps=steps,
+            loss=C.CanaryLoss(clip),
+            accountant=accountant,
+            micro_batch_size=256,
+            sampling_seed=None if audit_seed is None else int(rng.integers(2**62)),
+            noise_seed=None if audit_seed is None else int(rng.integers(2**62)),
+        )
     coordinates = C.canary_coordinates(m)
     weights = model.embedding.weight
     trace = [weights.detach().reshape(-1)[coordinates].clone()]
-    for batch in tqdm(loader, desc=f"{threat} audit run", disable=not progress):
+    for batch in progress_bar(loader, desc=f"{threat} audit run", enabled=progress):
         dp_optimizer.step(batch)
         trace.append(weights.detach().reshape(-1)[coordinates].clone())
     ledger = dp_optimizer.ledger

@@ -9,7 +9,12 @@ fewer orders give a larger (up to floating-point rounding), still valid ε. (In 
 the per-order bound interpolates between anchor orders, so its values shift slightly, about
 1e-3 relative, with the set of orders asked for; each is an upper bound.) The winner is always
 re-calibrated (``optimize``) or re-checked (``paper-grid``) on the full grid of orders, and
-only full-grid numbers are reported.
+only full-grid numbers are reported. Where the accountant is the PLD, shapes are judged and every
+calibration is bracketed by the PLD on a grid of at most 2^14, resp. 2^16 points with the
+truncation 10⁻³·δ (:func:`~lmodp.search.oracle.accountant_epsilon` with ``grid_points``): an
+evaluation then costs about the same at any ε, and that bound is sound and above the default
+PLD's; the ε reported for each calibrated mechanism is the default PLD's
+(:func:`~lmodp.search.calibrate.calibrate_confirmed`).
 """
 
 from __future__ import annotations
@@ -17,35 +22,26 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
-from typing import Any
-
-import numpy as np
+from typing import Any, Callable
 
 from lmodp._progress import progress_bar
-from lmodp.accounting.api import account, epsilon_and_order
-from lmodp.accounting.conversion import OrderGridEdgeWarning
-from lmodp.accounting.orders import DEFAULT_ORDERS
-from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.accounting.registry import AUTO, resolve_accountant
 from lmodp.accounting.spec import RunSpec
 from lmodp.mechanisms import Gaussian, GeneralizedGaussian, Laplace, Mechanism
 from lmodp.paper.grid import GRID_SIZE, paper_grid
-from lmodp.search.calibrate import calibrate_with_oracle, calibration_run
+from lmodp.search.calibrate import calibrate_confirmed, calibration_run, fast_oracle
 from lmodp.search.objectives import Objective, resolve_objective
 from lmodp.search.optimize import ShapeProblem, optimize_shape
 from lmodp.search.options import SearchOptions
 from lmodp.search.power import PowerProblem, optimize_power
-from lmodp.search.oracle import EpsilonFunction, EpsilonOracle, accountant_epsilon
+from lmodp.search.oracle import SHAPE_GRID_POINTS, EpsilonOracle, accountant_epsilon, order_window, orders_epsilon
 from lmodp.search.result import SearchResult
 
 logger = logging.getLogger(__name__)
 
-#: Number of Rényi orders in the window the optimisation's accountant uses (``fast_orders``).
-FAST_ORDER_COUNT = 12
-#: Relative slack of the dimension-free l2 sup inside the optimisation (the reported ε uses
-#: the accountant's default, 5e-3).
-SEARCH_L2_TOLERANCE = 2e-2
+#: Calibrates a mechanism's scale to the budget (its second argument names it in the log).
+Settle = Callable[[Mechanism, str], Mechanism]
+
 
 
 def search(
@@ -95,7 +91,8 @@ def search(
     returned only if it beats both ends of the family, plain Laplace (p = 1) and the Gaussian
     (p = 2), by more than the calibration tolerance, otherwise the better of those two is (the
     best generalized Gaussian found is then in ``settings["best_generalized_gaussian"]``).
-    ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal.
+    ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal, and a line at most
+    every 10 s where it is not (:mod:`lmodp._progress`); each stage is logged at INFO level.
     """
     started = time.perf_counter()
     opts = SearchOptions.merged(options, **settings)
@@ -108,36 +105,51 @@ def search(
     opts.require_accountant_fits(spec.geometry)
     obj = resolve_objective(opts.objective, gamma=opts.gamma)
     full = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant))
+    shapes = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant, grid_points=SHAPE_GRID_POINTS))
+    reported: dict[Mechanism, float] = {}  # ε computed uncached by ``full`` for a calibrated mechanism
+    brackets: list[EpsilonOracle] = []
 
-    baseline = calibrate_with_oracle(full, Gaussian(1.0), target_epsilon, tolerance=opts.tolerance)[0]
+    def settle(mechanism: Mechanism, what: str) -> Mechanism:
+        """``mechanism`` calibrated: bracketed by the cheaper bound of :func:`fast_oracle` and
+        finished or confirmed (uncached) by ``full`` (:func:`calibrate_confirmed`)."""
+        started_at = time.perf_counter()
+        quick, refine = fast_oracle(spec, accountant=opts.accountant, mechanism=mechanism)
+        brackets.extend([quick] if quick is not None else [])
+        calibrated, spent, _ = calibrate_confirmed(
+            quick or full, full.fresh, mechanism, target_epsilon, tolerance=opts.tolerance, refine=refine
+        )
+        reported[calibrated] = spent
+        logger.info("%s calibrated in %.1f s: %s, epsilon %.6g", what, time.perf_counter() - started_at, calibrated, spent)
+        return calibrated
+
+    baseline = settle(Gaussian(1.0), "Gaussian baseline")
     laplace = None
     search_orders: list[float] | None = None
     inner_evaluations = 0
     extra: dict[str, Any] = {}
     if shape is not None:
-        winner = calibrate_with_oracle(full, shape, target_epsilon, tolerance=opts.tolerance)[0]
+        winner = settle(shape, f"the {family} shape")
     elif family == "gaussian":
         winner = baseline
     else:
         # From the same start as calibrate_scale(Laplace(1.0), ...), so that both give the very same Laplace.
-        laplace = calibrate_with_oracle(full, Laplace(1.0), target_epsilon, tolerance=opts.tolerance)[0]
+        laplace = settle(Laplace(1.0), "plain Laplace")
         winner = laplace
     if shape is None and family in ("lmo", "generalized_gaussian"):
-        inner = full
+        inner = shapes
         if opts.fast_orders and _loop_uses_rdp(opts.accountant, opts.method, laplace, spec.geometry):
             search_orders = order_window(laplace, spec)
             inner = EpsilonOracle(orders_epsilon(search_orders, spec))
         if family == "generalized_gaussian":
-            winner, best_power = _optimize_power(inner, full, obj, target_epsilon, laplace, baseline, opts)
+            winner, best_power = _optimize_power(inner, settle, obj, target_epsilon, laplace, baseline, opts)
             extra["best_generalized_gaussian"] = best_power.to_dict()
         elif opts.method == "optimize":
-            winner = _optimize(inner, full, obj, target_epsilon, laplace, opts)
+            winner = _optimize(inner, settle, obj, target_epsilon, laplace, opts)
         else:
             winner = _scan_grid(inner, full, obj, target_epsilon, opts)
-        if inner is not full:
-            inner_evaluations = inner.evaluations
+        inner_evaluations = inner.evaluations
 
-    achieved = full.fresh(winner)
+    achieved = reported[winner] if winner in reported else full.fresh(winner)
     if achieved > target_epsilon:
         raise RuntimeError(f"internal error: the winner's recomputed ε {achieved} exceeds the target {target_epsilon}")
     accounting = dict(
@@ -162,10 +174,10 @@ def search(
         sense=obj.sense,
         objective_value=obj.value(winner),
         baseline=baseline,
-        baseline_epsilon=full.fresh(baseline),
+        baseline_epsilon=reported[baseline] if baseline in reported else full.fresh(baseline),
         baseline_objective_value=obj.value(baseline),
         noise_ratio=winner.mean_abs() / baseline.mean_abs(),
-        evaluations=full.evaluations + inner_evaluations,
+        evaluations=full.evaluations + sum(b.evaluations for b in brackets) + inner_evaluations,
         wall_time_s=time.perf_counter() - started,
         settings=result_settings,
         laplace=laplace,
@@ -186,57 +198,34 @@ def _loop_uses_rdp(accountant: str, method: str, laplace: Laplace, geometry: str
     return loop == "rdp" or (accountant == AUTO and method == "paper-grid")
 
 
-def order_window(mechanism: Mechanism, run: RunSpec, count: int = FAST_ORDER_COUNT) -> list[float]:
-    """About ``count`` orders of DEFAULT_ORDERS, log-spaced in α − 1 over [α*/2.5, 2.5·α*], where α*
-    is the optimal order of ``mechanism`` for ``run`` under the RDP accountant (every order has a
-    bound in both geometries)."""
-    _, best = epsilon_and_order(mechanism, run, accountant="rdp")
-    pool = DEFAULT_ORDERS
-    best = min(best, float(pool[-1]))  # ∞: the pure-DP composition bound, the limit of the largest orders
-    window = pool[(pool >= best / 2.5) & (pool <= best * 2.5)]
-    if window.size == 0:
-        window = pool[[int(np.argmin(np.abs(pool - best)))]]
-    wanted = 1.0 + np.geomspace(window[0] - 1.0, window[-1] - 1.0, count)
-    picks = np.unique(np.searchsorted(window, wanted).clip(0, window.size - 1))
-    chosen = {float(a) for a in window[picks]}
-    if best in window:
-        chosen.add(float(best))
-    return sorted(chosen)
-
-
-def orders_epsilon(orders: list[float], run: RunSpec) -> EpsilonFunction:
-    """ε for ``run`` by an :class:`~lmodp.accounting.rdp.accountant.RDPAccountant` on ``orders``
-    only, with the l2 sup to the looser :data:`SEARCH_L2_TOLERANCE` (faster). Still a sound upper
-    bound; the search re-calibrates its winner with the full accountant, so these values only
-    rank shapes."""
-
-    def eps(mechanism: Mechanism) -> float:
-        acc = account(mechanism, run, accountant=RDPAccountant(orders, l2_tolerance=SEARCH_L2_TOLERANCE))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OrderGridEdgeWarning)  # an optimum at the window's edge only loosens this bound
-            return acc.get_epsilon(run.delta)
-
-    return eps
-
-
 def _optimize(
-    inner: EpsilonOracle, full: EpsilonOracle, obj: Objective, target_epsilon: float, laplace: Laplace, opts: SearchOptions
+    inner: EpsilonOracle, settle: Settle, obj: Objective, target_epsilon: float, laplace: Laplace, opts: SearchOptions
 ) -> Mechanism:
     problem = ShapeProblem(inner, obj, target_epsilon, initial_factor=laplace.scale, tolerance=opts.search_tolerance)
     with progress_bar(total=opts.maxiter + 1, desc="LMO search", unit="gen", enabled=opts.progress) as bar:
+
+        generations = iter(range(1, opts.maxiter + 1))
+
+        def generation() -> None:
+            bar.update()
+            best = "none yet" if problem.best is None else f"{problem.best.loss:.6g}"
+            bar.set_postfix_str(f"{problem.shapes_evaluated} shapes, best {obj.name} {best}", refresh=False)
+            logger.info("LMO search: generation %d of %d done, %d shapes calibrated, best %s %s",
+                        next(generations), opts.maxiter, problem.shapes_evaluated, obj.name, best)
+
         found = optimize_shape(
             problem, seed=opts.search_seed, maxiter=opts.maxiter, popsize=opts.popsize,
-            polish_evaluations=opts.polish_evaluations, on_generation=bar.update,
+            polish_evaluations=opts.polish_evaluations, on_generation=generation,
         )
         bar.update()
-    best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=opts.tolerance)[0]
+    best = settle(found.mechanism, "best LMO shape")
     logger.info("LMO search: %d shapes, best %s", problem.shapes_evaluated, best)
     return best if beats_laplace(best, laplace, obj, opts.tolerance) else laplace
 
 
 def _optimize_power(
     inner: EpsilonOracle,
-    full: EpsilonOracle,
+    settle: Settle,
     obj: Objective,
     target_epsilon: float,
     laplace: Laplace,
@@ -244,13 +233,13 @@ def _optimize_power(
     opts: SearchOptions,
 ) -> tuple[Mechanism, GeneralizedGaussian]:
     """(winner, best generalized Gaussian): the best power (:mod:`lmodp.search.power`),
-    re-calibrated with ``full``, is the winner only if it beats both Laplace and the Gaussian
+    re-calibrated by ``settle``, is the winner only if it beats both Laplace and the Gaussian
     (:func:`beats_laplace` against each); otherwise the better of those two is."""
     problem = PowerProblem(inner, obj, target_epsilon, initial_factor=laplace.mean_abs(), tolerance=opts.search_tolerance)
     with progress_bar(total=1, desc="power search", unit="search", enabled=opts.progress) as bar:
         found = optimize_power(problem)
         bar.update()
-    best = calibrate_with_oracle(full, found.mechanism, target_epsilon, tolerance=opts.tolerance)[0]
+    best = settle(found.mechanism, "best generalized Gaussian")
     logger.info("generalized Gaussian search: %d powers, best %s", problem.shapes_evaluated, best)
     ends = sorted((laplace, gaussian), key=obj.loss)
     if all(beats_laplace(best, end, obj, opts.tolerance) for end in ends):

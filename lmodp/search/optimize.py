@@ -40,6 +40,7 @@ class Candidate:
     mechanism: Mechanism
     epsilon: float
     loss: float
+    factor: float
 
 
 class ShapeProblem:
@@ -71,8 +72,9 @@ class ShapeProblem:
         return lmo_from_shape(x)
 
     def initial(self, shape: Mechanism) -> float:
-        """The first scale factor tried for ``shape``."""
-        return self.initial_factor
+        """The first scale factor tried for ``shape``: that of the best shape so far (the
+        shapes tried next are mostly near it), ``initial_factor`` before any."""
+        return self.initial_factor if self.best is None else self.best.factor
 
     def calibrate(self, x: np.ndarray) -> Candidate | None:
         """The shape at its smallest feasible scale, or None if the objective rejects it."""
@@ -86,7 +88,7 @@ class ShapeProblem:
             tolerance=self.tolerance,
         )
         mechanism = shape_mechanism.scaled(factor)
-        return Candidate(np.array(x, dtype=float), mechanism, eps, self.objective.loss(mechanism))
+        return Candidate(np.array(x, dtype=float), mechanism, eps, self.objective.loss(mechanism), factor)
 
     def __call__(self, x: np.ndarray) -> float:
         self.shapes_evaluated += 1
