@@ -24,8 +24,7 @@ from lmodp.accounting.registry import accountant_choices
 from lmodp.paper import SST2
 from lmodp.paper.grid import GRID_SIZE, paper_grid
 from lmodp.search import search
-from lmodp.search.api import orders_epsilon
-from lmodp.search.oracle import accountant_epsilon
+from lmodp.search.oracle import accountant_epsilon, orders_epsilon
 
 
 def main() -> None:

@@ -113,7 +113,7 @@ def test_a_saved_search_result_is_checked_against_the_target_for_this_run(worksp
     code, out, err = run(capsys, [*common, "--epochs", "0.5", "--target-epsilon", "2"])
     assert code == 0, err
     assert json.loads(out)["mechanism"] == result.mechanism.to_dict()
-    code, out, err = run(capsys, [*common, "--epochs", "2", "--target-epsilon", "2"])  # 16 steps: more than it was made for
+    code, out, err = run(capsys, [*common, "--epochs", "2", "--target-epsilon", "2", "--overwrite"])  # 16 steps: more than it was made for
     assert code == 2 and len(err.strip().splitlines()) == 1 and "unreachable" in err
 
 

@@ -77,7 +77,7 @@ def test_allowance_is_the_last_step_within_the_budget(mechanism, accountant, q):
 
 # --- constant cost ------------------------------------------------------------------------------------
 def count_compositions(monkeypatch):
-    import lmodp.accounting.pld.accountant as module
+    import lmodp.accounting.pld.grid as module  # where the PLD accountant composes its blocks
 
     calls = []
     original = module.self_compose

@@ -126,7 +126,7 @@ def test_epsilon_curve(tmp_path):
     path = tmp_path / "eps.png"
     fig = plots.epsilon_curve({"Gaussian": Gaussian(1.5), "LMO": RELEASED}, x="epochs", points=8, path=path, **SMALL)
     _non_trivial(path)
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]  # below the axes, off the data
     # the tightest sound accountant per line; the Gaussian's two geometries are one pair, drawn once
     assert legend == ["Gaussian — PLD, scalar and l2 (identical)", "LMO — PLD, scalar", "LMO — RDP, l2"]
     assert "T = 20 steps" in fig.axes[0].get_title() and "δ = 1e-05" in fig.axes[0].get_title()
@@ -135,14 +135,14 @@ def test_epsilon_curve(tmp_path):
     expected = lmodp.epsilon(Gaussian(1.5), sample_rate=0.05, steps=20, delta=1e-5, geometry="l2", accountant="pld")
     assert lines[0].get_ydata()[-1] == pytest.approx(expected, rel=1e-12)
     rdp = plots.epsilon_curve({"LMO": RELEASED}, accountant="rdp", points=4, **SMALL)
-    assert [t.get_text() for t in rdp.axes[0].get_legend().get_texts()] == ["LMO — RDP, scalar", "LMO — RDP, l2"]
+    assert [t.get_text() for t in rdp.legends[0].get_texts()] == ["LMO — RDP, scalar", "LMO — RDP, l2"]
 
 
 def test_epsilon_curve_with_pld(tmp_path):
     path = tmp_path / "eps_pld.png"
     fig = plots.epsilon_curve(Laplace(3.0), accountant="rdp", pld=True, points=6, pld_points=1, path=path, **SMALL)
     _non_trivial(path)
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("PLD, scalar" in t for t in legend) and any("l2 interval" in t for t in legend)
 
 

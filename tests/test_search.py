@@ -22,7 +22,7 @@ import lmodp
 from lmodp.cli import main
 from lmodp.mechanisms import LMO, Gaussian, Laplace, mechanism_from_dict
 from lmodp.search import SearchResult, calibrate_gaussian, calibrate_scale, search
-from lmodp.search.api import order_window, orders_epsilon
+from lmodp.search.oracle import order_window, orders_epsilon
 from lmodp.search.calibrate import smallest_feasible_factor
 from lmodp.search.families import LAPLACE_SHAPE, lmo_from_shape
 from lmodp.paper.grid import GRID_SIZE, paper_grid

@@ -8,6 +8,7 @@ book-keeping engine except the model.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 
@@ -15,6 +16,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from _train_models import one_torch_thread, padded_tokens, tiny_bert, tiny_gpt2, tiny_llama, tiny_roberta  # noqa: E402, F401
+
+from torch import nn  # noqa: E402
 
 from lmodp.train.book_keeping import BookKeepingClipping  # noqa: E402
 from lmodp.train.clipping import clipped_sum, per_example_norms  # noqa: E402
@@ -278,6 +281,28 @@ def test_gradient_checkpointing_is_refused():
     getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
     with pytest.raises(ValueError, match="gradient checkpointing"):
         BookKeepingClipping(model, causal_lm_loss, max_grad_norm=1.0)
+
+
+def test_the_deprecated_checkpointing_flag_is_read_without_its_warning():
+    """A model that has only the older flag, deprecated with a FutureWarning (as transformers
+    does): book-keeping reads it without passing the warning on to the user."""
+
+    class OlderFlag(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = tiny_gpt2()
+
+        def forward(self, **kwargs):
+            return self.inner(**kwargs)
+
+        @property
+        def is_gradient_checkpointing(self) -> bool:
+            warnings.warn("`is_gradient_checkpointing` is deprecated", FutureWarning)
+            return False
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        BookKeepingClipping(OlderFlag(), causal_lm_loss, max_grad_norm=1.0)
 
 
 def test_hooks_leave_the_model_as_it_was():

@@ -17,6 +17,7 @@ from lmodp._lazy import lazy_exports
 _EXPORTS = {
     "PrivacyAccountant": "lmodp.accounting.base",
     "MechanismEvent": "lmodp.accounting.events",
+    "NoFiniteBoundWarning": "lmodp.accounting.events",
     "RunSpec": "lmodp.accounting.spec",
     "run_spec": "lmodp.accounting.spec",
     "ACCOUNTANTS": "lmodp.accounting.registry",

@@ -2,6 +2,17 @@
 
 A :class:`MechanismEvent` records ``steps`` Poisson-subsampled releases of one mechanism; an
 accountant (:class:`lmodp.accounting.base.PrivacyAccountant`) keeps the list of its events.
+
+Negligible noise. A noise whose median |Y| is below :data:`NEGLIGIBLE_NOISE` (10⁻¹⁰) times the
+sensitivity (:meth:`MechanismEvent.negligible_noise`) is accounted as no noise at all: every
+accountant reports ε = ∞ (δ = 1) for a history holding such a step, the same in every geometry
+(nor does the pure-DP composition bound of :mod:`lmodp.accounting.pure` cap it).
+That is an upper bound (adding noise is post-processing of the exact answer, whose release
+bounds nothing), and at that scale a finite bound would say as little: Laplace noise 10⁻¹⁰ of
+the sensitivity already spends ε ≈ 10¹⁰, the Gaussian ε ≈ 10²⁰; and below it the accountants'
+float64 arithmetic overflows (σ² underflows to 0 near σ = 10⁻¹⁶²). A step whose bound an
+accountant cannot compute numerically (the generalized Gaussian's RDP quadrature at noise 10⁻⁴
+of the sensitivity, say) is likewise ε = ∞, with a :class:`NoFiniteBoundWarning` saying why.
 """
 
 from __future__ import annotations
@@ -11,7 +22,15 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate, require_steps
-from lmodp.mechanisms import Mechanism, require_registered
+from lmodp.mechanisms import Mechanism, mechanism_from_dict, require_registered
+
+#: Noise whose median |Y| is below this share of the sensitivity counts as none (ε = ∞).
+NEGLIGIBLE_NOISE = 1e-10
+
+
+class NoFiniteBoundWarning(UserWarning):
+    """An accountant could not compute a finite bound for a step (e.g. a quadrature that cannot
+    resolve a noise this small for the sensitivity) and counts it as ε = ∞, which is sound."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,12 @@ class MechanismEvent:
             sensitivity=require_positive("sensitivity", sensitivity),
             geometry=require_geometry(geometry),
         )
+
+    def negligible_noise(self, mechanism: Mechanism | None = None) -> bool:
+        """Whether the noise is negligible for the sensitivity (see the module docstring):
+        P(|Y| <= 10⁻¹⁰·sensitivity) >= 1/2. ``mechanism``: the live object, if at hand."""
+        mechanism = mechanism if mechanism is not None else mechanism_from_dict(self.mechanism)
+        return mechanism.usefulness(NEGLIGIBLE_NOISE * self.sensitivity) >= 0.5
 
     def key(self) -> str:
         """Identifies the per-step RDP curve (everything but ``steps``); computed once per event."""

@@ -54,18 +54,20 @@ def subsampled_pure_epsilon(epsilon0: float, sample_rate: float) -> float:
 
 @functools.lru_cache(maxsize=256)
 def _per_step(key: str) -> float:
-    """ε' of one release of the event with this :meth:`~MechanismEvent.key` (∞ in l2 or for unbounded losses)."""
+    """ε' of one release of the event with this :meth:`~MechanismEvent.key` (∞ in l2, for unbounded
+    losses, and for negligible noise, which every accountant counts as none: ε = ∞)."""
     from lmodp.accounting.rdp.divergence import pure_dp_epsilon
 
     mechanism, sample_rate, sensitivity, geometry = json.loads(key)
-    if geometry != "scalar":
+    live = mechanism_from_dict(mechanism)
+    if geometry != "scalar" or MechanismEvent(mechanism, sample_rate, 1, sensitivity, geometry).negligible_noise(live):
         return math.inf
-    return subsampled_pure_epsilon(pure_dp_epsilon(mechanism_from_dict(mechanism), sensitivity=sensitivity), sample_rate)
+    return subsampled_pure_epsilon(pure_dp_epsilon(live, sensitivity=sensitivity), sample_rate)
 
 
 def pure_composition_epsilon(events: Iterable[MechanismEvent]) -> float:
     """Σ steps·ε' over ``events`` (rounded up): the history is (this, 0)-DP; ∞ where an event has
-    no pure-DP bound (the Gaussian, the l2 geometry), 0 for an empty history."""
+    no pure-DP bound (the Gaussian, the l2 geometry, negligible noise), 0 for an empty history."""
     terms = []
     for event in events:
         if event.steps:

@@ -36,8 +36,8 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from lmodp._progress import ProgressBar, progress_bar
 from lmodp._renamed import renamed_keyword
 from lmodp._validation import require_delta, require_geometry, require_positive
 from lmodp.accounting.api import epsilon as accounted_epsilon
@@ -109,7 +109,7 @@ def _privacy_losses(mechanism: Mechanism, outputs: torch.Tensor, shift: float) -
 
 
 def _loss_chunks(
-    mechanism: Mechanism, sampler: NoiseSampler, n: int, coordinates: int, shift: float, generator: torch.Generator, bar: tqdm
+    mechanism: Mechanism, sampler: NoiseSampler, n: int, coordinates: int, shift: float, generator: torch.Generator, bar: ProgressBar
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Privacy losses of n outputs under x = 0 and of n fresh outputs under x' = v, chunk by chunk."""
     for start in range(0, n, _CHUNK):
@@ -205,7 +205,7 @@ def audit_mechanism(
     generator = _generator(audit_seed)
     selection = max(samples // 4, 100)
     total = 2 * (selection * sum(dims) + samples * max(dims))
-    with tqdm(total=total, desc="audit draws", unit="coord", unit_scale=True, disable=not progress) as bar:
+    with progress_bar(total=total, desc="audit draws", unit="coord", unit_scale=True, enabled=progress) as bar:
         choices = []
         for k in dims:
             chunks = list(_loss_chunks(mechanism, sampler, selection, k, _shift(sensitivity, k), generator, bar))

@@ -9,16 +9,19 @@ accounted ε is the one the training's own privacy ledger charged (``"l2"`` geom
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from numbers import Integral
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from lmodp._progress import progress_bar
 from lmodp._renamed import renamed_keyword
-from lmodp._validation import require_delta, require_positive, require_sample_rate
+from lmodp._validation import require_delta, require_positive
+from lmodp.accounting.spec import RunSpec
 from lmodp.audit import canaries as C
 from lmodp.audit.one_run import OneRunAudit, audit_scores
 from lmodp.mechanisms import Mechanism
@@ -49,6 +52,29 @@ class TrainingAudit:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``one_run`` as a nested mapping), with ``exceeds_accounted``."""
         return {**asdict(self), "exceeds_accounted": self.exceeds_accounted}
+
+
+class _DropSeedNotices(logging.Filter):
+    """Drops the training engine's notice that a known seed fixes the sampling or the noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return " fixes " not in record.getMessage()
+
+
+@contextmanager
+def _audit_seeds_unannounced() -> Iterator[None]:
+    """While the audited run is set up: the seeds the audit derives from its own ``audit_seed`` (for a
+    reproducible audit) are not the user's, so the engine's notice about known seeds, which
+    would name values the user never passed, is not shown."""
+    quiet = _DropSeedNotices()
+    engine = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith("lmodp.train")]
+    for logger in engine:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in engine:
+            logger.removeFilter(quiet)
 
 
 def _require_count(name: str, value: object, minimum: int) -> int:
@@ -94,9 +120,8 @@ def audit_training(
         raise ValueError(f"threat must be one of {C.THREATS}, got {threat!r}")
     m = _require_count("canaries", canaries, 2)
     n_task = _require_count("examples", examples, 1)
-    q = require_sample_rate("sample_rate", sample_rate)
-    steps = _require_count("steps", steps, 1)
-    delta = require_delta("delta", delta)
+    run = RunSpec(sample_rate=sample_rate, steps=_require_count("steps", steps, 1), delta=delta)
+    q, steps, delta = run.sample_rate, run.steps, run.delta
     clip = require_positive("max_grad_norm", max_grad_norm)
     lr = require_positive("learning_rate", learning_rate)
     require_delta("confidence", confidence)
@@ -107,25 +132,24 @@ def audit_training(
     planted = C.canary_examples(threat, m, generator=generator)
     model = C.ProbedBagOfEmbeddings(C.TASK_VOCAB + m, generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    model, dp_optimizer, loader = make_private(
-        model,
-        optimizer,
-        C.include(task, planted, included),
-        mechanism=mechanism,
-        max_grad_norm=clip,
-        sample_rate=q,
-        delta=delta,
-        steps=steps,
-        loss=C.CanaryLoss(clip),
-        accountant=accountant,
-        micro_batch_size=256,
-        sampling_seed=None if audit_seed is None else int(rng.integers(2**62)),
-        noise_seed=None if audit_seed is None else int(rng.integers(2**62)),
-    )
+    with _audit_seeds_unannounced():
+        model, dp_optimizer, loader = make_private(
+            model,
+            optimizer,
+            C.include(task, planted, included),
+            mechanism=mechanism,
+            max_grad_norm=clip,
+            run=run,
+            loss=C.CanaryLoss(clip),
+            accountant=accountant,
+            micro_batch_size=256,
+            sampling_seed=None if audit_seed is None else int(rng.integers(2**62)),
+            noise_seed=None if audit_seed is None else int(rng.integers(2**62)),
+        )
     coordinates = C.canary_coordinates(m)
     weights = model.embedding.weight
     trace = [weights.detach().reshape(-1)[coordinates].clone()]
-    for batch in tqdm(loader, desc=f"{threat} audit run", disable=not progress):
+    for batch in progress_bar(loader, desc=f"{threat} audit run", enabled=progress):
         dp_optimizer.step(batch)
         trace.append(weights.detach().reshape(-1)[coordinates].clone())
     ledger = dp_optimizer.ledger

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 import warnings
 from typing import NoReturn, Sequence
@@ -21,8 +22,17 @@ from lmodp import __version__
 SUBCOMMANDS = ("epsilon", "plot", "demo", "search", "finetune", "audit")
 
 
+#: A negative number, exponent included: argparse's own pattern misses ``-1e-5`` and reads it as an option.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are a single line on stderr and exit code 2."""
+    """An ``ArgumentParser`` whose errors are a single line on stderr and exit code 2, and which
+    reads ``--delta -1e-5`` as a (negative) value, so that its check names the allowed range."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -40,7 +50,17 @@ def build_parser() -> OneLineErrorParser:
     subparsers.required = True
     for name in SUBCOMMANDS:
         importlib.import_module(f"lmodp.cli.{name}").register(subparsers)
+    _add_verbose(subparsers)
     return parser
+
+
+def _add_verbose(subparsers: argparse._SubParsersAction) -> None:
+    """``-v`` also after a subcommand (``lmodp search -v ...``, ``lmodp plot epsilon -v``), at every level."""
+    for subparser in subparsers.choices.values():
+        subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress at INFO level")
+        for action in subparser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_verbose(action)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

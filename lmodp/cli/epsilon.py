@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_group.add_argument("--geometry", choices=("scalar", "l2"), default="l2", help="sensitivity geometry (default: l2)")
     run_group.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity / clip norm (default: 1)")
     add_accountant_argument(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (epsilon null: no finite bound)")
     p.set_defaults(func=run)
 
 
@@ -156,10 +156,10 @@ def run(args: argparse.Namespace) -> int:
     acc = account(mechanism, spec, accountant=accountant)
     eps, order = acc.get_epsilon_and_order(spec.delta)
     result = {
-        "epsilon": eps,
+        "epsilon": eps if math.isfinite(eps) else None,
         "delta": spec.delta,
         "optimal_order": order if math.isfinite(order) else None,
-        "pure_dp_bound": math.isinf(order),
+        "pure_dp_bound": math.isinf(order) and math.isfinite(eps),
         "accountant": accountant,
         "accountant_requested": args.accountant,
         "mechanism": mechanism.to_dict(),
@@ -179,8 +179,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"NOTE: {flags(defaulted)} not given: taken from the built-in example (the paper's SST-2 run)")
     print(f"mechanism:     {mechanism!r}")
     print(f"run:           sample_rate={spec.sample_rate:.6g}, steps={spec.steps}, geometry={spec.geometry}, sensitivity={spec.sensitivity:g}")
-    print(f"epsilon:       {eps:.6g}  (delta={spec.delta:g})")
-    if math.isinf(order):
+    unbounded = "" if math.isfinite(eps) else ": no finite bound for this noise at this sensitivity"
+    print(f"epsilon:       {eps:.6g}  (delta={spec.delta:g}){unbounded}")
+    if result["pure_dp_bound"]:
         print("optimal order: none (the pure-DP composition bound, smaller than every order's)")
     else:
         print(f"optimal order: {'n/a' if result['optimal_order'] is None else format(order, 'g')}")

@@ -10,12 +10,14 @@ the search result (``search.json``). torch and transformers are imported only wh
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from lmodp.accounting.spec import RunSpec
+from lmodp.cli._noise_report import noise_line, noise_report
+from lmodp.cli._records import csv_records, jsonl_records
 from lmodp.cli._run import add_accountant_argument
 
 TASKS = ("auto", "classification", "causal-lm")
@@ -24,7 +26,8 @@ _EPILOG = """\
 Noise (--mechanism), calibrated to --target-epsilon for this run's q = batch/N and T = epochs/q:
   gaussian        the Gaussian whose sigma meets the target (the default)
   laplace         the Laplace whose scale meets the target
-  search          the least-noise LMO found by lmodp.search for this run (written to OUT/search.json)
+  search          the least noise (E|Y|) that lmodp.search finds for this run among the Gaussian, Laplace,
+                  LMO and generalized Gaussian families (all of it written to OUT/search.json)
   RESULT.json     a saved search result (lmodp search --out), checked against the target for this run
   paper:EPS       the authors' released task1 set for per-step EPS, E_lambda read as a rate (as their
                   accountant reads it); paper-scale:EPS reads it as a scale, the noise their code adds. Its ε
@@ -72,7 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     training.add_argument("--noise-seed", type=int, help="fix the privacy noise (default: secret; for tests and reproductions only)")
     training.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: auto)")
     out = p.add_argument_group("output")
-    out.add_argument("--out", type=Path, required=True, help="output directory (created)")
+    out.add_argument("--out", type=Path, required=True, help="output directory (created; its parent must exist)")
+    out.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     out.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -83,11 +87,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ValueError(f"--data/--eval-data: no such file {str(path)!r}")
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        rows = csv_records(path)
     elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+        rows = jsonl_records(path)
     else:
         raise ValueError(f"{str(path)!r}: the data file must end in .csv or .jsonl")
     if not rows:
@@ -100,12 +102,6 @@ def column(rows: list[dict[str, Any]], name: str, path: Path) -> list[Any]:
     if missing:
         raise ValueError(f"{str(path)!r}: column {name!r} is missing or empty in row {missing[0] + 1} (columns: {sorted(rows[0])})")
     return [r[name] for r in rows]
-
-
-def choose_task(task: str, rows: list[dict[str, Any]], label_column: str) -> str:
-    if task != "auto":
-        return task
-    return "classification" if label_column in rows[0] else "causal-lm"
 
 
 def encode(tokenizer: Any, rows: list[dict[str, Any]], args: argparse.Namespace, task: str, labels: list[str] | None, path: Path) -> dict:
@@ -137,12 +133,13 @@ def choose_mechanism(args: argparse.Namespace, *, run: RunSpec, progress: bool) 
         return {"target_epsilon": _required_target(target, spec)}
     if spec in ("laplace", "search"):
         from lmodp import Laplace
-        from lmodp.search import calibrate_scale, search
+        from lmodp.search import calibrate_scale
+        from lmodp.search.least_noise import least_noise
 
         target = _required_target(target, spec)
         if spec == "laplace":
             return {"mechanism": calibrate_scale(Laplace(1.0), target, run, accountant=args.accountant), "max_epsilon": target}
-        result = search(target, run, family="lmo", accountant=args.accountant, progress=progress)
+        result = least_noise(target, run, accountant=args.accountant, progress=progress)
         return {"mechanism": result.mechanism, "max_epsilon": target, "search": result}
     if spec.startswith(("paper:", "paper-scale:")):
         from lmodp.cli.plot import parse_mechanism
@@ -168,17 +165,19 @@ def _required_target(target: float | None, spec: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Load, fine-tune privately, and write the model, the history and the training curve."""
     from lmodp._validation import require_delta, require_positive
-    from lmodp.cli._output import writable_folder
+    from lmodp.cli import finetune_checks as check
 
     require_delta("--delta", args.delta)
     if args.target_epsilon is not None:
         require_positive("--target-epsilon", args.target_epsilon)
-    writable_folder(args.out, "--out")
+    check.check_out_folder(args.out, overwrite=args.overwrite)
     if not (args.model / "config.json").is_file():
         raise ValueError(f"--model {str(args.model)!r} is not a model directory (no config.json); save one with save_pretrained")
+    check.require_tokenizer(args.model)
+    check.require_device(args.device)
     rows = read_rows(args.data)
     eval_rows = read_rows(args.eval_data) if args.eval_data is not None else None
-    task = choose_task(args.task, rows, args.label_column)
+    task, chosen = check.choose_task(args.task, rows, text_column=args.text_column, label_column=args.label_column, path=args.data)
 
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -187,12 +186,17 @@ def run(args: argparse.Namespace) -> int:
     from lmodp.train import finetune
     from lmodp.train.privacy_engine import resolve_sample_rate, steps_for_epochs
 
+    labels = sorted({str(v) for v in column(rows, args.label_column, args.data)}) if task == "classification" else None
+    check.require_task_fits_model(task, args.model, labels, chosen=chosen)
     q = resolve_sample_rate(len(rows), sample_rate=None, batch_size=args.batch_size)
     steps = steps_for_epochs(args.epochs, q)
-    noise = choose_mechanism(args, run=RunSpec(sample_rate=q, steps=steps, delta=args.delta), progress=not args.no_progress)
+    check.warn_if_delta_is_large(args.delta, len(rows))
+    run_spec = RunSpec(sample_rate=q, steps=steps, delta=args.delta)  # sensitivity 1: the noise multiplier
+    noise = choose_mechanism(args, run=run_spec, progress=not args.no_progress)
+    check.require_noise_fits(noise, run_spec, accountant=args.accountant)
     search_result = noise.pop("search", None)
-    labels = sorted({str(v) for v in column(rows, args.label_column, args.data)}) if task == "classification" else None
     tokenizer = AutoTokenizer.from_pretrained(args.model)
+    check.require_known_tokens(tokenizer, column(rows, args.text_column, args.data), args.model)
     train = encode(tokenizer, rows, args, task, labels, args.data)
     evaluation = None if eval_rows is None else encode(tokenizer, eval_rows, args, task, labels, args.eval_data)
     hf_logging.set_verbosity_error()  # the load report lists the new classification head, which is expected
@@ -205,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
         model = AutoModelForCausalLM.from_pretrained(args.model)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if chosen:  # once every check has passed, so that an error stays one line
+        print(f"lmodp finetune: NOTE: {chosen}", file=sys.stderr)
     history = finetune(
         model, train, evaluation, **noise, delta=args.delta, batch_size=args.batch_size, epochs=args.epochs,
         max_grad_norm=args.max_grad_norm, learning_rate=args.learning_rate, task=task, accountant=args.accountant,
@@ -212,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, progress=not args.no_progress,
     )
 
+    check.prepare_out_folder(args.out)
     model.save_pretrained(args.out / "model")
     tokenizer.save_pretrained(args.out / "model")
     (args.out / "history.json").write_text(json.dumps(history.to_dict(), indent=2))
@@ -219,10 +226,10 @@ def run(args: argparse.Namespace) -> int:
     if search_result is not None:
         (args.out / "search.json").write_text(search_result.to_json())
     summary = {
-        "task": task, "examples": len(rows), "sample_rate": q, "steps": len(history.step), "planned_steps": steps,
+        "task": task, "task_chosen": chosen or "given by --task", "examples": len(rows), "sample_rate": q, "steps": len(history.step), "planned_steps": steps,
         "delta": args.delta, "epsilon": history.final_epsilon, "accountant": history.accountant,
         "stopped_by_budget": history.stopped_by_budget,
-        "mechanism": history.mechanism, "final_loss": next((v for v in reversed(history.loss) if v is not None), None),
+        "mechanism": history.mechanism, "noise": noise_report(history.mechanism, search_result), "final_loss": next((v for v in reversed(history.loss) if v is not None), None),
         history.metric_name: history.eval_metric[-1] if history.eval_metric else None, "out": str(args.out),
     }
     if args.json:
@@ -230,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{summary['steps']} of {steps} steps (q = {q:.6g}), epsilon = {history.final_epsilon:.6g} at delta = {args.delta:g} "
           f"({history.accountant.upper()} accountant){' (stopped by the budget)' if history.stopped_by_budget else ''}")
+    print(noise_line(summary["noise"]))
     if history.eval_metric:
         print(f"eval {history.metric_name}: {history.eval_metric[-1]:.4f}")
     print(f"wrote {args.out / 'model'}, {args.out / 'history.json'}, {args.out / 'training-curve.png'}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from lmodp.accounting.registry import require_accountant_fits
 from lmodp.cli._output import CLI_PLD_FIX, writable_file
 from lmodp.cli._run import add_accountant_argument, flags, run_from_args
-from lmodp.mechanisms import Gaussian, Laplace, Mechanism, mechanism_from_dict
+from lmodp.mechanisms import Gaussian, Laplace, Mechanism, describe, mechanism_from_dict
 from lmodp.mechanisms.describe import labelled
 from lmodp.paper.setting import SST2, SST2_TEXT
 from lmodp.paper.params import comparison_shapes
@@ -59,6 +59,8 @@ def parse_mechanism(spec: str) -> Mechanism:
         except ValueError as err:
             raise ValueError(f"--mechanism {spec!r}: {err}") from None
     path = Path(spec)
+    if path.suffix.lower() == ".json" and not path.is_file():
+        raise ValueError(f"--mechanism {spec!r}: no such file")
     if not path.is_file():
         raise ValueError(
             f"--mechanism must be gaussian:SIGMA, laplace:SCALE, paper:EPS[:GROUP], paper-scale:EPS[:GROUP] or a JSON "
@@ -75,6 +77,17 @@ def parse_mechanism(spec: str) -> Mechanism:
     return mechanism_from_dict(data)
 
 
+class _Once(argparse.Action):
+    """An option that may be given only once (a figure of one mechanism): a repeat is an error,
+    not a silent choice of the last."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        if getattr(namespace, f"_{self.dest}_given", False):
+            parser.error(f"{option_string} given twice: this figure draws one mechanism")
+        setattr(namespace, f"_{self.dest}_given", True)
+        setattr(namespace, self.dest, values)
+
+
 def _add_output(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("-o", "--out", type=Path, default=Path(f"lmodp-{kind}.png"), help="output file: .png, .svg or .pdf (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print {kind, path, defaulted} as JSON instead of the path")
@@ -84,7 +97,10 @@ def _add_mechanisms(p: argparse.ArgumentParser, *, default: list[str] | None, si
     p.epilog = SPEC_HELP
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     if single:
-        p.add_argument("-m", "--mechanism", default=default[0] if default else None, required=default is None, metavar="SPEC", help="the mechanism (default: %(default)s)")
+        p.add_argument(
+            "-m", "--mechanism", action=_Once, default=default[0] if default else None, required=default is None, metavar="SPEC",
+            help="the mechanism, given once (default: %(default)s)",
+        )
     else:
         shown = default_help or " ".join(default or [])
         p.add_argument("-m", "--mechanism", action="append", metavar="SPEC", help=f"a mechanism; repeat for several (default: {shown})")
@@ -140,9 +156,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _mechanisms(args: argparse.Namespace) -> list[Mechanism]:
+def spec_label(spec: str, mechanism: Mechanism, *, rescaled: bool = False) -> str:
+    """The legend label of a ``-m`` SPEC: a paper set by its name (the paper's ε = 0.7 set), the
+    others described; ``rescaled`` (a figure that rescales each mechanism): the shape only."""
+    family, _, rest = spec.partition(":")
+    if family in ("paper", "paper-scale"):
+        budget, _, group = rest.partition(":")
+        name = f"the paper's ε = {float(budget):g} set" + ("" if group in ("", "task1") else f" ({group})")
+        how = "E_λ a rate" if family == "paper" else "E_λ a scale"
+        return f"LMO shape of {name}" if rescaled else f"{name} (LMO, {how})"
+    if rescaled:
+        return {"gaussian": "Gaussian", "laplace": "Laplace"}.get(mechanism.family, f"shape of {describe(mechanism)}")
+    return describe(mechanism)
+
+
+def _mechanisms(args: argparse.Namespace, *, rescaled: bool = False) -> dict[str, Mechanism]:
     specs = args.mechanism or args.default_mechanisms
-    return [parse_mechanism(s) for s in specs]
+    parsed = {spec: parse_mechanism(spec) for spec in specs}
+    return {spec_label(spec, m, rescaled=rescaled): m for spec, m in parsed.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,13 +194,14 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--samples must be >= 100, got {args.samples}")
         plots.noise_density(_mechanisms(args), samples=args.samples, seed=args.seed, path=out)
     elif kind == "rdp":
-        plots.rdp_curve(parse_mechanism(args.mechanism), sensitivity=args.sensitivity, path=out)
+        mechanism = parse_mechanism(args.mechanism)
+        plots.rdp_curve(mechanism, sensitivity=args.sensitivity, label=spec_label(args.mechanism, mechanism), path=out)
     elif kind == "epsilon":
         plots.epsilon_curve(
             _mechanisms(args), spec, geometry=args.geometry, accountant=args.accountant, pld=args.pld, x=args.x, path=out
         )
     elif kind == "compare":
-        shapes = _mechanisms(args) if args.mechanism else comparison_shapes()
+        shapes = _mechanisms(args, rescaled=True) if args.mechanism else comparison_shapes()
         named = {repr(label): m for label, m in labelled(shapes).items()}
         require_accountant_fits(args.accountant, named, args.geometry, fix=CLI_PLD_FIX)
         plots.compare_mechanisms(

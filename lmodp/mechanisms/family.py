@@ -13,6 +13,8 @@ facet               who asks, and what it is
                     Rényi bounds of one release, their Poisson-subsampled versions, pure DP)
 ``pld_model``       the PLD accountant: ``(mechanism, *, sensitivity, window_tail) -> model``
                     of the hockey-stick curve (:mod:`lmodp.accounting.pld.hockey_stick`)
+``pld_closed_form`` the PLD's grid cap: True where the model's level sets are closed forms
+                    (no root-finding, so one step may use the whole grid; the Gaussian)
 ``accountants``     ``"auto"`` and the accountants' checks: per geometry, the accountants
                     whose bound holds for the family, tightest first
 ``torch_sampler``   training: ``mechanism -> TorchNoiseSampler`` (:mod:`lmodp.train.noise`)
@@ -80,6 +82,7 @@ class NoiseFamily:
     mechanism: type[Mechanism]
     rdp_law: Hook | None = None
     pld_model: Hook | None = None
+    pld_closed_form: bool | None = None
     accountants: Mapping[str, tuple[str, ...]] | None = None
     torch_sampler: Hook | None = None
     search: SearchSpace | None = None
@@ -109,4 +112,4 @@ class NoiseFamily:
 
 
 #: The facets a registration may declare.
-FACETS = ("rdp_law", "pld_model", "accountants", "torch_sampler", "search", "figures", "describe", "check")
+FACETS = ("rdp_law", "pld_model", "pld_closed_form", "accountants", "torch_sampler", "search", "figures", "describe", "check")

@@ -61,6 +61,7 @@ register_family(
     Gaussian,
     rdp_law="lmodp.accounting.rdp.gaussian:GaussianLaw",
     pld_model="lmodp.accounting.pld.hockey_stick:gaussian_noise_model",
+    pld_closed_form=True,  # its loss is linear: the level sets need no root-finding
     # i.i.d. Gaussian noise is rotation invariant: the l2 pair is the scalar one, so the PLD is tight in both
     accountants={"scalar": ("pld", "rdp"), "l2": ("pld", "rdp")},
     torch_sampler="lmodp.train.noise:GaussianSampler.of",

@@ -83,7 +83,8 @@ class GeneralizedGaussian(Mechanism):
 
     def usefulness(self, gamma: float) -> float:
         gamma = require_positive("gamma", gamma)
-        return float(special.gammainc(1.0 / self.power, (gamma / self.scale) ** self.power))
+        log_z = self.power * (math.log(gamma) - math.log(self.scale))
+        return float(special.gammainc(1.0 / self.power, math.exp(log_z) if log_z < 700.0 else math.inf))
 
     def fisher_information(self) -> float:
         p = self.power

@@ -33,7 +33,9 @@ from lmodp.mechanisms.family import FACETS, SCALAR_PLD, Figures, Hook, NoiseFami
 M = TypeVar("M", bound=type)
 
 # What each class declares itself; a class's family is its declarations merged down its MRO.
-_DECLARED: dict[type, NoiseFamily] = {Mechanism: NoiseFamily(Mechanism, accountants=SCALAR_PLD, figures=Figures())}
+_DECLARED: dict[type, NoiseFamily] = {
+    Mechanism: NoiseFamily(Mechanism, pld_closed_form=False, accountants=SCALAR_PLD, figures=Figures())
+}
 # Registered family names -> their classes (what mechanism_from_dict rebuilds).
 _FAMILIES: dict[str, type[Mechanism]] = {}
 

@@ -56,7 +56,7 @@ def _figures(out: Path, settings: DemoSettings, rows: list[DemoRow], cal: dict, 
         "density": lambda path: plots.noise_density({**at_budget, released_label: released}, samples=settings.density_samples, path=path),
         "rdp": lambda path: plots.rdp_curve(released, path=path),
         "epsilon": lambda path: plots.epsilon_curve(at_budget, settings.run, geometry=settings.geometries, x="epochs", path=path),
-        "compare": lambda path: plots.plot_equal_budget(list(cal.values()), magnitude="mean_abs", path=path),
+        "compare": lambda path: plots.plot_equal_budget(list(cal.values()), magnitude="mean_abs", run=settings.run, path=path),
     }
     for key, file in FIGURES.items():
         bar.set_postfix_str(f"drawing {file}", refresh=False)
@@ -68,12 +68,13 @@ def _figures(out: Path, settings: DemoSettings, rows: list[DemoRow], cal: dict, 
 def run_demo(out: str | Path = "lmodp-demo", settings: DemoSettings = FULL, *, progress: bool = False) -> DemoResult:
     """Compute the demo's numbers, draw its figures and write its report into ``out``.
 
-    ``progress``: a tqdm bar on stderr (shown only when stderr is a terminal) over the
-    calibrations, table rows and figures."""
+    ``progress``: a tqdm bar on stderr over the calibrations, table rows and figures where stderr
+    is a terminal, and a line for each of them where it is not."""
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(), progress_bar(total=_task_count(settings), desc="lmodp demo", unit="task", enabled=progress) as bar:
+    tasks = progress_bar(total=_task_count(settings), desc="lmodp demo", unit="task", enabled=progress, every=0.0)
+    with warnings.catch_warnings(), tasks as bar:
         # Large ε (the released sets in the l2 geometry) put the optimal Rényi order at the
         # grid's edge: the value is still a valid upper bound, possibly loose; not worth a warning here.
         warnings.simplefilter("ignore", OrderGridEdgeWarning)
@@ -178,9 +179,9 @@ def _intro(result: DemoResult) -> list[str]:
         "Poisson-subsampled and composed over T steps, in each geometry.",
         "* **Gaussian / Laplace / LMO E|Y|**: the least noise of each shape whose sound ε is at most the budget, "
         f"to relative tolerance {s.tolerance:g}{_search_note(s)}.",
-        "* **best LMO**: the one with less noise of the released shape rescaled and the searched LMO. \"plain Laplace\" "
-        "means the search found no LMO shape with less noise than plain Laplace (the LMO whose ω is a point mass), so the "
-        "best LMO is Laplace itself"
+        "* **best LMO**: the one with the least noise of plain Laplace (the LMO whose ω is a point mass), the released "
+        "shape rescaled and the searched LMO. \"plain Laplace\" means no LMO shape had less noise than plain Laplace, so "
+        "the best LMO is Laplace itself"
         + (f" (here: {len(laplace_rows)} of {len(result.rows)} rows)." if laplace_rows else "."),
         "* **best LMO / Gaussian** < 1 means LMO needs less noise than the Gaussian at the same budget; in the l2 geometry "
         "(DP-SGD) the Gaussian is expected to win, because the accounting is governed by the noise's Fisher information.",

@@ -57,18 +57,32 @@ def new_figure(ncols: int = 1, *, width: float = 6.4, height: float = 4.4, share
 
 def label_log_axis(axis, values: Sequence[float]) -> None:
     """Label a logarithmic ``axis`` with plain numbers: 1-2-5 steps spanning ``values`` (finite ones),
-    no minor ticks. Suits axes spanning a few decades at most."""
+    finer steps (1-2-3-5, then 1-2-...-9) where those put fewer than three labels within the range
+    of the values (a narrow range), and the smallest and largest value themselves where even those
+    put fewer than two; no minor ticks. Suits axes spanning a few decades at most."""
     from matplotlib.ticker import FixedLocator, NullLocator
 
     finite = [v for v in values if math.isfinite(v) and v > 0]
     if not finite:
         return
-    low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
-    ticks = [m * 10.0**e for e in range(low, high + 1) for m in (1, 2, 5)]
-    ticks = [t for t in ticks if min(finite) / 1.5 <= t <= max(finite) * 1.5]
+    lowest, highest = min(finite), max(finite)
+    low, high = math.floor(math.log10(lowest)), math.ceil(math.log10(highest))
+    for mantissas in ((1, 2, 5), (1, 2, 3, 5), tuple(range(1, 10))):
+        ticks = sorted({float(f"{m * 10.0**e:.12g}") for e in range(low, high + 1) for m in mantissas})
+        ticks = [t for t in ticks if lowest / 1.5 <= t <= highest * 1.5]
+        if sum(lowest <= t <= highest for t in ticks) >= 3:
+            break
+    if sum(lowest <= t <= highest for t in ticks) < 2:
+        ticks = sorted({*ticks, lowest, highest})
     axis.set_major_locator(FixedLocator(ticks))
     axis.set_major_formatter(lambda v, _: f"{v:g}")
     axis.set_minor_locator(NullLocator())
+
+
+def legend_below(fig: Figure, ax, *, columns: int = 1) -> None:
+    """The legend of ``ax`` under the axes, outside them, so that it never covers a curve."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", fontsize="small", ncols=columns, frameon=False)
 
 
 def finite_or_nan(x: float) -> float:

@@ -11,9 +11,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from lmodp.accounting.registry import AUTO
-from lmodp.accounting.spec import RunSpec
+from lmodp.accounting.spec import RunSpec, run_and_geometries
 from lmodp.mechanisms import Mechanism
-from lmodp.plots._style import NOISE_UNIT, colour, finish, finite_or_nan, label_log_axis, marker, new_figure
+from lmodp.plots._style import NOISE_UNIT, colour, finish, finite_or_nan, label_log_axis, legend_below, marker, new_figure
 from lmodp.search.calibrate import Calibrated
 from lmodp.search.equal_budget import equal_budget_table
 
@@ -33,9 +33,18 @@ def accountant_note(rows: Sequence[Calibrated]) -> str:
     return "ε by " + " and ".join(sorted(used))
 
 
-def plot_equal_budget(rows: Sequence[Calibrated], *, magnitude: str = "mean_abs", path: str | Path | None = None) -> Figure:
+#: Horizontal offset between the series, as a factor on the log ε axis, so that equal values of
+#: two shapes (Laplace and an LMO close to it) show both markers side by side.
+_DODGE = 1.035
+
+
+def plot_equal_budget(
+    rows: Sequence[Calibrated], *, magnitude: str = "mean_abs", run: RunSpec | None = None, path: str | Path | None = None
+) -> Figure:
     """Draw rows of :func:`equal_budget_table`: noise magnitude against the target ε, one panel per
-    geometry (shared axes), each panel naming the accountant(s) behind its numbers."""
+    geometry (shared axes), each panel naming the accountant(s) behind its numbers; ``run`` (its
+    q, T, δ and sensitivity) is named in the title. The series are slightly offset in ε and
+    their markers hollow, so that coinciding values stay visible; the legend is below the panels."""
     if magnitude not in MAGNITUDES:
         raise ValueError(f"magnitude must be one of {sorted(MAGNITUDES)}, got {magnitude!r}")
     if not rows:
@@ -43,13 +52,15 @@ def plot_equal_budget(rows: Sequence[Calibrated], *, magnitude: str = "mean_abs"
     labels = list(dict.fromkeys(r.label for r in rows))
     geometries = list(dict.fromkeys(r.geometry for r in rows))
     targets = sorted({r.target_epsilon for r in rows})
-    fig, axes = new_figure(len(geometries), width=5.6, height=4.6, sharey=True)
+    fig, axes = new_figure(len(geometries), width=5.6, height=5.2, sharey=True)
     for ax, g in zip(axes, geometries):
         in_panel = [r for r in rows if r.geometry == g]
         for i, label in enumerate(labels):
             sel = sorted((r for r in in_panel if r.label == label), key=lambda r: r.target_epsilon)
             values = [finite_or_nan(getattr(r, magnitude)) for r in sel]
-            ax.plot([r.target_epsilon for r in sel], values, color=colour(i), marker=marker(i), ms=5, lw=1.8, label=label)
+            shift = _DODGE ** (i - (len(labels) - 1) / 2)
+            ax.plot([r.target_epsilon * shift for r in sel], values, color=colour(i), marker=marker(i), ms=6, mfc="white",
+                    mew=1.6, lw=1.6, label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(targets, [f"{t:g}" for t in targets], minor=False)
@@ -58,8 +69,12 @@ def plot_equal_budget(rows: Sequence[Calibrated], *, magnitude: str = "mean_abs"
         ax.set_title(f"{GEOMETRY_TITLES[g]}\n{accountant_note(in_panel)}", fontsize="medium")
     label_log_axis(axes[0].yaxis, [getattr(r, magnitude) for r in rows])
     axes[0].set_ylabel(f"{MAGNITUDES[magnitude]} ({NOISE_UNIT})")
-    axes[0].legend(fontsize="small", loc="lower left")  # the curves fall from the upper left
-    fig.suptitle("Noise needed at equal budget (lower is better; a missing point is infinite)", fontsize="medium")
+    legend_below(fig, axes[0], columns=min(len(labels), 3))
+    setting = "" if run is None else (
+        f": q = {run.sample_rate:.4g}, T = {run.steps}, δ = {run.delta:g}, sensitivity {run.sensitivity:g}"
+    )
+    fig.suptitle(f"Noise needed at equal budget{setting}\n(each shape rescaled to the least noise meeting ε; lower is "
+                 "better; a missing point is infinite)", fontsize="medium")
     return finish(fig, path)
 
 
@@ -91,8 +106,8 @@ def compare_mechanisms(
     """
     if magnitude not in MAGNITUDES:
         raise ValueError(f"magnitude must be one of {sorted(MAGNITUDES)}, got {magnitude!r}")
+    spec, geometries = run_and_geometries(run, geometry, sample_rate=sample_rate, steps=steps, delta=delta, sensitivity=sensitivity)
     rows = equal_budget_table(
-        targets, run, sample_rate=sample_rate, steps=steps, delta=delta, shapes=shapes, geometry=geometry,
-        sensitivity=sensitivity, accountant=accountant, tolerance=tolerance, progress=progress,
+        targets, spec, shapes=shapes, geometry=geometries, accountant=accountant, tolerance=tolerance, progress=progress,
     )
-    return plot_equal_budget(rows, magnitude=magnitude, path=path)
+    return plot_equal_budget(rows, magnitude=magnitude, run=spec, path=path)

@@ -72,6 +72,13 @@ def noise_density(
     return finish(fig, path)
 
 
+def _note_without_omega(ax, items: list[str], mixtures: dict[str, LaplaceScaleMixture]) -> None:
+    """A legend entry for each mechanism that is not a Laplace scale mixture (it has no ω)."""
+    for label in items:
+        if label not in mixtures:
+            ax.plot([], [], color=colour(items.index(label)), lw=0, marker="x", label=f"{label}: not a Laplace mixture, no ω")
+
+
 #: Curves and arrows fill the lower part of the ω panel, up to this fraction of its height; the
 #: legend takes the top.
 _DATA_TOP = 0.6
@@ -110,5 +117,6 @@ def _plot_omega(ax, mixtures: dict[str, LaplaceScaleMixture], order: list[str]) 
     else:
         ax.set_ylim(0.0, peak / _DATA_TOP)
         ax.set_ylabel("density of ω (per unit of ω)")
-    ax.set_title("Mixing law of ω (numerical convolution)")
+    _note_without_omega(ax, order, mixtures)
+    ax.set_title("Mixing law of ω" + (" (densities by numerical convolution)" if without_density < len(mixtures) else " (point masses)"))
     ax.legend(fontsize="small", loc="upper right")

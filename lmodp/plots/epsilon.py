@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from lmodp.accounting.api import epsilon
@@ -18,7 +19,7 @@ from lmodp.accounting.registry import AUTO, resolve_accountant
 from lmodp.accounting.spec import RunSpec, run_and_geometries
 from lmodp.mechanisms import Mechanism
 from lmodp.mechanisms.describe import labelled
-from lmodp.plots._style import GEOMETRY_STYLES, colour, finish, label_log_axis, new_figure
+from lmodp.plots._style import GEOMETRY_STYLES, colour, finish, label_log_axis, legend_below, new_figure
 
 X_AXES = ("steps", "epochs")
 
@@ -104,7 +105,7 @@ def epsilon_curve(
     grid = step_grid(steps, points)
     coarse = step_grid(steps, pld_points)
     to_x = (lambda t: np.asarray(t) * sample_rate) if x == "epochs" else (lambda t: np.asarray(t))
-    fig, (ax,) = new_figure(1, width=7.2)
+    fig, (ax,) = new_figure(1, width=7.2, height=5.4)
     drawn = []
     for i, (label, m) in enumerate(items.items()):
         c = colour(i)
@@ -124,12 +125,13 @@ def epsilon_curve(
     label_log_axis(ax.xaxis, to_x(grid))
     label_log_axis(ax.yaxis, np.concatenate(drawn))
     ax.set_xlabel("training steps" if x == "steps" else f"epochs (steps × q, q = {sample_rate:.4g})")
-    ax.set_ylabel(f"ε at δ = {delta:g} (upper bound unless marked)")
+    banded = any(isinstance(c, PolyCollection) for c in ax.collections)
+    ax.set_ylabel(f"ε at δ = {delta:g} " + ("(lines: sound upper bounds)" if banded else "(sound upper bound)"))
     ax.set_title(
         f"Privacy spent over T = {steps} steps (Poisson rate q = {sample_rate:.4g}, δ = {delta:g}, sensitivity {sensitivity:g})",
         fontsize="medium",
     )
-    ax.legend(fontsize="small")
+    legend_below(fig, ax)
     return finish(fig, path)
 
 

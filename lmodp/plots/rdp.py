@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike
 from lmodp._validation import require_positive
 from lmodp.accounting.rdp.divergence import mgf_bound_rdp, unsubsampled_rdp
 from lmodp.mechanisms import Mechanism, describe, family_of
-from lmodp.plots._style import OKABE_ITO, finish, new_figure
+from lmodp.plots._style import OKABE_ITO, finish, label_log_axis, new_figure
 
 _MAX_ORDER = 256.0
 # Orders strictly below the MGF domain's end at which the bound is drawn, to show its blow-up:
@@ -41,9 +41,12 @@ def rdp_curve(
     *,
     orders: ArrayLike | None = None,
     sensitivity: float = 1.0,
+    label: str = "",
     path: str | Path | None = None,
 ) -> Figure:
     """RDP ε(α) of ONE release (no subsampling, no composition) against the order α.
+
+    ``label`` names the mechanism in the title (default: its description).
 
     Curves (from ``unsubsampled_rdp``): the exact scalar divergence D_α(f(·−Δ)‖f) and the
     dimension-free l2 bound C²·sup_{0<t≤C} h_α(t)/t² (C = ``sensitivity``),
@@ -71,8 +74,10 @@ def rdp_curve(
             ax.axvline(end, color=OKABE_ITO["black"], lw=0.9, ls=":", label=f"end of the MGF's domain, α* = {end:.4g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    label_log_axis(ax.xaxis, alphas)
+    label_log_axis(ax.yaxis, [v for v in np.concatenate([exact, l2]) if np.isfinite(v)])
     ax.set_xlabel("Rényi order α (dimensionless)")
     ax.set_ylabel("RDP ε(α) of one release (nats)")
-    ax.set_title(f"Per-step RDP of {describe(mechanism)}", fontsize="medium")
+    ax.set_title(f"Per-step RDP of {label or describe(mechanism)}", fontsize="medium")
     ax.legend(fontsize="small")
     return finish(fig, path)

@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
+from lmodp.mechanisms import describe, mechanism_from_dict
 from lmodp.plots._style import colour, finish, new_figure
 
 X_AXES = ("epsilon", "step")
@@ -38,6 +40,12 @@ def history_columns(history: Any) -> dict[str, np.ndarray]:
     """
     history = _plain(history)
     if isinstance(history, Sequence) and not isinstance(history, (str, bytes)):
+        odd = next((i for i, record in enumerate(history) if not isinstance(record, Mapping)), None)
+        if odd is not None:
+            raise ValueError(
+                f"a history given as a list must hold one record (an object of columns) per step; entry {odd} is "
+                f"{type(history[odd]).__name__} {history[odd]!r}"
+            )
         keys = list(dict.fromkeys(k for record in history for k in record))
         history = {k: [record.get(k) for record in history] for k in keys}
     if not isinstance(history, Mapping):
@@ -112,7 +120,8 @@ def training_curve(
     eval metrics) to the right one. ε is the accountant's sound upper bound after each step, at
     the history's δ (named in the title when the history records it). The loss panel says that
     the training loss is NOT private: it is computed on the private batches without noise.
-    ``title`` replaces the default title.
+    Columns without a single value (no evaluation data) are left out, with their panel. ``title``
+    replaces the first line of the title; a second line names the noise (the history's mechanism).
     """
     if x not in X_AXES:
         raise ValueError(f"x must be one of {X_AXES}, got {x!r}")
@@ -125,6 +134,8 @@ def training_curve(
         raise ValueError(f"metrics {missing} are not columns of the history (columns: {sorted(columns)})")
     if not names:
         raise ValueError(f"history has nothing to plot besides {x_key!r}")
+    if metrics is None:  # a column without a single value (no evaluation data) draws nothing: left out
+        names = [k for k in names if np.isfinite(columns[k]).any()]
     losses = [k for k in names if "loss" in k.lower()]
     others = [k for k in names if k not in losses]
     panels = [p for p in (losses, others) if p]
@@ -138,12 +149,28 @@ def training_curve(
             ok = np.isfinite(xs) & np.isfinite(ys)
             ax.plot(xs[ok], ys[ok], color=colour(i + (0 if panel is losses else len(losses))), marker="o" if ok.sum() < 30 else None, ms=4, lw=1.6, label=key)
         ax.set_xlabel(f"ε spent (sound upper bound{at_delta})" if x == "epsilon" else "optimizer step")
+        if x == "step":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("loss (nats per example)" if panel is losses else "metric value")
         if panel is losses:
             ax.set_title("Training loss: NOT private (computed on the private batches, no noise)", fontsize="small")
         else:
             ax.set_title("Evaluation / other metrics", fontsize="small")
         ax.legend(fontsize="small")
-    against = "privacy spent" if x == "epsilon" else "optimizer step"
-    fig.suptitle(title or f"Fine-tuning progress against {against}{at_delta}", fontsize="medium")
+    against = f"privacy spent (ε{at_delta})" if x == "epsilon" else "the optimizer step"
+    noise = history_noise(history)
+    lines = [title or f"Fine-tuning progress against {against}", *([f"noise: {noise}"] if noise else [])]
+    fig.suptitle("\n".join(lines), fontsize="medium")
     return finish(fig, path)
+
+
+def history_noise(history: Any) -> str | None:
+    """The noise of a fine-tune history (its ``mechanism`` entry, described), or None."""
+    history = _plain(history)
+    mechanism = history.get("mechanism") if isinstance(history, Mapping) else None
+    if not isinstance(mechanism, Mapping):
+        return None
+    try:
+        return describe(mechanism_from_dict(dict(mechanism)), digits=4)
+    except ValueError:
+        return None

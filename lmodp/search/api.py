@@ -9,38 +9,33 @@ fewer orders give a larger (up to floating-point rounding), still valid ε. (In 
 the per-order bound interpolates between anchor orders, so its values shift slightly, about
 1e-3 relative, with the set of orders asked for; each is an upper bound.) The winner is always
 re-calibrated (``optimize``) or re-checked (``paper-grid``) on the full grid of orders, and
-only full-grid numbers are reported.
+only full-grid numbers are reported. Where the accountant is the PLD, shapes are judged and every
+calibration is bracketed by the PLD on a grid of at most 2^14, resp. 2^16 points with the
+truncation 10⁻³·δ (:func:`~lmodp.search.oracle.accountant_epsilon` with ``grid_points``): an
+evaluation then costs about the same at any ε, and that bound is sound and above the default
+PLD's; the ε reported for each calibrated mechanism is the default PLD's
+(:func:`~lmodp.search.calibrate.calibrate_confirmed`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
-import warnings
 from typing import Any
 
-import numpy as np
-
-from lmodp.accounting.api import account, epsilon_and_order
-from lmodp.accounting.conversion import OrderGridEdgeWarning
-from lmodp.accounting.orders import DEFAULT_ORDERS
-from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.accounting.registry import AUTO, resolve_accountant
 from lmodp.accounting.spec import RunSpec
 from lmodp.mechanisms import Gaussian, Laplace, Mechanism
-from lmodp.search.calibrate import calibrate_with_oracle, calibration_run
+from lmodp.search.calibrate import calibrate_confirmed, calibration_run, fast_oracle
 from lmodp.search.objectives import resolve_objective
 from lmodp.search.options import SearchOptions
-from lmodp.search.oracle import EpsilonFunction, EpsilonOracle, accountant_epsilon
+from lmodp.search.oracle import SHAPE_GRID_POINTS, EpsilonOracle, accountant_epsilon, order_window, orders_epsilon
 from lmodp.search.result import SearchResult
 from lmodp.search.strategies import SearchProblem, beats_laplace, search_method
 
 __all__ = ["beats_laplace", "order_window", "orders_epsilon", "search"]
 
-#: Number of Rényi orders in the window the optimisation's accountant uses (``fast_orders``).
-FAST_ORDER_COUNT = 12
-#: Relative slack of the dimension-free l2 sup inside the optimisation (the reported ε uses
-#: the accountant's default, 5e-3).
-SEARCH_L2_TOLERANCE = 2e-2
+logger = logging.getLogger(__name__)
 
 
 def search(
@@ -77,7 +72,7 @@ def search(
     minimise, non-decreasing in the noise scale).
 
     ``method="optimize"`` (family "lmo") runs differential evolution (``maxiter`` generations of
-    ``popsize`` × 4 shapes, seeded by ``seed``) and a Nelder–Mead polish (``polish_evaluations``
+    ``popsize`` × 4 shapes, seeded by ``search_seed``) and a Nelder–Mead polish (``polish_evaluations``
     shapes) over the shape box of :mod:`lmodp.search.families` (:func:`lmodp.search.optimize.search_lmo`),
     calibrating each shape's scale to relative ``search_tolerance``; the winner is re-calibrated
     to ``tolerance`` and compared with the calibrated plain Laplace mechanism (a member of the
@@ -94,12 +89,13 @@ def search(
     returned only if it beats both ends of the family, plain Laplace (p = 1) and the Gaussian
     (p = 2), by more than the calibration tolerance, otherwise the better of those two is (the
     best generalized Gaussian found is then in ``settings["best_generalized_gaussian"]``).
-    ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal.
+    ``progress=True`` shows a tqdm bar on stderr when stderr is a terminal, and a line at most
+    every 10 s where it is not (:mod:`lmodp._progress`); each stage is logged at INFO level.
     """
     started = time.perf_counter()
     opts = SearchOptions.merged(options, **settings)
     spec = calibration_run(
-        target_epsilon, run, accountant=opts.accountant, function="search",
+        target_epsilon, run, accountant=opts.accountant,
         delta=delta, sample_rate=sample_rate, steps=steps, geometry=geometry, sensitivity=sensitivity,
     )
     shape = opts.family if isinstance(opts.family, Mechanism) else None
@@ -107,39 +103,50 @@ def search(
     opts.require_accountant_fits(spec.geometry)
     obj = resolve_objective(opts.objective, gamma=opts.gamma)
     full = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant))
+    shapes = EpsilonOracle(accountant_epsilon(spec, accountant=opts.accountant, grid_points=SHAPE_GRID_POINTS))
+    reported: dict[Mechanism, float] = {}  # ε computed uncached by ``full`` for a calibrated mechanism
+    brackets: list[EpsilonOracle] = []
 
-    calibrated: dict[Mechanism, Mechanism] = {}
+    calibrated_from: dict[Mechanism, Mechanism] = {}
 
-    def settle(mechanism: Mechanism) -> Mechanism:
-        """``mechanism``'s scale calibrated to the budget by ``full`` (once per mechanism)."""
-        if mechanism not in calibrated:
-            calibrated[mechanism] = calibrate_with_oracle(full, mechanism, target_epsilon, tolerance=opts.tolerance)[0]
-        return calibrated[mechanism]
+    def settle(mechanism: Mechanism, what: str) -> Mechanism:
+        """``mechanism`` calibrated (once per mechanism): bracketed by the cheaper bound of
+        :func:`fast_oracle` and finished or confirmed (uncached) by ``full`` (:func:`calibrate_confirmed`)."""
+        if mechanism in calibrated_from:
+            return calibrated_from[mechanism]
+        started_at = time.perf_counter()
+        quick, refine = fast_oracle(spec, accountant=opts.accountant, mechanism=mechanism)
+        brackets.extend([quick] if quick is not None else [])
+        calibrated, spent, _ = calibrate_confirmed(
+            quick or full, full.fresh, mechanism, target_epsilon, tolerance=opts.tolerance, refine=refine
+        )
+        reported[calibrated] = spent
+        calibrated_from[mechanism] = calibrated
+        logger.info("%s calibrated in %.1f s: %s, epsilon %.6g", what, time.perf_counter() - started_at, calibrated, spent)
+        return calibrated
 
-    baseline = settle(Gaussian(1.0))
+    baseline = settle(Gaussian(1.0), "Gaussian baseline")
     strategy = opts.strategy()
     search_orders: list[float] | None = None
     inner_evaluations = 0
     extra: dict[str, Any] = {}
     if shape is not None:
-        winner = settle(shape)
+        winner = settle(shape, f"the {family} shape")
     elif strategy is None:
-        winner = settle(opts.search_space().representative)
+        winner = settle(opts.search_space().representative, f"the {family} representative")
     else:
         # From the same start as calibrate_scale(Laplace(1.0), ...), so that both give the very same Laplace.
-        laplace = settle(Laplace(1.0))
-        inner = full
+        laplace = settle(Laplace(1.0), "plain Laplace")
+        inner = shapes
         if opts.fast_orders and _loop_uses_rdp(opts.accountant, opts.method, laplace, spec.geometry):
             search_orders = order_window(laplace, spec)
             inner = EpsilonOracle(orders_epsilon(search_orders, spec))
-        problem = SearchProblem(inner, full, settle, obj, target_epsilon, laplace, baseline, opts, extra)
-        winner = strategy(problem)
-        if inner is not full:
-            inner_evaluations = inner.evaluations
+        winner = strategy(SearchProblem(inner, full, settle, obj, target_epsilon, laplace, baseline, opts, extra))
+        inner_evaluations = inner.evaluations
     # the calibrated plain Laplace where the search computed it (the reference of a shape search)
-    laplace = calibrated.get(Laplace(1.0)) if shape is None else None
+    laplace = calibrated_from.get(Laplace(1.0)) if shape is None else None
 
-    achieved = full.fresh(winner)
+    achieved = reported[winner] if winner in reported else full.fresh(winner)
     if achieved > target_epsilon:
         raise RuntimeError(f"internal error: the winner's recomputed ε {achieved} exceeds the target {target_epsilon}")
     accounting = dict(
@@ -164,10 +171,10 @@ def search(
         sense=obj.sense,
         objective_value=obj.value(winner),
         baseline=baseline,
-        baseline_epsilon=full.fresh(baseline),
+        baseline_epsilon=reported[baseline] if baseline in reported else full.fresh(baseline),
         baseline_objective_value=obj.value(baseline),
         noise_ratio=winner.mean_abs() / baseline.mean_abs(),
-        evaluations=full.evaluations + inner_evaluations,
+        evaluations=full.evaluations + sum(b.evaluations for b in brackets) + inner_evaluations,
         wall_time_s=time.perf_counter() - started,
         settings=result_settings,
         laplace=laplace,
@@ -188,36 +195,3 @@ def _loop_uses_rdp(accountant: str, method: str, laplace: Laplace, geometry: str
     loop = resolve_accountant(accountant, laplace, geometry)
     registered = search_method(method)
     return loop == "rdp" or (accountant == AUTO and registered is not None and registered.screens_by_rdp)
-
-
-def order_window(mechanism: Mechanism, run: RunSpec, count: int = FAST_ORDER_COUNT) -> list[float]:
-    """About ``count`` orders of DEFAULT_ORDERS, log-spaced in α − 1 over [α*/2.5, 2.5·α*], where α*
-    is the optimal order of ``mechanism`` for ``run`` under the RDP accountant (every order has a
-    bound in both geometries)."""
-    _, best = epsilon_and_order(mechanism, run, accountant="rdp")
-    pool = DEFAULT_ORDERS
-    best = min(best, float(pool[-1]))  # ∞: the pure-DP composition bound, the limit of the largest orders
-    window = pool[(pool >= best / 2.5) & (pool <= best * 2.5)]
-    if window.size == 0:
-        window = pool[[int(np.argmin(np.abs(pool - best)))]]
-    wanted = 1.0 + np.geomspace(window[0] - 1.0, window[-1] - 1.0, count)
-    picks = np.unique(np.searchsorted(window, wanted).clip(0, window.size - 1))
-    chosen = {float(a) for a in window[picks]}
-    if best in window:
-        chosen.add(float(best))
-    return sorted(chosen)
-
-
-def orders_epsilon(orders: list[float], run: RunSpec) -> EpsilonFunction:
-    """ε for ``run`` by an :class:`~lmodp.accounting.rdp.accountant.RDPAccountant` on ``orders``
-    only, with the l2 sup to the looser :data:`SEARCH_L2_TOLERANCE` (faster). Still a sound upper
-    bound; the search re-calibrates its winner with the full accountant, so these values only
-    rank shapes."""
-
-    def eps(mechanism: Mechanism) -> float:
-        acc = account(mechanism, run, accountant=RDPAccountant(orders, l2_tolerance=SEARCH_L2_TOLERANCE))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OrderGridEdgeWarning)  # an optimum at the window's edge only loosens this bound
-            return acc.get_epsilon(run.delta)
-
-    return eps

@@ -43,6 +43,7 @@ class Candidate:
     mechanism: Mechanism
     epsilon: float
     loss: float
+    factor: float
 
 
 class ShapeProblem:
@@ -74,8 +75,9 @@ class ShapeProblem:
         return lmo_from_shape(x)
 
     def initial(self, shape: Mechanism) -> float:
-        """The first scale factor tried for ``shape``."""
-        return self.initial_factor
+        """The first scale factor tried for ``shape``: that of the best shape so far (the
+        shapes tried next are mostly near it), ``initial_factor`` before any."""
+        return self.initial_factor if self.best is None else self.best.factor
 
     def calibrate(self, x: np.ndarray) -> Candidate | None:
         """The shape at its smallest feasible scale, or None if the objective rejects it."""
@@ -89,7 +91,7 @@ class ShapeProblem:
             tolerance=self.tolerance,
         )
         mechanism = shape_mechanism.scaled(factor)
-        return Candidate(np.array(x, dtype=float), mechanism, eps, self.objective.loss(mechanism))
+        return Candidate(np.array(x, dtype=float), mechanism, eps, self.objective.loss(mechanism), factor)
 
     def __call__(self, x: np.ndarray) -> float:
         self.shapes_evaluated += 1
@@ -164,11 +166,21 @@ def search_lmo(problem: SearchProblem) -> Mechanism:
     opts, obj = problem.options, problem.objective
     shapes = ShapeProblem(problem.inner, obj, problem.target_epsilon, initial_factor=problem.laplace.scale, tolerance=opts.search_tolerance)
     with progress_bar(total=opts.maxiter + 1, desc="LMO search", unit="gen", enabled=opts.progress) as bar:
+
+        generations = iter(range(1, opts.maxiter + 1))
+
+        def generation() -> None:
+            bar.update()
+            best = "none yet" if shapes.best is None else f"{shapes.best.loss:.6g}"
+            bar.set_postfix_str(f"{shapes.shapes_evaluated} shapes, best {obj.name} {best}", refresh=False)
+            logger.info("LMO search: generation %d of %d done, %d shapes calibrated, best %s %s",
+                        next(generations), opts.maxiter, shapes.shapes_evaluated, obj.name, best)
+
         found = optimize_shape(
             shapes, seed=opts.search_seed, maxiter=opts.maxiter, popsize=opts.popsize,
-            polish_evaluations=opts.polish_evaluations, on_generation=bar.update,
+            polish_evaluations=opts.polish_evaluations, on_generation=generation,
         )
         bar.update()
-    best = problem.settle(found.mechanism)
+    best = problem.settle(found.mechanism, "best LMO shape")
     logger.info("LMO search: %d shapes, best %s", shapes.shapes_evaluated, best)
     return best if beats_laplace(best, problem.laplace, obj, opts.tolerance) else problem.laplace

@@ -63,7 +63,7 @@ def search_power(problem: SearchProblem) -> Mechanism:
     with progress_bar(total=1, desc="power search", unit="search", enabled=opts.progress) as bar:
         found = optimize_power(powers)
         bar.update()
-    best = problem.settle(found.mechanism)
+    best = problem.settle(found.mechanism, "best generalized Gaussian")
     logger.info("generalized Gaussian search: %d powers, best %s", powers.shapes_evaluated, best)
     problem.settings["best_generalized_gaussian"] = best.to_dict()
     ends = sorted((problem.laplace, problem.baseline), key=obj.loss)

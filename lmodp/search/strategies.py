@@ -32,15 +32,16 @@ class SearchProblem:
     """What a strategy gets, for one search.
 
     ``inner`` judges candidate shapes (an RDP bound on a window of orders where the loop uses
-    the RDP, else ``full``); ``full`` is the reported accountant's ε; ``settle(mechanism)`` is
-    ``mechanism``'s scale calibrated to the budget by ``full``; ``laplace`` and ``baseline`` are
+    the RDP, else a cheaper sound bound); ``full`` is the reported accountant's ε;
+    ``settle(mechanism, what)`` is ``mechanism``'s scale calibrated to the budget, confirmed by
+    ``full`` (``what`` names it in the log); ``laplace`` and ``baseline`` are
     plain Laplace and the Gaussian so calibrated (the references a shape must beat).
     ``settings`` collects what the strategy reports besides its winner (in the result's
     ``settings``)."""
 
     inner: EpsilonOracle
     full: EpsilonOracle
-    settle: Callable[[Mechanism], Mechanism]
+    settle: Callable[[Mechanism, str], Mechanism]
     objective: Objective
     target_epsilon: float
     laplace: Laplace

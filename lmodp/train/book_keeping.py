@@ -32,6 +32,7 @@ import contextlib
 import functools
 import logging
 import math
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
@@ -140,7 +141,9 @@ class BookKeepingClipping:
             raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS} or None, got {loss_reduction!r}")
         checkpointing = getattr(model, "is_activation_checkpointing", None)
         if checkpointing is None:
-            checkpointing = getattr(model, "is_gradient_checkpointing", False)
+            with warnings.catch_warnings():  # the older name, deprecated (a FutureWarning) where both exist
+                warnings.simplefilter("ignore", FutureWarning)
+                checkpointing = getattr(model, "is_gradient_checkpointing", False)
         if checkpointing:
             raise ValueError(
                 "clipping='bk' cannot be used with gradient checkpointing (it reruns layers during the backward "

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from lmodp._progress import progress_bar
 from lmodp.mechanisms import Mechanism
 from lmodp.accounting.spec import RunSpec
 from lmodp.train.calibration import resolve_mechanism
@@ -247,7 +247,7 @@ def finetune(
             logger.info("step %d: eval %s = %.4f", step, history.metric_name, history.eval_metric[-1])
 
     loader = loader.with_steps(last_step - done)
-    bar = tqdm(total=total_steps, initial=done, disable=not (o.progress and main), desc="DP fine-tuning" if private else "fine-tuning")
+    bar = progress_bar(total=total_steps, initial=done, enabled=o.progress and main, desc="DP fine-tuning" if private else "fine-tuning")
     step = done
     for batch in loader:
         if private:

@@ -139,6 +139,49 @@ def _root(a: float, b: float, ga: float, gb: float, t: float, kind: int, p: np.n
 
 
 @njit(cache=True)
+def _small_tail(x: float, kind: int, p: np.ndarray) -> float:
+    """P(Y > |x|), the tail on the side where it is small."""
+    return noise_survival(abs(x), kind, p)
+
+
+@njit(cache=True)
+def _mass_from_tails(a: float, b: float, ta: float, tb: float, kind: int) -> tuple[float, float]:
+    """(P(a < Y < b), rounding bound) from ta = P(Y > |a|) and tb = P(Y > |b|) (as
+    :func:`interval_mass`, which computes the same tails itself)."""
+    if b <= a:
+        return 0.0, 0.0
+    if a >= 0.0:
+        return max(ta - tb, 0.0), _rounding(ta, kind) + _rounding(tb, kind)
+    if b <= 0.0:
+        return max(tb - ta, 0.0), _rounding(tb, kind) + _rounding(ta, kind)
+    return max(1.0 - ta - tb, 0.0), _ROUND + _rounding(ta, kind) + _rounding(tb, kind)
+
+
+@njit(cache=True)
+def _warm_bracket(
+    a: float, b: float, ga: float, gb: float, t: float, near: float, g_near: float, step: float,
+    kind: int, p: np.ndarray, shift: float,
+) -> tuple[float, float, float, float]:
+    """A bracket [a, b] of the root of ℓ = t (ℓ(a) − t, ℓ(b) − t of opposite signs) narrowed by
+    the previous threshold's root ``near`` (with ℓ(near) = ``g_near``) and a guess one ``step``
+    beyond it: the roots of consecutive thresholds are close, so the root finder starts there."""
+    if not (a < near < b):
+        return a, b, ga, gb
+    if (g_near > t) == (ga > t):
+        a, ga = near, g_near
+    else:
+        b, gb = near, g_near
+    guess = near + step
+    if step != 0.0 and a < guess < b:
+        g_guess = base_loss(guess, kind, p, shift)
+        if (g_guess > t) == (ga > t):
+            a, ga = guess, g_guess
+        else:
+            b, gb = guess, g_guess
+    return a, b, ga, gb
+
+
+@njit(cache=True)
 def level_set_masses(
     thresholds: np.ndarray, kind: int, p: np.ndarray, shift: float, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,15 +189,25 @@ def level_set_masses(
 
     Returns ``(mass, err)`` of shape (n, 4): columns are f{ℓ > t}, f_Δ{ℓ > t}, f{ℓ < t},
     f_Δ{ℓ < t} with f_Δ = f(· − Δ) (so f_Δ(I) = f(I − Δ)), and their rounding bounds. Mass
-    outside the window is not included (the caller bounds it by the tails).
+    outside the window is not included (the caller bounds it by the tails). The tails at the
+    piece ends are computed once; each root starts from the bracket that the previous
+    threshold's root leaves (:func:`_warm_bracket`), as thresholds come in monotone order.
     """
     ends = np.array([-radius, 0.0, shift, shift + radius])
     vals = np.empty(4)
+    end_tails = np.empty((4, 2))  # P(Y > |end − moved|), moved = 0 or shift
     for j in range(4):
         vals[j] = base_loss(ends[j], kind, p, shift)
+        end_tails[j, 0] = _small_tail(ends[j], kind, p)
+        end_tails[j, 1] = _small_tail(ends[j] - shift, kind, p)
     n = thresholds.shape[0]
     mass = np.zeros((n, 4))
     err = np.zeros((n, 4))
+    near = np.full(3, np.nan)
+    g_near = np.zeros(3)
+    step = np.zeros(3)
+    tails = np.empty((2, 2))  # tails at the (lo, hi) ends of the piece's part, moved by 0 or shift
+    r_tails = np.empty(2)  # tails at the root, moved by 0 or shift
     for i in range(n):
         t = thresholds[i]
         for piece in range(3):
@@ -175,15 +228,27 @@ def level_set_masses(
                 elif lb == t:
                     r = b
                 else:
-                    r = _root(a, b, la, lb, t, kind, p, shift)
+                    lo, hi, glo, ghi = _warm_bracket(a, b, la, lb, t, near[piece], g_near[piece], step[piece], kind, p, shift)
+                    r = _root(lo, hi, glo, ghi, t, kind, p, shift)
+                    if not np.isnan(near[piece]):
+                        step[piece] = r - near[piece]
+                    near[piece] = r
+                    g_near[piece] = base_loss(r, kind, p, shift)
                 if la > t or lb < t:
                     a_hi, b_hi, a_lo, b_lo = a, r, r, b
                 else:
                     a_hi, b_hi, a_lo, b_lo = r, b, a, r
+                r_tails[0] = _small_tail(r, kind, p)
+                r_tails[1] = _small_tail(r - shift, kind, p)
             for col in range(4):
                 lo_end, hi_end = (a_hi, b_hi) if col < 2 else (a_lo, b_lo)
-                moved = shift if col % 2 == 1 else 0.0
-                m, e = interval_mass(lo_end - moved, hi_end - moved, kind, p)
+                if hi_end <= lo_end:
+                    continue
+                moved = col % 2
+                for k in range(2):
+                    end = lo_end if k == 0 else hi_end
+                    tails[k, moved] = end_tails[piece, moved] if end == a else (end_tails[piece + 1, moved] if end == b else r_tails[moved])
+                m, e = _mass_from_tails(lo_end - moved * shift, hi_end - moved * shift, tails[0, moved], tails[1, moved], kind)
                 mass[i, col] += m
                 err[i, col] += e
     return mass, err

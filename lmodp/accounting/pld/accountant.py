@@ -24,6 +24,17 @@ tight dominating pair is known, and this accountant raises ValueError rather tha
 value as if it were tight; :func:`lmodp.accounting.interval.epsilon_interval` gives an
 interval (an RDP upper bound and a PLD lower bound that is certainly achieved).
 
+Grid. The interval is ``value_discretization_interval`` (default 10⁻⁴) times the least power of
+two that keeps each composed block of equal steps, and the composed history, within
+``max_grid_points`` points (default 2²⁰; ``None``: no cap) and each step's within a sixteenth of
+that (all of it for the Gaussian, whose level sets need no root-finding;
+:mod:`lmodp.accounting.pld.grid`): the cost of a run no longer grows without bound with its ε (a noise 100
+times too small for the sensitivity spreads the losses over a range 10⁴ times wider). Coarsening
+by a power of two keeps the grids nested, and a pessimistic PLD moved onto the coarser grid (losses
+rounded up) still dominates, so the bound stays an upper bound; the excess over the exact ε
+grows with the interval (second order per step), e.g. 10⁻⁴ at ε = 3 with the interval 8·10⁻⁴.
+Where the cap binds the ε is large: at ε = 13 an interval of 3.2·10⁻³ moves it by 10⁻⁴.
+
 ``get_epsilon_lower(δ)`` is an optimistic estimate (losses rounded down), so users see the
 interval [get_epsilon_lower, get_epsilon] that contains the true ε.
 
@@ -34,9 +45,13 @@ recomposes the history with τ' and the window mass scaled to 10⁻³·δ whenev
 mass at +∞ exceeds 10⁻³·δ. Below δ = 10⁻²⁸⁰ (where float64 cannot hold the tail masses) or if
 the recomposed PLD still cannot reach δ (or its window cannot reach that far into a power-law
 noise tail), it returns the RDP accountant's bound for the same history with a
-:class:`PLDFallbackWarning` saying why, never a bare ∞. In the scalar geometry every ε is also
-capped by the pure-DP composition bound (:mod:`lmodp.accounting.pure`) where that is smaller
-(bounded-loss noise at small δ), without a warning: it holds at every δ.
+:class:`PLDFallbackWarning` saying why, never a bare ∞. Losses above ±500 are not resolved on the
+grid (they count as +∞); where their probability alone exceeds δ (a noise far too small for the
+sensitivity), the RDP bound is returned at once, without recomposing. In the scalar geometry every
+ε is also capped by the pure-DP composition bound (:mod:`lmodp.accounting.pure`) where that is
+smaller (bounded-loss noise at small δ), without a warning: it holds at every δ. The one ∞ this
+accountant reports is for a step whose noise is negligible for its sensitivity
+(:mod:`lmodp.accounting.events`), as every accountant does.
 """
 
 from __future__ import annotations
@@ -49,11 +64,19 @@ from typing import Any, Mapping
 from lmodp._validation import require_delta, require_nonnegative, require_positive, require_sample_rate
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.events import MechanismEvent, extended_history
-from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, compose, self_compose
+from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS
 from lmodp.accounting.pld.connect_dots import pessimistic_pld
 from lmodp.accounting.pld.discrete import DiscretePLD, rounded_down_laws
+from lmodp.accounting.pld.grid import (
+    DEFAULT_MAX_GRID_POINTS,
+    capped_power,
+    composed_on_common_grid,
+    doubling_factor,
+    require_grid_points,
+    step_grid_points,
+)
+from lmodp.accounting.pld.hockey_stick import LOSS_CAP, DEFAULT_WINDOW_TAIL, DIRECTIONS, grid_points, hockey_stick_curve, noise_model
 from lmodp.accounting.pure import pure_composition_epsilon
-from lmodp.accounting.pld.hockey_stick import DEFAULT_WINDOW_TAIL, DIRECTIONS, hockey_stick_curve, noise_model
 from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.mechanisms import Mechanism, family_of, mechanism_from_dict
 
@@ -83,6 +106,7 @@ def mechanism_pld(
     value_discretization_interval: float = DEFAULT_INTERVAL,
     pessimistic: bool = True,
     window_tail: float = DEFAULT_WINDOW_TAIL,
+    max_grid_points: int | None = None,
 ) -> DiscretePLD:
     """Discrete PLD of one Poisson-subsampled release in the scalar geometry, in one direction.
 
@@ -90,14 +114,29 @@ def mechanism_pld(
     read off it or its compositions is an upper bound. ``False``: the law of L under P with every
     loss rounded DOWN to the grid; δ(ε) = E_P[(1 − e^{ε−L})_+] only decreases, also after
     composition, so ε read off it is a lower bound (an optimistic estimate). ``window_tail``
-    bounds the noise mass outside the window (pessimistic: it is added at +∞)."""
+    bounds the noise mass outside the window (pessimistic: it is added at +∞). With
+    ``max_grid_points``, the interval is ``value_discretization_interval`` times the least power
+    of two that keeps the grid within that many points (the returned PLD's ``interval``)."""
     q = require_sample_rate("sample_rate", sample_rate)
     h = require_positive("value_discretization_interval", value_discretization_interval)
     model = noise_model(mechanism, sensitivity=require_positive("sensitivity", sensitivity), window_tail=window_tail)
+    if max_grid_points is not None:
+        h *= doubling_factor(grid_points(model, direction=direction, sample_rate=q, interval=h), max_grid_points)
     c = hockey_stick_curve(model, direction=direction, sample_rate=q, interval=h)
     if pessimistic:
         return pessimistic_pld(c.offset, h, c.curve, c.error)
     return rounded_down_laws(c.p_tail, c.offset, h)[0]
+
+
+def _beyond_grid(law: DiscretePLD) -> float:
+    """A lower bound on the mass at +∞ of a step's PLD that a smaller window tail would not
+    remove (its infinity mass less the window's share and a margin for rounding)."""
+    return max(law.infinity_mass * (1.0 - 1e-9) - 2.0 * DEFAULT_WINDOW_TAIL, 0.0)
+
+
+def _log1m(mass: float) -> float:
+    """log(1 − mass), −∞ at mass 1."""
+    return math.log1p(-mass) if mass < 1.0 else -math.inf
 
 
 def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
@@ -122,26 +161,33 @@ def _cache_put(cache: OrderedDict, key: Any, value: Any, *, size: int = _CACHED_
 
 
 def _compose_events(
-    events: list[MechanismEvent], *, pessimistic: bool, interval: float, tail_mass: float, window_tail: float
+    events: list[MechanismEvent],
+    *,
+    pessimistic: bool,
+    interval: float,
+    tail_mass: float,
+    window_tail: float,
+    max_grid_points: int | None,
 ) -> list[DiscretePLD]:
-    """The composed PLD of ``events`` in each direction, recomputed with these settings."""
+    """The composed PLD of ``events`` in each direction, recomputed with these settings (each
+    block of equal steps on the grid :func:`~lmodp.accounting.pld.grid.capped_power` picks)."""
     out = []
     for direction in DIRECTIONS:
         total: DiscretePLD | None = None
         for event in events:
             if not event.steps:
                 continue
-            law = mechanism_pld(
-                mechanism_from_dict(event.mechanism),
-                sample_rate=event.sample_rate,
-                direction=direction,
-                sensitivity=event.sensitivity,
-                value_discretization_interval=interval,
-                pessimistic=pessimistic,
-                window_tail=window_tail,
-            )
-            block = self_compose(law, event.steps, tail_mass=tail_mass)
-            total = block if total is None else compose(total, block, tail_mass=tail_mass)
+            mechanism = mechanism_from_dict(event.mechanism)
+
+            def law_at(h: float, event: MechanismEvent = event, mechanism: Mechanism = mechanism, direction: str = direction) -> DiscretePLD:
+                return mechanism_pld(
+                    mechanism, sample_rate=event.sample_rate, direction=direction, sensitivity=event.sensitivity,
+                    value_discretization_interval=h, pessimistic=pessimistic, window_tail=window_tail,
+                    max_grid_points=step_grid_points(mechanism, max_grid_points),
+                )
+
+            block = capped_power(law_at, event.steps, interval=interval, max_grid_points=max_grid_points, tail_mass=tail_mass)
+            total = composed_on_common_grid(total, block, max_grid_points=max_grid_points, tail_mass=tail_mass)
         if total is not None:
             out.append(total)
     return out
@@ -156,7 +202,8 @@ class PLDAccountant(PrivacyAccountant):
     step count, then the events by convolution. The per-step PLDs, the self-composed blocks (by
     mechanism, q, sensitivity, geometry and steps) and the composed history are cached, so asking
     again costs nothing until the next step, and a longer run of the same release costs one
-    power. The interface of every accountant (:class:`~lmodp.accounting.base.PrivacyAccountant`)::
+    power. ``max_grid_points`` caps every composed grid (module docstring, "Grid"; ``None``: no
+    cap). The interface of every accountant (:class:`~lmodp.accounting.base.PrivacyAccountant`)::
 
         acc = PLDAccountant()
         acc.step(mechanism=Laplace(2.0), sample_rate=0.01, steps=1000, geometry="scalar")
@@ -167,16 +214,21 @@ class PLDAccountant(PrivacyAccountant):
     lazy_composition = True
 
     def __init__(
-        self, value_discretization_interval: float = DEFAULT_INTERVAL, tail_mass_truncation: float = DEFAULT_TAIL_MASS
+        self,
+        value_discretization_interval: float = DEFAULT_INTERVAL,
+        tail_mass_truncation: float = DEFAULT_TAIL_MASS,
+        max_grid_points: int | None = DEFAULT_MAX_GRID_POINTS,
     ) -> None:
         self.value_discretization_interval = require_positive("value_discretization_interval", value_discretization_interval)
         self.tail_mass_truncation = require_positive("tail_mass_truncation", tail_mass_truncation)
+        self.max_grid_points = require_grid_points(max_grid_points)
         self._reset()
 
     def _reset(self) -> None:
         self._events: list[MechanismEvent] = []
         self._mechanisms: dict[str, Mechanism] = {}
-        self._steps: dict[tuple[str, str], DiscretePLD] = {}
+        self._negligible: dict[str, bool] = {}
+        self._steps: dict[tuple[str, str, float], DiscretePLD] = {}
         self._blocks: OrderedDict[tuple[str, str, int], DiscretePLD] = OrderedDict()
         self._histories: OrderedDict[tuple[tuple[str, int], ...], dict[str, DiscretePLD]] = OrderedDict()
         self._epsilons: OrderedDict[tuple[tuple[tuple[str, int], ...], float], tuple[float, str | None]] = OrderedDict()
@@ -194,43 +246,74 @@ class PLDAccountant(PrivacyAccountant):
             mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
             _check_geometry(mech, event.geometry)
             self._mechanisms[key] = mech
+            self._negligible[key] = event.negligible_noise(mech)
         return self._mechanisms[key]
 
+    def _unbounded(self, events: list[MechanismEvent]) -> bool:
+        """Whether a step of ``events`` has negligible noise (ε = ∞, see :mod:`lmodp.accounting.events`)."""
+        return any(e.steps and self._negligible[e.key()] for e in events)
+
     # --- how it is accounted ------------------------------------------------------------
-    def _step_pld(self, event: MechanismEvent, direction: str) -> DiscretePLD:
-        key = (event.key(), direction)
+    def _step_pld(self, event: MechanismEvent, direction: str, interval: float) -> DiscretePLD:
+        """One step's pessimistic PLD at ``interval`` or the coarser one its grid cap needs
+        (cached under both intervals)."""
+        key = (event.key(), direction, interval)
         if key not in self._steps:
-            self._steps[key] = mechanism_pld(
-                self._mechanism(event),
+            mechanism = self._mechanism(event)
+            law = mechanism_pld(
+                mechanism,
                 sample_rate=event.sample_rate,
                 direction=direction,
                 sensitivity=event.sensitivity,
-                value_discretization_interval=self.value_discretization_interval,
+                value_discretization_interval=interval,
+                max_grid_points=step_grid_points(mechanism, self.max_grid_points),
             )
+            self._steps[key] = self._steps.setdefault((event.key(), direction, law.interval), law)
         return self._steps[key]
 
     def _block(self, event: MechanismEvent, direction: str) -> DiscretePLD:
-        """The PLD of ``event.steps`` releases of ``event`` (one FFT power, cached)."""
+        """The PLD of ``event.steps`` releases of ``event`` (one FFT power on the capped grid, cached)."""
         key = (event.key(), direction, event.steps)
         if key not in self._blocks:
-            _cache_put(self._blocks, key, self_compose(self._step_pld(event, direction), event.steps, tail_mass=self.tail_mass_truncation))
+            block = capped_power(
+                lambda h: self._step_pld(event, direction, h),
+                event.steps,
+                interval=self.value_discretization_interval,
+                max_grid_points=self.max_grid_points,
+                tail_mass=self.tail_mass_truncation,
+            )
+            _cache_put(self._blocks, key, block)
         self._blocks.move_to_end(key)
         return self._blocks[key]
 
     def _composed_history(self, events: list[MechanismEvent]) -> dict[str, DiscretePLD]:
-        """The composed pessimistic PLD of ``events`` in each direction (none before any step; cached)."""
+        """The composed pessimistic PLD of ``events`` in each direction (none before any step,
+        steps with negligible noise left out: they make ε = ∞ anyway; cached)."""
         signature = _signature(events)
         if signature not in self._histories:
             composed: dict[str, DiscretePLD] = {}
             for direction in DIRECTIONS:
                 for event in events:
-                    if event.steps:
-                        block = self._block(event, direction)
-                        previous = composed.get(direction)
-                        composed[direction] = block if previous is None else compose(previous, block, tail_mass=self.tail_mass_truncation)
+                    if event.steps and not self._negligible[event.key()]:
+                        composed[direction] = composed_on_common_grid(
+                            composed.get(direction), self._block(event, direction),
+                            max_grid_points=self.max_grid_points, tail_mass=self.tail_mass_truncation,
+                        )
             _cache_put(self._histories, signature, composed)
         self._histories.move_to_end(signature)
         return self._histories[signature]
+
+    def _log_finite(self, events: list[MechanismEvent]) -> float:
+        """log P(no step's loss lies beyond its grid) in the worse direction: a mass at +∞ that no
+        recomposition with a smaller truncation removes."""
+        return min(
+            math.fsum(
+                e.steps * _log1m(_beyond_grid(self._step_pld(e, direction, self._block(e, direction).interval)))
+                for e in events
+                if e.steps
+            )
+            for direction in DIRECTIONS
+        )
 
     def composed_pld(self, direction: str) -> DiscretePLD | None:
         """The composed pessimistic PLD of one direction (None before any step)."""
@@ -240,7 +323,8 @@ class PLDAccountant(PrivacyAccountant):
         """An upper bound on ε such that the whole history is (ε, δ)-DP (max over directions),
         capped by the pure-DP composition bound (:mod:`lmodp.accounting.pure`) where that is smaller.
 
-        Any δ in (0, 1) gives a finite value (see the module docstring for small δ)."""
+        Any δ in (0, 1) gives a finite value unless a step's noise is negligible (see the module
+        docstring for small δ and small noise)."""
         return self._epsilon_of(self._events, require_delta("delta", delta))
 
     def _epsilon_after(self, delta: float, event: MechanismEvent, mechanism: Mechanism) -> float:
@@ -260,11 +344,19 @@ class PLDAccountant(PrivacyAccountant):
 
     def _compute_epsilon(self, events: list[MechanismEvent], delta: float) -> tuple[float, str | None]:
         """(ε(δ) of ``events``, why the PLD was not used or None)."""
+        if self._unbounded(events):
+            return math.inf, None
         plds = list(self._composed_history(events).values())
         if not plds:
             return 0.0, None
         cap = pure_composition_epsilon(events)
         if max(p.infinity_mass for p in plds) > _TRUNCATION_SHARE * delta:
+            if -math.expm1(self._log_finite(events)) >= delta:
+                return self._fallback(
+                    events, delta, cap,
+                    f"the noise is too small for the PLD's grid: losses above {LOSS_CAP:g} (counted as infinite) "
+                    f"have probability >= delta={delta:g}",
+                )
             tail = 10.0 ** math.floor(math.log10(_TRUNCATION_SHARE * delta))
             if tail < _SMALLEST_TRUNCATION:
                 return self._fallback(events, delta, cap, f"delta={delta:g} is below what the PLD resolves in float64 (1e-280)")
@@ -284,7 +376,8 @@ class PLDAccountant(PrivacyAccountant):
             window = tail / (8.0 * max(sum(e.steps for e in events), 1))
             self._recomposed.clear()
             self._recomposed[key] = _compose_events(
-                events, pessimistic=True, interval=self.value_discretization_interval, tail_mass=tail, window_tail=window
+                events, pessimistic=True, interval=self.value_discretization_interval, tail_mass=tail, window_tail=window,
+                max_grid_points=self.max_grid_points,
             )
         return self._recomposed[key]
 
@@ -304,8 +397,10 @@ class PLDAccountant(PrivacyAccountant):
 
     def get_delta(self, epsilon: float) -> float:
         """An upper bound on δ such that the whole history is (ε, δ)-DP (max over directions; 0
-        from the pure-DP composition bound on)."""
+        from the pure-DP composition bound on; 1 after a step with negligible noise)."""
         epsilon = require_nonnegative("epsilon", epsilon)
+        if self._unbounded(self._events):
+            return 1.0
         plds = list(self._composed_history(self._events).values())
         if not plds or epsilon >= pure_composition_epsilon(self._events):
             return 0.0
@@ -316,14 +411,16 @@ class PLDAccountant(PrivacyAccountant):
 
         Recomputed from the history with losses rounded down on a grid ten times finer
         (:func:`mechanism_pld` with ``pessimistic=False``), so ``get_epsilon_lower(δ) ≤ true ε ≤ get_epsilon(δ)``;
-        the gap shows the discretisation error (at most about steps·interval/10 here)."""
+        the gap shows the discretisation error (at most about steps·interval/10 here). Steps with
+        negligible noise are left out (dropping a step only lowers the estimate)."""
         require_delta("delta", delta)
         plds = _compose_events(
-            self._events,
+            [e for e in self._events if not self._negligible[e.key()]],
             pessimistic=False,
             interval=self.value_discretization_interval / 10.0,
             tail_mass=self.tail_mass_truncation,
             window_tail=DEFAULT_WINDOW_TAIL,
+            max_grid_points=self.max_grid_points,
         )
         return max((p.get_epsilon(delta) for p in plds), default=0.0)
 
@@ -335,6 +432,7 @@ class PLDAccountant(PrivacyAccountant):
             "version": _STATE_VERSION,
             "value_discretization_interval": self.value_discretization_interval,
             "tail_mass_truncation": self.tail_mass_truncation,
+            "max_grid_points": self.max_grid_points,
             "history": [e.to_dict() for e in self._events],
         }
 
@@ -345,6 +443,8 @@ class PLDAccountant(PrivacyAccountant):
             "value_discretization_interval", state["value_discretization_interval"]
         )
         self.tail_mass_truncation = require_positive("tail_mass_truncation", state["tail_mass_truncation"])
+        # States written before the grid cap existed hold no entry: their PLDs were uncapped.
+        self.max_grid_points = require_grid_points(state.get("max_grid_points"))
         self._reset()
         for e in state["history"]:
             self._record(MechanismEvent(**e))

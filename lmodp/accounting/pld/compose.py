@@ -19,7 +19,10 @@ of the FFT power is about count·u times the largest entry; where the result fal
 its largest entry, the upper tail is recomputed with exponential tilting (relative precision,
 see :func:`_tilted_power`), again from wherever the tilted result itself falls below its noise
 floor (successive tilts reach the far tail that tiny δ needs); each tilt adds at most τ/2 of
-folded mass (pessimistic: it only raises δ; optimistic: removed from the top). The remaining
+folded mass (pessimistic: it only raises δ; optimistic: removed from the top). Tilting stops
+where the Chernoff bound on the mass still to resolve, P(S_T ≥ start), is at most τ/4: that mass
+goes to +∞ (pessimistic; the bound is added there) or is dropped (optimistic), so a heavy-tailed
+step at a large ε no longer needs dozens of tilts for masses far below any δ. The remaining
 rounding is not bounded rigorously.
 
 ``full_support=True`` uses a transform long enough for the whole support (no folding).
@@ -45,14 +48,26 @@ _NOISE_FLOOR = 1e-8
 _MAX_TILTS = 64
 
 
-def _chernoff_window(probs: np.ndarray, count: int, tail_mass: float) -> tuple[int, int]:
-    """Index range [lo, hi] of the T-fold sum outside which each tail has mass ≤ tail_mass/2."""
+def _log_mgf(probs: np.ndarray) -> np.ndarray:
+    """K(λ) = log Σ_j p_j e^{λj} on :data:`_LAMBDAS` (index units)."""
+    with np.errstate(divide="ignore"):
+        return log_mgf_grid(np.log(probs), _LAMBDAS)
+
+
+def _upper_tail_bound(k_pos: np.ndarray, count: int, index: int) -> float:
+    """Chernoff: P(S_T ≥ index) ≤ min_λ exp(T·K(λ) − λ·index) over :data:`_LAMBDAS`."""
+    return float(np.exp(min(np.min(count * k_pos - _LAMBDAS * index), 0.0)))
+
+
+def _chernoff_window(probs: np.ndarray, count: int, tail_mass: float, k_pos: np.ndarray | None = None) -> tuple[int, int]:
+    """Index range [lo, hi] of the T-fold sum outside which each tail has mass ≤ tail_mass/2
+    (``k_pos``: :func:`_log_mgf` of ``probs``, if at hand)."""
     nonzero = np.flatnonzero(probs > 0.0)
     first, last = int(nonzero[0]), int(nonzero[-1])
     log_target = math.log(tail_mass / 2.0)
     with np.errstate(divide="ignore"):
         log_probs = np.log(probs)
-    k_pos = log_mgf_grid(log_probs, _LAMBDAS)
+    k_pos = log_mgf_grid(log_probs, _LAMBDAS) if k_pos is None else k_pos
     k_neg = log_mgf_grid(log_probs, -_LAMBDAS)
     hi = np.min((count * k_pos - log_target) / _LAMBDAS)
     lo = -np.min((count * k_neg - log_target) / _LAMBDAS)
@@ -71,20 +86,27 @@ def self_compose(
     step = trim_tails(pld, tail_mass / (4.0 * count))
     probs = np.maximum(step.probs, 0.0)
     infinity = -math.expm1(count * math.log1p(-min(step.infinity_mass, 1.0))) if step.infinity_mass < 1.0 else 1.0
-    if not probs.any():  # the step's whole mass is at +∞ (almost no noise): so is the composition's
-        return DiscretePLD(pld.interval, count * step.offset, np.zeros(1), infinity, pld.pessimistic)
+    if not np.any(probs > 0.0):  # the step's whole mass is at +∞ (almost no noise): so is the composition's
+        return DiscretePLD(pld.interval, count * step.offset, np.zeros(1), min(infinity, 1.0), pld.pessimistic)
     n = probs.size
     full = count * (n - 1) + 1
+    k_pos = _log_mgf(probs)
     if full_support:
         lo, hi, folded = 0, full - 1, False
     else:
-        lo, hi = _chernoff_window(probs, count, tail_mass / 2.0)
+        lo, hi = _chernoff_window(probs, count, tail_mass / 2.0, k_pos)
         folded = hi - lo + 1 < full
     folded_in = tail_mass / 4.0 if folded else 0.0
     out = _circular_power(probs, count, lo, hi)
     start = _noisy_from(out)
+    dropped = 0.0
     for _ in range(_MAX_TILTS):
         if start is None:
+            break
+        beyond = _upper_tail_bound(k_pos, count, lo + start)
+        if beyond <= tail_mass / 4.0:  # what is left to resolve is negligible: to +∞ (pessimistic) or dropped
+            out[start:] = 0.0
+            dropped = beyond
             break
         out[start:], noisy = _tilted_power(probs, count, lo, hi, lo + start, tail_mass)
         folded_in += tail_mass / 2.0
@@ -92,6 +114,7 @@ def self_compose(
     negative = float(-out[out < 0.0].sum())
     out = np.maximum(out, 0.0)
     if pld.pessimistic:
+        infinity += dropped
         if folded:
             infinity += tail_mass / 4.0
     else:
@@ -105,6 +128,8 @@ def window_length(pld: DiscretePLD, count: int, *, tail_mass: float = DEFAULT_TA
     if count <= 1:
         return pld.probs.size
     step = trim_tails(pld, tail_mass / (4.0 * count))
+    if not np.any(step.probs > 0.0):
+        return 1
     lo, hi = _chernoff_window(np.maximum(step.probs, 0.0), count, tail_mass / 2.0)
     return hi - lo + 1
 

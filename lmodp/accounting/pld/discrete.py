@@ -102,6 +102,19 @@ def trim_tails(pld: DiscretePLD, tail_mass: float) -> DiscretePLD:
     return DiscretePLD(pld.interval, pld.offset + start, kept, infinity, pld.pessimistic)
 
 
+def coarsened(pld: DiscretePLD, factor: int) -> DiscretePLD:
+    """The same law on the grid of ``factor`` × the interval, each loss rounded in the safe
+    direction: up for a pessimistic PLD (every δ(ε) only increases, so it still dominates),
+    down for an optimistic one (every δ(ε) only decreases)."""
+    if factor == 1:
+        return pld
+    index = pld.offset + np.arange(pld.probs.size)
+    coarse = -((-index) // factor) if pld.pessimistic else index // factor
+    first = int(coarse[0])
+    probs = np.bincount(coarse - first, weights=np.maximum(pld.probs, 0.0))
+    return DiscretePLD(pld.interval * factor, first, probs, pld.infinity_mass, pld.pessimistic)
+
+
 def mirror(law: DiscretePLD) -> DiscretePLD:
     """The law of −L."""
     return DiscretePLD(law.interval, -(law.offset + law.probs.size - 1), law.probs[::-1].copy(), 0.0, pessimistic=False)

@@ -40,9 +40,9 @@ DIRECTIONS = ("add", "remove")
 #: Default bound on P(|Y| > R) outside the window of the hockey-stick curve.
 DEFAULT_WINDOW_TAIL = 1e-30
 _ROUND = 8.0 * 2.0**-52
-# Losses beyond ±_LOSS_CAP are not resolved on the grid (the pessimistic curve puts what lies
+#: Losses beyond ±LOSS_CAP are not resolved on the grid (the pessimistic curve puts what lies
 # above at +∞; e^{±500} stays far from float64 overflow).
-_LOSS_CAP = 500.0
+LOSS_CAP = 500.0
 
 
 @dataclass(frozen=True)
@@ -118,12 +118,23 @@ def loss_range(model: NoiseModel | DensityNoiseModel, *, direction: str, sample_
     q = sample_rate
 
     def transform(ell: float) -> float:
-        return math.log1p(q * math.expm1(-ell)) if q < 1.0 else -ell
+        if q == 1.0:
+            return -ell
+        if ell > -LOSS_CAP:
+            return math.log1p(q * math.expm1(-ell))
+        # log(1 − q + q e^{−ℓ}) = log q − ℓ + log1p((1 − q) e^{ℓ} / q) without overflowing e^{−ℓ}
+        return math.log(q) - ell + math.log1p((1.0 - q) * math.exp(ell) / q)
 
     lo, hi = transform(lmax), transform(lmin)
     if direction == "add":
         lo, hi = -hi, -lo
-    return max(lo, -_LOSS_CAP), min(hi, _LOSS_CAP)
+    return max(lo, -LOSS_CAP), min(hi, LOSS_CAP)
+
+
+def grid_points(model: NoiseModel | DensityNoiseModel, *, direction: str, sample_rate: float, interval: float) -> int:
+    """Number of grid points of :func:`hockey_stick_curve` at ``interval`` (its cost)."""
+    lo, hi = loss_range(model, direction=direction, sample_rate=sample_rate)
+    return math.ceil(hi / interval) - math.floor(lo / interval) + 3
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ def first_order_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> n
     """
     x = alphas * c.score * t
     j = max(c.moments[1] - c.fisher, 0.0)
-    return (alphas - 1.0) * c.fisher * _phi(x) + 0.5 * c.fisher + j * (0.5 - _phi(-x))
+    with np.errstate(over="ignore"):  # an overflow is +inf, a valid (useless) bound
+        return (alphas - 1.0) * c.fisher * _phi(x) + 0.5 * c.fisher + j * (0.5 - _phi(-x))
 
 
 def second_order_bound(alphas: np.ndarray, t: np.ndarray, c: NoiseConstants) -> np.ndarray:

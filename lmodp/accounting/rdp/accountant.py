@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 from lmodp._validation import require_positive
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.conversion import rdp_to_delta, rdp_to_epsilon
-from lmodp.accounting.events import MechanismEvent, extended_history
+from lmodp.accounting.events import MechanismEvent, NoFiniteBoundWarning, extended_history
 from lmodp.accounting.orders import DEFAULT_ORDERS, validate_orders
 from lmodp.accounting.pure import pure_composition_epsilon
 from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
@@ -114,11 +114,29 @@ class RDPAccountant(PrivacyAccountant):
         key = event.key()
         if key not in self._curves:
             mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
-            self._curves[key] = poisson_subsampled_rdp(
-                mech, self.orders, sample_rate=event.sample_rate, sensitivity=event.sensitivity, geometry=event.geometry,
-                l2_tolerance=self.l2_tolerance,
-            )
+            self._curves[key] = self._step_curve(event, mech)
         return self._curves[key]
+
+    def _step_curve(self, event: MechanismEvent, mechanism: Mechanism) -> np.ndarray:
+        """One step's RDP curve; +inf at every order (no bound, ε = ∞) for negligible noise or
+        where the bound cannot be computed (with a :class:`NoFiniteBoundWarning`), see
+        :mod:`lmodp.accounting.events`."""
+        unbounded = np.full(self.orders.shape, np.inf)
+        if event.negligible_noise(mechanism):
+            return unbounded
+        try:
+            return poisson_subsampled_rdp(
+                mechanism, self.orders, sample_rate=event.sample_rate, sensitivity=event.sensitivity,
+                geometry=event.geometry, l2_tolerance=self.l2_tolerance,
+            )
+        except ArithmeticError as err:
+            warnings.warn(
+                f"no finite RDP bound for {mechanism!r} at sensitivity {event.sensitivity:g} ({err}): "
+                "counted as epsilon = inf",
+                NoFiniteBoundWarning,
+                stacklevel=4,
+            )
+            return unbounded
 
     # --- how it is accounted ------------------------------------------------------------
     @property
