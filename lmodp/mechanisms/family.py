@@ -37,6 +37,7 @@ those of the Laplace scale mixtures.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from lmodp.mechanisms.base import Mechanism
@@ -46,7 +47,7 @@ Hook = str | Callable[..., Any]
 
 #: Where no family says otherwise: the PLD's dominating pair is tight in the scalar geometry
 #: only (for non-Gaussian noise in l2 no tight pair is known; the RDP bound holds there).
-SCALAR_PLD: Mapping[str, tuple[str, ...]] = {"scalar": ("pld", "rdp"), "l2": ("rdp",)}
+SCALAR_PLD: Mapping[str, tuple[str, ...]] = MappingProxyType({"scalar": ("pld", "rdp"), "l2": ("rdp",)})
 
 
 @dataclass(frozen=True)
