@@ -16,27 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from lmodp.accounting.spec import RunSpec
+from lmodp.cli._mechanism import parse_noise, spec_help
 from lmodp.cli._noise_report import noise_line, noise_report
 from lmodp.cli._records import csv_records, jsonl_records
 from lmodp.cli._run import add_accountant_argument
 
 TASKS = ("auto", "classification", "causal-lm")
 
-_EPILOG = """\
-Noise (--mechanism), calibrated to --target-epsilon for this run's q = batch/N and T = epochs/q:
-  gaussian        the Gaussian whose sigma meets the target (the default)
-  laplace         the Laplace whose scale meets the target
-  search          the least noise (E|Y|) that lmodp.search finds for this run among the Gaussian, Laplace,
-                  LMO and generalized Gaussian families (all of it written to OUT/search.json)
-  RESULT.json     a saved search result (lmodp search --out), checked against the target for this run
-  paper:EPS       the authors' released task1 set for per-step EPS, E_lambda read as a rate (as their
-                  accountant reads it); paper-scale:EPS reads it as a scale, the noise their code adds. Its ε
-                  for this run is reported;
-                  --target-epsilon, if given, is a budget that stops the run
+_EPILOG = f"""\
+{spec_help(calibrated=True)}
+A bare name is calibrated to --target-epsilon for this run's q = batch/N and T = epochs/q (gaussian is
+the default; search writes every family's best to OUT/search.json); a search result FILE.json is re-checked
+against --target-epsilon for this run. Any other SPEC is a fixed noise multiplier: its epsilon for this run
+is reported, and --target-epsilon, if given, is a budget that stops the run.
 Examples:
   lmodp finetune --data reviews.csv --model ./bert-tiny --out run1 --target-epsilon 3 --delta 1e-6
   lmodp finetune --data corpus.jsonl --model ./gpt2-small --task causal-lm --out run2 \\
       --target-epsilon 8 --delta 1e-6 --mechanism search --batch-size 256 --epochs 3
+  lmodp finetune --data reviews.csv --model ./bert-tiny --out run3 --delta 1e-6 -m gaussian:1.2
 """
 
 
@@ -62,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     privacy = p.add_argument_group("privacy")
     privacy.add_argument("--target-epsilon", type=float, help="epsilon of the whole run (> 0); also the budget that stops it")
     privacy.add_argument("--delta", type=float, required=True, help="delta in (0, 1), e.g. below 1/N")
-    privacy.add_argument("--mechanism", default="gaussian", help="gaussian, laplace, search, RESULT.json, paper:EPS or paper-scale:EPS (default: gaussian)")
+    privacy.add_argument("-m", "--mechanism", default="gaussian", metavar="SPEC", help="the noise: SPEC below (default: gaussian, calibrated to --target-epsilon)")
     privacy.add_argument("--max-grad-norm", type=float, default=1.0, help="per-example L2 clip norm C (default: 1)")
     add_accountant_argument(privacy)
     training = p.add_argument_group("training")
@@ -127,33 +124,23 @@ def encode(tokenizer: Any, rows: list[dict[str, Any]], args: argparse.Namespace,
 def choose_mechanism(args: argparse.Namespace, *, run: RunSpec, progress: bool) -> dict[str, Any]:
     """The keyword arguments of :func:`lmodp.train.finetune` that fix the noise (and the search result)
     for ``run`` (q = batch/N, T = epochs/q, δ)."""
-    spec = args.mechanism
+    noise = parse_noise(args.mechanism)
     target = args.target_epsilon
-    if spec == "gaussian":
-        return {"target_epsilon": _required_target(target, spec)}
-    if spec in ("laplace", "search"):
+    if noise == "gaussian":
+        return {"target_epsilon": _required_target(target, noise)}
+    if noise in ("laplace", "search"):
         from lmodp import Laplace
         from lmodp.search import calibrate_scale
         from lmodp.search.least_noise import least_noise
 
-        target = _required_target(target, spec)
-        if spec == "laplace":
+        target = _required_target(target, noise)
+        if noise == "laplace":
             return {"mechanism": calibrate_scale(Laplace(1.0), target, run, accountant=args.accountant), "max_epsilon": target}
         result = least_noise(target, run, accountant=args.accountant, progress=progress)
         return {"mechanism": result.mechanism, "max_epsilon": target, "search": result}
-    if spec.startswith(("paper:", "paper-scale:")):
-        from lmodp.cli.plot import parse_mechanism
-
-        return {"mechanism": parse_mechanism(spec), "max_epsilon": target}
-    if spec.endswith(".json"):
-        from lmodp.search import SearchResult
-
-        if not Path(spec).is_file():
-            raise ValueError(f"--mechanism: no such search result file {spec!r}")
-        if target is None:
-            return {"mechanism": SearchResult.from_json(Path(spec)).mechanism}
-        return {"target_epsilon": target, "search_result": Path(spec)}
-    raise ValueError(f"--mechanism must be gaussian, laplace, search, a search result .json, paper:EPS or paper-scale:EPS, got {spec!r}")
+    if noise.search_result is not None and target is not None:
+        return {"target_epsilon": target, "search_result": noise.search_result}
+    return {"mechanism": noise.mechanism, "max_epsilon": target}
 
 
 def _required_target(target: float | None, spec: str) -> float:
