@@ -95,20 +95,20 @@ class MechanismSpec:
         return describe(self.mechanism)
 
 
-def parse_mechanism(text: str, *, option: str = "--mechanism") -> MechanismSpec:
+def parse_mechanism(text: str, *, option: str = "--mechanism", forms: str = FORMS) -> MechanismSpec:
     """The mechanism of a SPEC (see the module docstring); ``ValueError`` naming ``option`` and the
-    forms accepted otherwise. Bare family names are refused here (see :func:`parse_noise`)."""
+    ``forms`` accepted otherwise. Bare family names are refused here (see :func:`parse_noise`)."""
     prefix, sep, rest = text.partition(":")
     if not sep and (text in registered_families() or text in CALIBRATED):
         raise ValueError(
             f"{option} {text!r}: a bare name means noise calibrated to --target-epsilon, which only lmodp finetune has; "
-            f"write one of {FORMS}"
+            f"write one of {forms}"
         )
     if sep and prefix in PAPER_READINGS:
         return _paper(text, rest, PAPER_READINGS[prefix], option)
     if sep and prefix in registered_families():
         return MechanismSpec(text, _family(text, prefix, rest, option))
-    return _file(text, option)
+    return _file(text, option, forms)
 
 
 def parse_noise(text: str, *, option: str = "--mechanism") -> str | MechanismSpec:
@@ -117,7 +117,7 @@ def parse_noise(text: str, *, option: str = "--mechanism") -> str | MechanismSpe
         return text
     if text in registered_families():
         raise ValueError(f"{option} {text!r}: only gaussian, laplace and search are calibrated here; write one of {CALIBRATED_FORMS}")
-    return parse_mechanism(text, option=option)
+    return parse_mechanism(text, option=option, forms=CALIBRATED_FORMS)
 
 
 def _family(text: str, family: str, rest: str, option: str) -> Mechanism:
@@ -214,10 +214,10 @@ def read_json_object(path: Path, option: str) -> dict[str, Any]:
     return data
 
 
-def _file(text: str, option: str) -> MechanismSpec:
+def _file(text: str, option: str, forms: str) -> MechanismSpec:
     path = Path(text)
     if not path.is_file() and path.suffix.lower() != ".json":
-        raise ValueError(f"{option} must be one of {FORMS}, got {text!r}")
+        raise ValueError(f"{option} must be one of {forms}, got {text!r}")
     data = read_json_object(path, option)
     search_result = None
     if isinstance(data.get("mechanism"), dict):

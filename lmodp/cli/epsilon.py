@@ -122,22 +122,22 @@ def _params_spec(path: Path, exponential: str | None) -> str:
     return f"{'paper' if exponential == 'rate' else 'paper-scale'}:{path}"
 
 
-def mechanism_spec(args: argparse.Namespace) -> str:
-    """The SPEC of ``args``: ``--mechanism``, or the one the deprecated flags mean (with a NOTE on stderr)."""
+def mechanism_spec(args: argparse.Namespace) -> tuple[str, str]:
+    """The SPEC of ``args`` (``--mechanism``, or the one the deprecated flags mean) and the NOTE to
+    print once it has run ("" without deprecated flags: a failed run prints its one-line error only)."""
     old = _old_spelling(args)
     if old is not None:
-        print(f"lmodp epsilon: NOTE: {old[0]} is deprecated (removed in the next release); write --mechanism {old[1]}", file=sys.stderr)
-        return old[1]
+        return old[1], f"lmodp epsilon: NOTE: {old[0]} is deprecated (removed in the next release); write --mechanism {old[1]}"
     if args.mechanism is None:
         raise ValueError("give --mechanism SPEC (see lmodp epsilon --help); the example of earlier releases is -m paper:0.3 --paper-run sst2")
-    return args.mechanism
+    return args.mechanism, ""
 
 
 def run(args: argparse.Namespace) -> int:
     """Compute and print ε (text or ``--json``); returns the exit code."""
-    mechanism = parse_mechanism(mechanism_spec(args)).mechanism
+    text, deprecated = mechanism_spec(args)
+    mechanism = parse_mechanism(text).mechanism
     spec, taken = run_from_args(args)
-    note_paper_run("epsilon", args, taken)
     require_accountant_fits(args.accountant, {repr(mechanism): mechanism}, [spec.geometry], fix=CLI_PLD_FIX)
     accountant = resolve_accountant(args.accountant, mechanism, spec.geometry)
     acc = account(mechanism, spec, accountant=accountant)
@@ -157,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
         "paper_run": args.paper_run,
         "from_paper_run": taken,
     }
+    if deprecated:
+        print(deprecated, file=sys.stderr)
+    note_paper_run("epsilon", args, taken)
     if args.json:
         print(json.dumps(result))
         return 0

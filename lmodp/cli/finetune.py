@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lmodp.accounting.spec import RunSpec
-from lmodp.cli._mechanism import parse_noise, spec_help
+from lmodp.cli._mechanism import MechanismSpec, parse_noise, spec_help
 from lmodp.cli._noise_report import noise_line, noise_report
 from lmodp.cli._records import csv_records, jsonl_records
 from lmodp.cli._run import add_accountant_argument
@@ -121,10 +121,9 @@ def encode(tokenizer: Any, rows: list[dict[str, Any]], args: argparse.Namespace,
     return data
 
 
-def choose_mechanism(args: argparse.Namespace, *, run: RunSpec, progress: bool) -> dict[str, Any]:
+def choose_mechanism(args: argparse.Namespace, noise: str | MechanismSpec, *, run: RunSpec, progress: bool) -> dict[str, Any]:
     """The keyword arguments of :func:`lmodp.train.finetune` that fix the noise (and the search result)
-    for ``run`` (q = batch/N, T = epochs/q, δ)."""
-    noise = parse_noise(args.mechanism)
+    for ``run`` (q = batch/N, T = epochs/q, δ), given the parsed ``--mechanism`` (:func:`parse_noise`)."""
     target = args.target_epsilon
     if noise == "gaussian":
         return {"target_epsilon": _required_target(target, noise)}
@@ -155,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from lmodp.cli import finetune_checks as check
 
     require_delta("--delta", args.delta)
+    chosen_noise = parse_noise(args.mechanism)
     if args.target_epsilon is not None:
         require_positive("--target-epsilon", args.target_epsilon)
     check.check_out_folder(args.out, overwrite=args.overwrite)
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     steps = steps_for_epochs(args.epochs, q)
     check.warn_if_delta_is_large(args.delta, len(rows))
     run_spec = RunSpec(sample_rate=q, steps=steps, delta=args.delta)  # sensitivity 1: the noise multiplier
-    noise = choose_mechanism(args, run=run_spec, progress=not args.no_progress)
+    noise = choose_mechanism(args, chosen_noise, run=run_spec, progress=not args.no_progress)
     check.require_noise_fits(noise, run_spec, accountant=args.accountant)
     search_result = noise.pop("search", None)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
