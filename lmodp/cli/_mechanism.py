@@ -52,23 +52,26 @@ def spec_help(*, calibrated: bool = False) -> str:
 SPEC (-m/--mechanism):
   gaussian:SIGMA             Gaussian noise, standard deviation SIGMA
   laplace:SCALE              Laplace noise, scale b = SCALE
-  FAMILY:NAME=VALUE,...      any registered family by its parameters (the names of Mechanism.to_dict()),
-                             FAMILY one of {', '.join(registered_families())}; e.g.
+  FAMILY:NAME=VALUE,...      any registered family by its parameters (the names of its to_dict()):
+                             {', '.join(registered_families())}; e.g.
                              lmo:gamma_weight=1,gamma_shape=2,gamma_scale=1
                              generalized_gaussian:scale=1,power=1.5
                              laplace_mixture:omega_atoms=[0.5,1],omega_weights=[0.5,0.5]
-  paper:EPS[:GROUP]          the LMO-DP authors' released set for per-step eps = EPS, E_lambda read as a
-                             rate (as their accountant reads it); GROUP: {', '.join(GROUPS)} (default {GROUPS[0]})
-  paper-scale:EPS[:GROUP]    the same set, E_lambda read as a scale (as their sampler reads it: the noise
-                             their code adds)
-  paper:FILE.json            an authors' parameter file (a1, a3, a4, G_theta, G_k, E_lambda, U_a, U_b),
-                             E_lambda read as a rate; paper-scale:FILE.json reads it as a scale
-  FILE.json                  an lmodp mechanism (Mechanism.to_dict()) or a search result (lmodp search --out)"""
+  paper:EPS[:GROUP]          the LMO-DP authors' released set for per-step eps = EPS, E_lambda read
+                             as a rate (as their accountant reads it);
+                             GROUP: {', '.join(GROUPS)} (default {GROUPS[0]})
+  paper-scale:EPS[:GROUP]    the same set, E_lambda read as a scale (as their sampler reads it: the
+                             noise their code adds)
+  paper:FILE.json            an authors' parameter file (a1, a3, a4, G_theta, G_k, E_lambda, U_a,
+                             U_b), E_lambda read as a rate; paper-scale:FILE.json: as a scale
+  FILE.json                  an lmodp mechanism (Mechanism.to_dict()) or a search result
+                             (lmodp search --out)"""
     if calibrated:
         text += """
-  gaussian | laplace         the Gaussian / Laplace whose parameter meets --target-epsilon for this run
-  search                     the least noise lmodp.search finds for this run (Gaussian, Laplace, LMO,
-                             generalized Gaussian)"""
+  gaussian | laplace         the Gaussian / Laplace whose parameter meets --target-epsilon for this
+                             run
+  search                     the least noise lmodp.search finds for this run (Gaussian, Laplace,
+                             LMO, generalized Gaussian)"""
     return text
 
 

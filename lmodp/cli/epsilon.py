@@ -42,7 +42,7 @@ Examples:
   lmodp epsilon -m gaussian:1 --sample-rate 0.01 --steps 1000 --delta 1e-5
   lmodp epsilon -m laplace:2 --geometry scalar --sample-rate 0.01 --steps 100 --delta 1e-6
   lmodp epsilon -m lmo:gamma_weight=1,gamma_shape=2,gamma_scale=1 --sample-rate 0.01 --steps 100 --delta 1e-6
-  lmodp epsilon -m paper:0.3 --paper-run sst2      (the authors' eps=0.3 set on the paper's SST-2 run)
+  lmodp epsilon -m paper:0.3 --paper-run sst2   (the authors' eps=0.3 set, the paper's SST-2 run)
   lmodp epsilon -m paper-scale:my_lmo.json --paper-run sst2 --steps 500 --json
 Deprecated for one release (a NOTE says what to write instead): --sigma, --scale, --gamma-weight ...
 --uniform-high, --params, --paper-set, --paper-exponential, --mechanism {{gaussian,laplace,lmo}}.
