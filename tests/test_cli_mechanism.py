@@ -77,6 +77,7 @@ def test_labels():
         ("lmo", "only lmodp finetune has"),
         ("search", "only lmodp finetune has"),
         ("uniform", "must be one of gaussian:SIGMA, laplace:SCALE, FAMILY:NAME=VALUE"),
+        ("uniform:low=0,high=1", "FAMILY must be one of ['gaussian', 'generalized_gaussian', 'laplace'"),
         ("gaussian:x", "write gaussian:SIGMA with a number"),
         ("gaussian:-1", "sigma must be > 0"),
         ("lmo:gamma_weight", "write FAMILY:NAME=VALUE"),

@@ -52,8 +52,8 @@ def spec_help(*, calibrated: bool = False) -> str:
 SPEC (-m/--mechanism):
   gaussian:SIGMA             Gaussian noise, standard deviation SIGMA
   laplace:SCALE              Laplace noise, scale b = SCALE
-  FAMILY:NAME=VALUE,...      any registered family by its parameters (the names of its to_dict()):
-                             {', '.join(registered_families())}; e.g.
+  FAMILY:NAME=VALUE,...      a registered family (lmodp.mechanisms.registered_families()) by its
+                             parameters (the names of its to_dict()), e.g.
                              lmo:gamma_weight=1,gamma_shape=2,gamma_scale=1
                              generalized_gaussian:scale=1,power=1.5
                              laplace_mixture:omega_atoms=[0.5,1],omega_weights=[0.5,0.5]
@@ -111,6 +111,8 @@ def parse_mechanism(text: str, *, option: str = "--mechanism", forms: str = FORM
         return _paper(text, rest, PAPER_READINGS[prefix], option)
     if sep and prefix in registered_families():
         return MechanismSpec(text, _family(text, prefix, rest, option))
+    if sep and "=" in rest:
+        raise ValueError(f"{option} {text!r}: FAMILY must be one of {list(registered_families())}, got {prefix!r}")
     return _file(text, option, forms)
 
 
