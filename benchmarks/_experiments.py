@@ -104,17 +104,22 @@ def read_record(page: Path) -> dict[str, Any]:
     return json.loads(text.split(RECORD_START, 1)[1].split("\n-->", 1)[0])
 
 
-def accounting_row(label: str, mechanism: Any, *, sample_rate: float, steps: int, delta: float, epsilon: float,
+def accounting_row(label: str, mechanism: Any, *, sample_rate: float, steps: int, delta: float, run_epsilon: float | None = None,
                    geometry: str = "l2", accountant: str = "auto") -> dict[str, Any]:
-    """One row of the record: what the accountant was asked and the ε it gave (with the accountant
-    that "auto" resolved to for this mechanism)."""
+    """One row of the record: what the accountant is asked, the ε it gives now
+    (``lmodp.epsilon``, in one call), the accountant "auto" resolved to for this mechanism, and
+    (``run_epsilon``) the ε the training run's own ledger reported after its last step."""
+    import lmodp
     from lmodp.accounting.registry import resolve_accountant
 
-    return {
+    row = {
         "label": label, "mechanism": mechanism.to_dict(), "sample_rate": sample_rate, "steps": steps, "delta": delta,
         "geometry": geometry, "accountant": accountant, "resolved_accountant": resolve_accountant(accountant, mechanism, geometry),
-        "epsilon": epsilon,
+        "epsilon": lmodp.epsilon(mechanism, sample_rate=sample_rate, steps=steps, delta=delta, geometry=geometry, accountant=accountant),
     }
+    if run_epsilon is not None:
+        row["run_epsilon"] = run_epsilon
+    return row
 
 
 def machine() -> str:

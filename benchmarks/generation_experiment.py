@@ -668,14 +668,15 @@ def record(command: str, rows: list[dict[str, Any]], longer: list[dict[str, Any]
         c = row["config"]
         if c["mechanism"] is None:
             continue
-        for r in row["runs"]:
-            entries.append(accounting_row(f"{c['family']}, target ε = {c['target']:g}, seed {r['seed']}", mechanism_from_dict(c["mechanism"]),
-                                          sample_rate=r["sample_rate"], steps=r["steps"], delta=r["delta"], epsilon=r["epsilon"]))
+        r = row["runs"][0]
+        entries.append(accounting_row(f"{c['family']}, target ε = {c['target']:g}", mechanism_from_dict(c["mechanism"]),
+                                      sample_rate=r["sample_rate"], steps=r["steps"], delta=r["delta"],
+                                      run_epsilon=max(x["epsilon"] for x in row["runs"])))
     for r in longer:
         if r["mechanism"] is not None:
             entries.append(accounting_row(f"{r['family']}, target ε = {r['target']:g}, {r['steps']} steps (longer training), seed 0",
                                           mechanism_from_dict(r["mechanism"]), sample_rate=r["sample_rate"], steps=r["steps"],
-                                          delta=r["delta"], epsilon=r["epsilon"]))
+                                          delta=r["delta"], run_epsilon=r["epsilon"]))
     return {"page": "generation", "command": command, "lmodp_version": lmodp.__version__, "rows": entries}
 
 

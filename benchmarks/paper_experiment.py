@@ -392,7 +392,7 @@ def record(command: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         name = f"{r['family']}, " + (f"target ε = {r['target']:g}" if r["target"] is not None else f"paper's claimed ε = {r['claimed']:g}")
         run = r["runs"][0]
         entries.append(accounting_row(name, mechanism_from_dict(r["mechanism"]), sample_rate=run["sample_rate"], steps=run["steps"],
-                                      delta=run["delta"], epsilon=r["sound"]))
+                                      delta=run["delta"], run_epsilon=max(x["epsilon"] for x in r["runs"])))
     return {"page": "experiment", "command": command, "lmodp_version": lmodp.__version__, "rows": entries}
 
 
