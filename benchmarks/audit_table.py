@@ -4,8 +4,8 @@ Three tables, all at δ = 1e-5 unless stated, confidence 0.95:
 
 1. Mechanism audit (one release): Gaussian, Laplace and an LMO shape (the authors' task1 ε=2 set,
    E_lambda read as a rate) scaled so that the accounted single-release ε is 1, 4 or 8
-   (``lmodp.search.calibrate_scale``; PLD in "scalar", and in "l2" PLD for the Gaussian, RDP for
-   the others), audited with ``audit_mechanism`` on 5·10^5 evaluation outputs per input.
+   (``lmodp.search.calibrate_scale`` with its default, the tightest sound accountant: PLD in
+   "scalar", and in "l2" PLD for the Gaussian, RDP for the others), audited with ``audit_mechanism`` on 5·10^5 evaluation outputs per input.
 2. The authors' released task1 sets audited with their sampler's reading of E_lambda (a scale)
    against their accountant's reading (a rate), δ = 1e-10 (the paper's).
 3. Training audit in one run (``audit_training``): the same three shapes scaled so that a DP-SGD
@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 import lmodp
-from lmodp import Gaussian, Laplace, Mechanism
+from lmodp import Gaussian, Laplace, Mechanism, RunSpec
+from lmodp._pages import calibration_check, cell_check, generated_block
 from lmodp.audit import audit_mechanism, audit_training
-from lmodp.accounting.registry import tightest_accountant
 from lmodp.audit.one_run import default_guesses, one_run_epsilon_lower
 from lmodp.mechanisms import describe
 from lmodp.paper import paper_budgets, paper_mechanism
@@ -43,14 +43,24 @@ PAPER_DELTA = 1e-10
 CONFIDENCE = 0.95
 TARGETS = (1.0, 4.0, 8.0)
 TRAIN_STEPS = 10
+CALIBRATION_TOLERANCE = 1e-3
+COMMAND = "python benchmarks/audit_table.py --samples {samples} --canaries {canaries} --runs {runs}"
+#: The command-line settings of this run (filled by main).
+SETTINGS: dict[str, int] = {}
 SHAPES = {"Gaussian": Gaussian(1.0), "Laplace": Laplace(1.0), "LMO (task1 ε=2 shape)": paper_mechanism(2.0, "task1", exponential="rate")}
 
 
+def _run(*, steps: int, geometry: str, delta: float = DELTA) -> RunSpec:
+    return RunSpec(sample_rate=1.0, steps=steps, delta=delta, geometry=geometry)
+
+
 def _calibrated(shape: Mechanism, target: float, *, steps: int, geometry: str) -> Mechanism:
-    return calibrate_scale(
-        shape, target, delta=DELTA, sample_rate=1.0, steps=steps, geometry=geometry, accountant=tightest_accountant(shape, geometry),
-        tolerance=1e-3,
-    )
+    """The shape scaled to ``target`` by the default (tightest sound) accountant."""
+    return calibrate_scale(shape, target, _run(steps=steps, geometry=geometry), tolerance=CALIBRATION_TOLERANCE)
+
+
+def _claim(mechanism: Mechanism, target: float, *, steps: int, geometry: str) -> dict[str, Any]:
+    return calibration_check(mechanism, _run(steps=steps, geometry=geometry), target_epsilon=target, tolerance=CALIBRATION_TOLERANCE)
 
 
 def _ratio(lower: float, accounted: float) -> float:
@@ -69,18 +79,17 @@ def mechanism_records(samples: int) -> list[dict[str, Any]]:
             for target in TARGETS:
                 start = time.time()
                 mechanism = _calibrated(shape, target, steps=1, geometry=geometry)
-                r = audit_mechanism(
-                    mechanism, delta=DELTA, geometry=geometry, samples=samples, confidence=CONFIDENCE, seed=0,
-                    accountant=tightest_accountant(shape, geometry),
-                )
-                scalar = lmodp.epsilon(mechanism, sample_rate=1.0, steps=1, delta=DELTA, geometry="scalar", accountant="pld")
+                r = audit_mechanism(mechanism, delta=DELTA, geometry=geometry, samples=samples, confidence=CONFIDENCE, seed=0)
+                scalar = lmodp.epsilon(mechanism, _run(steps=1, geometry="scalar"))
                 records.append(dict(name=name, mechanism=mechanism, target=target, audit=r, scalar=scalar, seconds=time.time() - start))
                 print(name, geometry, target, r.epsilon_lower, r.epsilon_accounted, flush=True)
     return records
 
 
-def _markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + ["| " + " | ".join(row) + " |" for row in rows]
+def _markdown_table(headers: list[str], rows: list[list[str]], checks: list[dict[str, Any]]) -> list[str]:
+    """The table as a generated block (:mod:`lmodp._pages`) whose ``checks`` the freshness test recomputes."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + ["| " + " | ".join(row) + " |" for row in rows]
+    return generated_block("\n".join(lines), command=COMMAND.format(**SETTINGS), checks=checks).split("\n")
 
 
 def mechanism_table(records: list[dict[str, Any]]) -> list[str]:
@@ -88,15 +97,20 @@ def mechanism_table(records: list[dict[str, Any]]) -> list[str]:
         "noise", "geometry", "target ε", "accounted ε", "lower bound", "lower / accounted", "scalar ε of this noise", "k",
         "false pos.", "false neg.", "s",
     ]
-    rows = []
-    for rec in records:
-        r = rec["audit"]
+    rows, checks = [], []
+    for i, rec in enumerate(records):
+        r, m = rec["audit"], rec["mechanism"]
+        checks += [
+            cell_check("epsilon", i, headers[3], m, run=_run(steps=1, geometry=r.geometry), accountant="auto"),
+            cell_check("epsilon", i, headers[6], m, run=_run(steps=1, geometry="scalar"), accountant="auto"),
+            _claim(m, rec["target"], steps=1, geometry=r.geometry),
+        ]
         rows.append([
             f"{rec['name']}: {describe(rec['mechanism'], digits=4)}", r.geometry, f"{rec['target']:g}", f"{r.epsilon_accounted:.3f}",
             f"{r.epsilon_lower:.3f}", f"{_ratio(r.epsilon_lower, r.epsilon_accounted):.2f}", f"{rec['scalar']:.3f}", str(r.coordinates),
             f"{r.false_positive_rate:.3g}", f"{r.false_negative_rate:.3g}", f"{rec['seconds']:.1f}",
         ])
-    return _markdown_table(headers, rows)
+    return _markdown_table(headers, rows, checks)
 
 
 def paper_records(samples: int) -> list[dict[str, Any]]:
@@ -106,8 +120,8 @@ def paper_records(samples: int) -> list[dict[str, Any]]:
         rate = paper_mechanism(eps, "task1", exponential="rate")
         scale = paper_mechanism(eps, "task1", exponential="scale")
         r = audit_mechanism(rate, delta=PAPER_DELTA, samples=samples, confidence=CONFIDENCE, sampler=torch_sampler(scale), seed=0)
-        true = lmodp.epsilon(scale, sample_rate=1.0, steps=1, delta=PAPER_DELTA, geometry="scalar", accountant="pld")
-        records.append(dict(paper_epsilon=eps, audit=r, true=true))
+        true = lmodp.epsilon(scale, _run(steps=1, geometry="scalar", delta=PAPER_DELTA))
+        records.append(dict(paper_epsilon=eps, audit=r, true=true, rate=rate, scale=scale))
         print("paper", eps, r.epsilon_lower, r.epsilon_accounted, flush=True)
     return records
 
@@ -125,7 +139,12 @@ def paper_table(records: list[dict[str, Any]]) -> list[str]:
         ]
         for rec in records
     ]
-    return _markdown_table(headers, rows)
+    run = _run(steps=1, geometry="scalar", delta=PAPER_DELTA)
+    checks = [
+        cell_check("epsilon", i, header, rec[law], run=run, accountant="auto")
+        for i, rec in enumerate(records) for header, law in ((headers[1], "rate"), (headers[4], "scale"))
+    ]
+    return _markdown_table(headers, rows, checks)
 
 
 def ceiling(canaries: int) -> float:
@@ -146,8 +165,7 @@ def training_records(canaries: int, runs: int) -> list[dict[str, Any]]:
             for threat, values in bounds.items():
                 for seed in range(runs):
                     result = audit_training(
-                        mechanism, threat=threat, canaries=canaries, steps=TRAIN_STEPS, delta=DELTA, confidence=CONFIDENCE,
-                        accountant=tightest_accountant(shape, "l2"), seed=seed,
+                        mechanism, threat=threat, canaries=canaries, steps=TRAIN_STEPS, delta=DELTA, confidence=CONFIDENCE, seed=seed,
                     )
                     values.append(result.epsilon_lower)
             records.append(
@@ -166,15 +184,19 @@ def training_table(records: list[dict[str, Any]]) -> list[str]:
         "noise (per coordinate, times C)", "target ε", "accounted ε", "white-box lower bound", "black-box lower bound",
         "white / accounted (median)", "black / accounted (median)", "s",
     ]
-    rows = []
-    for rec in records:
+    rows, checks = [], []
+    for i, rec in enumerate(records):
         white, black, acc = rec["white-box"], rec["black-box"], rec["accounted"]
+        checks += [
+            cell_check("epsilon", i, headers[2], rec["mechanism"], run=_run(steps=TRAIN_STEPS, geometry="l2"), accountant="auto"),
+            _claim(rec["mechanism"], rec["target"], steps=TRAIN_STEPS, geometry="l2"),
+        ]
         rows.append([
             f"{rec['name']}: {describe(rec['mechanism'], digits=4)}", f"{rec['target']:g}", f"{acc:.3f}", _median_and_range(white),
             _median_and_range(black), f"{statistics.median(white) / acc:.2f}", f"{statistics.median(black) / acc:.2f}",
             f"{rec['seconds']:.1f}",
         ])
-    return _markdown_table(headers, rows)
+    return _markdown_table(headers, rows, checks)
 
 
 USAGE = '''\
@@ -321,9 +343,11 @@ def render(samples: int, canaries: int, runs: int) -> str:
 
 <!-- snippets: tested -->
 
-Generated by `python benchmarks/audit_table.py --samples {samples} --canaries {canaries} --runs {runs}`
+Generated by `{COMMAND.format(**SETTINGS)}` with lmodp {lmodp.__version__}
 (do not edit by hand); {minutes:.1f} minutes on {platform.machine()}, {os.cpu_count()} cores, torch
-{torch.__version__} on one thread; confidence {CONFIDENCE} throughout.
+{torch.__version__} on one thread; confidence {CONFIDENCE} throughout. Each table carries the record of
+its settings (an HTML comment) from which `tests/test_docs_fresh.py` recomputes the accounted ε and
+the calibration of the noise: a change to the accountants fails that test until this page is regenerated.
 
 lmodp's accountants are sound for the law they are given. `lmodp.audit` closes the loop from that
 law to the bytes the sampler produces and to the trained model: it computes ε **lower** bounds that
@@ -368,6 +392,7 @@ def main() -> int:
     parser.add_argument("--canaries", type=int, default=2000, help="canaries of the training audit (default: 2000)")
     parser.add_argument("--runs", type=int, default=5, help="training runs (seeds 0, 1, ...) per row (default: 5)")
     args = parser.parse_args()
+    SETTINGS.update(samples=args.samples, canaries=args.canaries, runs=args.runs)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     args.out.write_text(render(args.samples, args.canaries, args.runs))

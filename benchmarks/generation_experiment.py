@@ -482,8 +482,14 @@ def long_runs(prep: Prepared, setup: Setup, run: Any, chosen: dict[str, float], 
     return out
 
 
-def long_table(rows: list[dict[str, Any]], longer: list[dict[str, Any]]) -> str:
-    """Seed-0 runs at the chosen rate, as in the main table, beside the same configurations trained longer."""
+def long_table(rows: list[dict[str, Any]], longer: list[dict[str, Any]], command: str) -> str:
+    """Seed-0 runs at the chosen rate, as in the main table, beside the same configurations trained
+    longer, as an :mod:`lmodp._pages` block whose sound ε cells a test recomputes."""
+    from _experiments import result_checks
+
+    from lmodp._pages import generated_block
+
+    checks: list[dict[str, Any]] = []
     lines = ["| noise | steps | sound ε | lr | validation perplexity | test perplexity | exposure ×1 | exposure ×4 | exposure ×16 (bits) |",
              "|---|---|---|---|---|---|---|---|---|"]
     short = {r["config"]["key"]: next(x for x in r["runs"] if x["seed"] == 0) for r in rows}
@@ -494,9 +500,11 @@ def long_table(rows: list[dict[str, Any]], longer: list[dict[str, Any]]) -> str:
                 continue
             name = NON_PRIVATE if r["mechanism"] is None else label(r)
             eps = "∞" if r["epsilon"] is None else f"{r['epsilon']:.4g} ({r['resolved_accountant'].upper()})"
+            if r["mechanism"] is not None:
+                checks += result_checks(len(lines) - 2, r, epsilon_column="sound ε")
             lines.append(f"| {name} | {r['steps']} | {eps} | {r['learning_rate']:g} | {r['val_perplexity']:.2f} | "
                          f"{r['test_perplexity']:.2f} | " + " | ".join(f"{e['exposure']:.2f}" for e in r["exposures"]) + " |")
-    return "\n".join(lines)
+    return generated_block("\n".join(lines), command=command, checks=checks)
 
 
 # --- the page -----------------------------------------------------------------------------------
@@ -521,11 +529,21 @@ def summary_rows(configs: list[dict[str, Any]], results: dict[tuple, dict], chos
     return rows
 
 
-def results_table(rows: list[dict[str, Any]], pretrained: dict[str, Any], calibrated: list[dict[str, Any]]) -> str:
+SOUND = "sound ε (accountant)"
+NOISE = "E\\|Y\\| per coordinate (× C)"
+
+
+def results_table(rows: list[dict[str, Any]], pretrained: dict[str, Any], calibrated: list[dict[str, Any]], command: str) -> str:
+    """The results as an :mod:`lmodp._pages` block whose sound ε and E|Y| cells a test
+    recomputes, followed by what the searches found."""
+    from _experiments import result_checks
+
+    from lmodp._pages import generated_block
     from lmodp.mechanisms import mechanism_from_dict
 
+    checks: list[dict[str, Any]] = []
     lines = [
-        "| noise | target ε | sound ε (accountant) | E\\|Y\\| per coordinate (× C) | lr (chosen on validation) | validation perplexity | "
+        f"| noise | target ε | {SOUND} | {NOISE} | lr (chosen on validation) | validation perplexity | "
         "test perplexity, mean ± sd | exposure ×1 | exposure ×4 | exposure ×16 (bits) | seeds |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -543,12 +561,14 @@ def results_table(rows: list[dict[str, Any]], pretrained: dict[str, Any], calibr
             sound = f"{eps:.4g} ({runs[0]['resolved_accountant'].upper()})"
             noise = f"{mechanism_from_dict(c['mechanism']).mean_abs():.4g}"
             target = f"{c['target']:g}"
+            checks += result_checks(len(lines) - 2, runs[0], epsilon_column=SOUND, noise_column=NOISE)
         exposures = [mean_std([r["exposures"][i]["exposure"] for r in runs]) for i in range(len(CANARY_INSERTIONS))]
         lines.append(f"| {label(c)} | {target} | {sound} | {noise} | {row['lr']:g} | {val:.2f} | {test:.2f} ± {sd:.2f} | "
                      + " | ".join(f"{m:.2f} ± {s:.2f}" if len(runs) > 1 else f"{m:.2f}" for m, s in exposures) + f" | {len(runs)} |")
     searched = [f"ε = {c['epsilon']:g}: " + "; ".join(f"{f.replace('_', ' ')}: {s}" for f, s in c["search_summaries"].items())
                 for c in calibrated]
-    return "\n".join(lines) + "\n\nSearches (objective E|Y|, `accountant=\"auto\"`): " + " — ".join(searched) + "."
+    return (generated_block("\n".join(lines), command=command, checks=checks)
+            + "\n\nSearches (objective E|Y|, `accountant=\"auto\"`): " + " — ".join(searched) + ".")
 
 
 def grid_table(configs: list[dict[str, Any]], results: dict[tuple, dict], rates: tuple[float, ...], chosen: dict[str, float]) -> str:
@@ -657,32 +677,9 @@ def samples_section(prep: Prepared, setup: Setup, rows: list[dict[str, Any]], wo
     return "\n".join(lines)
 
 
-def record(command: str, rows: list[dict[str, Any]], longer: list[dict[str, Any]]) -> dict[str, Any]:
-    from _experiments import accounting_row
-
-    import lmodp
-    from lmodp.mechanisms import mechanism_from_dict
-
-    entries = []
-    for row in rows:
-        c = row["config"]
-        if c["mechanism"] is None:
-            continue
-        r = row["runs"][0]
-        entries.append(accounting_row(f"{c['family']}, target ε = {c['target']:g}", mechanism_from_dict(c["mechanism"]),
-                                      sample_rate=r["sample_rate"], steps=r["steps"], delta=r["delta"],
-                                      run_epsilon=max(x["epsilon"] for x in row["runs"])))
-    for r in longer:
-        if r["mechanism"] is not None:
-            entries.append(accounting_row(f"{r['family']}, target ε = {r['target']:g}, {r['steps']} steps (longer training), seed 0",
-                                          mechanism_from_dict(r["mechanism"]), sample_rate=r["sample_rate"], steps=r["steps"],
-                                          delta=r["delta"], run_epsilon=r["epsilon"]))
-    return {"page": "generation", "command": command, "lmodp_version": lmodp.__version__, "rows": entries}
-
-
 def page_block(args: argparse.Namespace, setup: Setup, prep: Prepared, run: Any, calibrated: list[dict[str, Any]],
                results: dict[tuple, dict], pretrained: dict[str, Any], figure: Path, samples: str, longer: list[dict[str, Any]]) -> str:
-    from _experiments import machine, record_comment
+    from _experiments import edge_note, machine
 
     configs = configurations(calibrated)
     chosen = chosen_rates([c["key"] for c in configs], results, setup.learning_rates, metric="val_perplexity")
@@ -707,14 +704,15 @@ def page_block(args: argparse.Namespace, setup: Setup, prep: Prepared, run: Any,
         "`\"auto\"` (named per row: PLD for the Gaussian, RDP for Laplace-type noise, l2 geometry); the non-private runs "
         "use the same Poisson batches without clipping or noise.",
         f"* Learning rate: one grid {list(setup.learning_rates)} for every configuration, chosen on validation perplexity "
-        f"(seed 0), then {args.seeds} seed(s) at the chosen rate (seed = LoRA initialisation; batch sampling and noise are secret).",
+        f"(seed 0), then {args.seeds} seed(s) at the chosen rate (seed = LoRA initialisation; batch sampling and noise are secret)."
+        + edge_note(chosen, setup.learning_rates),
         f"* Canaries: `{CANARY_TEMPLATE.format('____')}` with secrets {prep.canaries.secrets} inserted "
         f"{list(CANARY_INSERTIONS)} times; exposure = log₂(10⁴) − log₂ rank among all 10⁴ four-digit secrets "
         f"(exact, `lmodp.audit.exposure`); about 1 bit is expected for a secret the model has not seen, {math.log2(10 ** SECRET_LENGTH):.1f} is the maximum.",
         "",
         "### Results at the chosen learning rate",
         "",
-        results_table(rows, pretrained, calibrated),
+        results_table(rows, pretrained, calibrated, command),
         "",
         f"![test perplexity against sound ε, and exposure against insertions]({figure.relative_to(args.out.parent).as_posix()})",
         "",
@@ -726,10 +724,9 @@ def page_block(args: argparse.Namespace, setup: Setup, prep: Prepared, run: Any,
         parts += ["", f"### Memorisation with longer training ({args.long_factor}× the steps, seed 0)", "",
                   "The non-private and the largest-ε Gaussian configurations at their chosen rate, trained for "
                   f"{args.long_factor}·T steps (same q; the Gaussian recalibrated to the same sound ε for the longer run), "
-                  "beside their seed-0 run above:", "", long_table(rows, longer)]
+                  "beside their seed-0 run above:", "", long_table(rows, longer, command)]
     if samples:
         parts += ["", "### Samples", "", samples]
-    parts += ["", record_comment(record(command, rows, longer))]
     return "\n".join(parts)
 
 

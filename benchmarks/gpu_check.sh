@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU check of lmodp.train, for a machine with a CUDA device (budget: about 8 minutes).
+# One prepared GPU check of lmodp.train, for a machine with a CUDA device (budget: about 10 minutes).
 #
 #   bash benchmarks/gpu_check.sh            # writes into $OUT (the device tool's folder) or ./gpu-check/
 #
@@ -9,7 +9,10 @@
 # 2. benchmarks/train_throughput.py on CUDA (MiniLM and GPT-2-small shapes, batch 32 x 128 tokens):
 #    non-private, lmodp book-keeping (Gaussian and LMO noise), lmodp vmap and Opacus ghost, each in
 #    its own process, step time and max_memory_allocated as ratios to non-private; noise sampling
-#    against torch.randn.
+#    against torch.randn;
+# 3. an FSDP2 smoke run (benchmarks/fsdp_smoke.py, torchrun with one process, NCCL): a
+#    SmolLM2-135M-shaped Llama sharded by make_private(shard=True), bf16 gathered parameters,
+#    4 private steps; checks finite losses, float32 sharded gradients, epsilon = lmodp.epsilon.
 # Needs a CUDA build of torch and transformers in the active Python; installs nothing (the project's
 # .venv holds the CPU wheel torch==2.13.0+cpu: do not carry it to a GPU machine).
 set -uo pipefail
@@ -32,5 +35,8 @@ timeout 330 python benchmarks/train_throughput.py --device cuda --batch 32 --seq
     --noise-coordinates 100000000 --json "$out/train_throughput.json" 2>&1 | tee "$out/train_throughput.txt"
 bench_rc=${PIPESTATUS[0]}
 
-echo "cuda tests rc=$tests_rc, benchmark rc=$bench_rc" | tee "$out/summary.txt"
-exit $(( tests_rc != 0 || bench_rc != 0 ))
+timeout 120 torchrun --nproc_per_node 1 benchmarks/fsdp_smoke.py --device cuda --bf16 2>&1 | tee "$out/fsdp_smoke.txt"
+fsdp_rc=${PIPESTATUS[0]}
+
+echo "cuda tests rc=$tests_rc, benchmark rc=$bench_rc, fsdp smoke rc=$fsdp_rc" | tee "$out/summary.txt"
+exit $(( tests_rc != 0 || bench_rc != 0 || fsdp_rc != 0 ))

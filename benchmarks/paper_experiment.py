@@ -307,11 +307,20 @@ def summary_rows(configs: list[dict[str, Any]], results: dict[tuple, dict], chos
     return rows
 
 
-def results_table(rows: list[dict[str, Any]]) -> str:
+SOUND = "sound ε (accountant; this run)"
+NOISE = "E\\|Y\\| per coordinate (× C)"
+
+
+def results_table(rows: list[dict[str, Any]], command: str) -> str:
+    """The results as an :mod:`lmodp._pages` block whose sound ε and E|Y| cells a test recomputes."""
+    from _experiments import result_checks
+
+    from lmodp._pages import generated_block
     from lmodp.mechanisms import mechanism_from_dict
 
+    checks: list[dict[str, Any]] = []
     lines = [
-        "| noise | paper's claimed ε | target ε | sound ε (accountant; this run) | E\\|Y\\| per coordinate (× C) | lr (chosen on validation) "
+        f"| noise | paper's claimed ε | target ε | {SOUND} | {NOISE} | lr (chosen on validation) "
         "| validation accuracy (%) | test accuracy, mean ± std (%) | seeds |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -326,9 +335,10 @@ def results_table(rows: list[dict[str, Any]]) -> str:
             spent = max([r["sound"]] + [x["epsilon"] for x in r["runs"]])
             sound = f"{spent:.4g} ({r['runs'][0]['resolved_accountant'].upper()})"
             noise = f"{mechanism_from_dict(r['mechanism']).mean_abs():.4g}"
+            checks += result_checks(len(lines) - 2, r["runs"][0], epsilon_column=SOUND, noise_column=NOISE)
         lines.append(f"| {r['family']} | {claimed} | {target} | {sound} | {noise} | {r['lr']:g} | {100 * val:.2f} | "
                      f"{100 * acc:.2f} ± {100 * sd:.2f} | {len(r['accuracy'])} |")
-    return "\n".join(lines)
+    return generated_block("\n".join(lines), command=command, checks=checks)
 
 
 def grid_table(configs: list[dict[str, Any]], results: dict[tuple, dict], rates: tuple[float, ...], chosen: dict[str, float]) -> str:
@@ -380,23 +390,6 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     finish(fig, path)
 
 
-def record(command: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from _experiments import accounting_row
-
-    import lmodp
-    from lmodp.mechanisms import mechanism_from_dict
-
-    entries = []
-    for r in rows:
-        if r["mechanism"] is None:
-            continue
-        name = f"{r['family']}, " + (f"target ε = {r['target']:g}" if r["target"] is not None else f"paper's claimed ε = {r['claimed']:g}")
-        run = r["runs"][0]
-        entries.append(accounting_row(name, mechanism_from_dict(r["mechanism"]), sample_rate=run["sample_rate"], steps=run["steps"],
-                                      delta=run["delta"], run_epsilon=max(x["epsilon"] for x in r["runs"])))
-    return {"page": "experiment", "command": command, "lmodp_version": lmodp.__version__, "rows": entries}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="fine-tune every parameter on the tokens (GPU)")
@@ -415,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from _experiments import machine, record_comment, write_page
+    from _experiments import edge_note, machine, write_page
 
     from lmodp.accounting.spec import RunSpec
     from lmodp.train.privacy_engine import resolve_sample_rate, steps_for_epochs
@@ -487,19 +480,17 @@ def main(argv: list[str] | None = None) -> int:
         f"clip norm C = {setup.max_grad_norm:g}; δ = {args.delta:g}; ε by lmodp's `accountant=\"auto\"` (named per row).",
         f"* Learning rate: one grid {list(setup.learning_rates)} for every configuration, chosen on validation accuracy (seed 0), "
         f"then up to {args.seeds} seeds at the chosen rate (seed = classifier initialisation and dropout; the batch sampling and "
-        "the privacy noise are secret, so runs are not bit-reproducible).",
+        "the privacy noise are secret, so runs are not bit-reproducible)." + edge_note(chosen, setup.learning_rates),
         "* Accuracy: test accuracy after the last step (not the best over steps).",
         f"* LMO search (objective E|Y|, `accountant=\"auto\"`): {'; '.join(searches) if searches else 'not run'}.",
         "",
-        results_table(rows),
+        results_table(rows, command),
         "",
         f"![accuracy against sound ε]({figure.relative_to(args.out.parent).as_posix()})",
         "",
         "Validation accuracy (%) over the learning-rate grid (seed 0; bold: chosen):",
         "",
         grid_table(configs, results, setup.learning_rates, chosen),
-        "",
-        record_comment(record(command, rows)),
     ])
     write_page(args.out, block, title="The paper's experiment with sound accounting")
     log(f"wrote {args.out} and {figure} ({hours:.2f} h of compute)")

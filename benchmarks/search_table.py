@@ -7,6 +7,9 @@ geometries, objective E|Y|, each ε by the tightest sound accountant (the search
 sound accountant beside the numbers their own pipeline reports (lmodp.paper.pipeline).
 
     python benchmarks/search_table.py [--out docs/search-results.md] [--maxiter 4] [--popsize 3]
+
+Every table is written as a generated block (:mod:`lmodp._pages`) with the checks that
+``tests/test_docs_fresh.py`` recomputes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import lmodp
 import numpy as np
 
+from lmodp._pages import calibration_check, cell_check, generated_block
 from lmodp.accounting.api import epsilon_and_order
 from lmodp.accounting.conversion import rdp_to_epsilon
 from lmodp.accounting.rdp.divergence import l2_renyi_bound
@@ -58,12 +62,29 @@ def remove_direction_epsilon(mechanism: lmodp.Mechanism) -> float:
         return rdp_to_epsilon(orders, rdp, delta=PAPER_DELTA)[0]
 
 
-def search_rows(maxiter: int, popsize: int) -> list[str]:
-    lines = [
-        "| geometry | accountant | target ε | best LMO found | LMO E\\|Y\\| | LMO Var | Laplace E\\|Y\\| | Laplace Var "
-        "| Gaussian E\\|Y\\| | Gaussian Var | LMO/Gauss E\\|Y\\| | Laplace/Gauss E\\|Y\\| | ε(LMO) | α* Laplace (RDP) | Laplace ε, remove only | evals | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+def table(header: list[str]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+
+def run_in(geometry: str) -> lmodp.RunSpec:
+    return SST2.replace(geometry=geometry)
+
+
+def calibrated_checks(r, geometry: str, target: float) -> list[dict]:
+    """The search's Laplace and Gaussian are calibrated to the target (claims the freshness test checks)."""
+    return [
+        calibration_check(m, run_in(geometry), target_epsilon=target, tolerance=r.settings["tolerance"])
+        for m in (r.laplace, r.baseline) if m is not None
     ]
+
+
+def search_rows(maxiter: int, popsize: int) -> tuple[list[str], list[dict]]:
+    header = [
+        "geometry", "accountant", "target ε", "best LMO found", "LMO E\\|Y\\|", "LMO Var", "Laplace E\\|Y\\|", "Laplace Var",
+        "Gaussian E\\|Y\\|", "Gaussian Var", "LMO/Gauss E\\|Y\\|", "Laplace/Gauss E\\|Y\\|", "ε(LMO)", "α* Laplace (RDP)",
+        "Laplace ε, remove only", "evals", "s",
+    ]
+    lines, checks = table(header), []
     for geometry in GEOMETRIES:
         for eps in BUDGETS:
             r = search(
@@ -77,6 +98,14 @@ def search_rows(maxiter: int, popsize: int) -> list[str]:
                     order = f"{epsilon_and_order(lap, SST2, geometry=geometry)[1]:g}"
             if geometry == "l2":
                 removal = f"{remove_direction_epsilon(lap):.4g}"
+            row = len(lines) - 2
+            checks += [
+                cell_check("mean_abs", row, header[4], m), cell_check("variance", row, header[5], m),
+                cell_check("mean_abs", row, header[6], lap), cell_check("variance", row, header[7], lap),
+                cell_check("mean_abs", row, header[8], g), cell_check("variance", row, header[9], g),
+                cell_check("epsilon", row, header[12], m, run=run_in(geometry), accountant="auto"),
+                *calibrated_checks(r, geometry, eps),
+            ]
             lines.append(
                 f"| {geometry} | {_accountants(r)} | {eps:g} | {r.summary()} | {_fmt(m.mean_abs())} | {_fmt(m.variance())} "
                 f"| {_fmt(lap.mean_abs())} | {_fmt(lap.variance())} | {_fmt(g.mean_abs())} | {_fmt(g.variance())} "
@@ -84,17 +113,17 @@ def search_rows(maxiter: int, popsize: int) -> list[str]:
                 f"| {order} | {removal} | {r.evaluations} | {r.wall_time_s:.0f} |"
             )
             print(lines[-1], flush=True)
-    return lines
+    return lines, checks
 
 
-def generalized_gaussian_rows() -> tuple[list[str], str]:
+def generalized_gaussian_rows() -> tuple[list[str], list[dict], str]:
     """The generalized Gaussian family (power p searched, scale calibrated) against both its ends,
     and a one-line verdict: the budgets and geometries at which it beats both."""
-    lines = [
-        "| geometry | accountant | target ε | winner | best p found | its E\\|Y\\| | Laplace E\\|Y\\| | Gaussian E\\|Y\\| "
-        "| best GG/Laplace | best GG/Gauss | beats both | ε(winner) | evals | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    header = [
+        "geometry", "accountant", "target ε", "winner", "best p found", "its E\\|Y\\|", "Laplace E\\|Y\\|", "Gaussian E\\|Y\\|",
+        "best GG/Laplace", "best GG/Gauss", "beats both", "ε(winner)", "evals", "s",
     ]
+    lines, checks = table(header), []
     wins = []
     for geometry in GEOMETRIES:
         for eps in BUDGETS:
@@ -104,6 +133,13 @@ def generalized_gaussian_rows() -> tuple[list[str], str]:
             beats = isinstance(r.mechanism, lmodp.GeneralizedGaussian)
             if beats:
                 wins.append(f"{geometry} ε = {eps:g} (p = {best.power:.3g}, {100 * (1 - best.mean_abs() / min(lap, gauss)):.1f}% less E|Y|)")
+            row = len(lines) - 2
+            checks += [
+                cell_check("parameter", row, header[4], best, name="power"), cell_check("mean_abs", row, header[5], best),
+                cell_check("mean_abs", row, header[6], r.laplace), cell_check("mean_abs", row, header[7], r.baseline),
+                cell_check("epsilon", row, header[11], r.mechanism, run=run_in(geometry), accountant="auto"),
+                *calibrated_checks(r, geometry, eps),
+            ]
             lines.append(
                 f"| {geometry} | {_accountants(r)} | {eps:g} | {r.summary()} | {best.power:.3f} | {_fmt(best.mean_abs())} "
                 f"| {_fmt(lap)} | {_fmt(gauss)} | {best.mean_abs() / lap:.4f} | {best.mean_abs() / gauss:.4f} "
@@ -111,48 +147,53 @@ def generalized_gaussian_rows() -> tuple[list[str], str]:
             )
             print(lines[-1], flush=True)
     verdict = "it beats both at " + "; ".join(wins) if wins else "it beats both at none of these budgets"
-    return lines, verdict
+    return lines, checks, verdict
 
 
-def usefulness_rows(maxiter: int, popsize: int) -> list[str]:
-    lines = [
-        "| accountant | target ε | best LMO found | LMO P(\\|Y\\| ≤ 0.9) | Laplace | Gaussian | ε(LMO) | evals | s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+def usefulness_rows(maxiter: int, popsize: int) -> tuple[list[str], list[dict]]:
+    header = ["accountant", "target ε", "best LMO found", "LMO P(\\|Y\\| ≤ 0.9)", "Laplace", "Gaussian", "ε(LMO)", "evals", "s"]
+    lines, checks = table(header), []
     for eps in BUDGETS:
         r = search(
             eps, SST2, geometry="scalar", objective="usefulness",
             gamma=0.9, family="lmo", maxiter=maxiter, popsize=popsize, seed=0,
         )
+        checks += [
+            cell_check("epsilon", len(lines) - 2, header[6], r.mechanism, run=run_in("scalar"), accountant="auto"),
+            *calibrated_checks(r, "scalar", eps),
+        ]
         lines.append(
             f"| {_accountants(r)} | {eps:g} | {r.summary()} | {r.objective_value:.4f} | {r.laplace_objective_value:.4f} "
             f"| {r.baseline_objective_value:.4f} | {r.epsilon:.5f} | {r.evaluations} | {r.wall_time_s:.0f} |"
         )
         print(lines[-1], flush=True)
-    return lines
+    return lines, checks
 
 
-def paper_rows() -> list[str]:
-    lines = [
-        "| file ε (per step) | paper's per-step ε | paper's \"overall ε\" | sound ε, scalar (PLD) | sound ε, l2 (RDP) "
-        "| E\\|Y\\| | P(\\|Y\\| ≤ 0.9) |",
-        "|---|---|---|---|---|---|---|",
+def paper_rows() -> tuple[list[str], list[dict]]:
+    header = [
+        "file ε (per step)", "paper's per-step ε", "paper's \"overall ε\"", "sound ε, scalar (PLD)", "sound ε, l2 (RDP)",
+        "E\\|Y\\|", "P(\\|Y\\| ≤ 0.9)",
     ]
+    lines, checks = table(header), []
     for eps in paper_budgets("task1"):
         m = paper_mechanism(eps, exponential="rate")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             paper = paper_numbers(eps)
-        sound = [
-            lmodp.epsilon(m, SST2, geometry=g, accountant=a)
-            for g, a in (("scalar", "pld"), ("l2", "rdp"))
+        sound = [lmodp.epsilon(m, run_in(g)) for g in GEOMETRIES]
+        row = len(lines) - 2
+        checks += [
+            cell_check("epsilon", row, header[3], m, run=run_in("scalar"), accountant="auto"),
+            cell_check("epsilon", row, header[4], m, run=run_in("l2"), accountant="auto"),
+            cell_check("mean_abs", row, header[5], m),
         ]
         lines.append(
             f"| {eps:g} | {paper['step_epsilon']:.4f} | {paper['overall_epsilon']:.4f} | {sound[0]:.4g} "
             f"| {sound[1]:.4g} | {_fmt(m.mean_abs())} | {m.usefulness(0.9):.4f} |"
         )
         print(lines[-1], flush=True)
-    return lines
+    return lines, checks
 
 
 def main() -> None:
@@ -162,14 +203,20 @@ def main() -> None:
     parser.add_argument("--popsize", type=int, default=3)
     args = parser.parse_args()
     started = time.perf_counter()
-    searched = search_rows(args.maxiter, args.popsize)
-    generalized, verdict = generalized_gaussian_rows()
-    useful = usefulness_rows(args.maxiter, args.popsize)
-    released = paper_rows()
+    command = f"python benchmarks/search_table.py --maxiter {args.maxiter} --popsize {args.popsize}"
+
+    def block(rows_and_checks: tuple[list[str], list[dict]]) -> str:
+        return generated_block("\n".join(rows_and_checks[0]), command=command, checks=rows_and_checks[1])
+
+    searched = block(search_rows(args.maxiter, args.popsize))
+    *generalized, verdict = generalized_gaussian_rows()
+    generalized = block(generalized)
+    useful = block(usefulness_rows(args.maxiter, args.popsize))
+    released = block(paper_rows())
     text = TEMPLATE.format(
         q=SAMPLE_RATE, steps=STEPS, delta=PAPER_DELTA, maxiter=args.maxiter, popsize=args.popsize,
-        search_table="\n".join(searched), usefulness_table="\n".join(useful), paper_table="\n".join(released),
-        generalized_table="\n".join(generalized), verdict=verdict,
+        search_table=searched, usefulness_table=useful, paper_table=released,
+        generalized_table=generalized, verdict=verdict, command=command, version=lmodp.__version__,
         machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         minutes=(time.perf_counter() - started) / 60,
     )
@@ -180,8 +227,10 @@ def main() -> None:
 TEMPLATE = """\
 # Search results: least noise for the paper's budgets (generated)
 
-Generated by `python benchmarks/search_table.py` (do not edit by hand); {minutes:.1f} minutes on
-{machine}.
+Generated by `{command}` with lmodp {version} (do not edit by hand); {minutes:.1f} minutes on
+{machine}. Each table carries the record of its settings (an HTML comment) from which
+`tests/test_docs_fresh.py` recomputes its sound ε, E|Y|, variance and calibrations: a change to the
+accountants fails that test until this page is regenerated.
 
 Setting: SST-2 as in the LMO-DP paper: Poisson sampling rate q = 2048/67350 = {q:.6f},
 T = {steps} steps, δ = {delta:g}, sensitivity (clip norm) 1. The target ε is the sound ε of the

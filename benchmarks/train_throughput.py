@@ -86,7 +86,7 @@ def stepper(mode: str, model: Any, task: str, data: dict[str, Any], batch: dict[
     import torch
 
     from lmodp.train.losses import loss_for_task
-    from lmodp.train.per_sample import model_inputs
+    from lmodp.train.batches import model_inputs
 
     loss_fn = loss_for_task(task)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)

@@ -1,7 +1,8 @@
 """Regenerate docs/paper-audit.md: the LMO-DP paper's released task1 sets, its numbers vs lmodp's.
 
-Run from the repository root:  python docs/gen_paper_audit.py  (about five minutes on 2 cores,
-mostly the PLD columns).
+Run from the repository root:  python docs/gen_paper_audit.py  (under a minute on 2 cores).
+Each table is a generated block (:mod:`lmodp._pages`) whose checks ``tests/test_docs_fresh.py``
+recomputes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import warnings
 from pathlib import Path
 
 import lmodp
+from lmodp import RunSpec
+from lmodp._pages import cell_check, generated_block
+from lmodp.accounting.registry import tightest_accountant
 from lmodp.paper import PAPER_BATCH_SIZE, PAPER_DATASETS, paper_budgets, paper_mechanism, paper_run
 from lmodp.paper.pipeline import PaperNumberWarning, paper_numbers
 
@@ -26,33 +30,45 @@ def fmt(x: float) -> str:
     return "∞" if not math.isfinite(x) else f"{x:.4g}"
 
 
-#: The tightest sound accountant in each geometry for Laplace mixtures ("auto"): the PLD in the
-#: scalar geometry (exact up to its discretisation), the RDP bound in l2 (no tight PLD is known).
-ACCOUNTANT = {"scalar": "pld", "l2": "rdp"}
+COMMAND = "python docs/gen_paper_audit.py"
+#: The sound columns: (key, one release or the whole run, geometry).
+SOUND = (
+    ("step_scalar", RunSpec(sample_rate=1.0, steps=1, delta=DELTA, geometry="scalar")),
+    ("step_l2", RunSpec(sample_rate=1.0, steps=1, delta=DELTA, geometry="l2")),
+    ("run_scalar", RUN.replace(geometry="scalar")),
+    ("run_l2", RUN.replace(geometry="l2")),
+)
 
 
-def sound(mechanism, *, sample_rate: float, steps: int, geometry: str) -> float:
-    return lmodp.epsilon(mechanism, sample_rate=sample_rate, steps=steps, delta=DELTA, geometry=geometry, accountant=ACCOUNTANT[geometry])
-
-
-def audit_row(budget: float, exponential: str) -> dict[str, float]:
+def audit_row(budget: float, exponential: str) -> dict:
+    """The numbers of one released set; the sound ε by ``lmodp.epsilon``'s default accountant ("auto")."""
     m = paper_mechanism(budget, exponential=exponential)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PaperNumberWarning)
         paper = paper_numbers(budget, dataset=DATASET)
-    row = {
+    return {
+        "mechanism": m,
         "budget": budget,
         "paper_step": paper["step_epsilon"],
         "paper_overall": paper["overall_epsilon"],
         "mgf_end": 1.0 + m.omega_mgf_domain(),
         "mean_abs": m.mean_abs(),
-        "step_scalar": sound(m, sample_rate=1.0, steps=1, geometry="scalar"),
-        "step_l2": sound(m, sample_rate=1.0, steps=1, geometry="l2"),
-        "run_scalar": sound(m, sample_rate=SAMPLE_RATE, steps=STEPS, geometry="scalar"),
-        "run_l2": sound(m, sample_rate=SAMPLE_RATE, steps=STEPS, geometry="l2"),
-        "run_l2_lower": lmodp.epsilon_interval(m, sample_rate=SAMPLE_RATE, steps=STEPS, delta=DELTA).lower,
+        **{key: lmodp.epsilon(m, run) for key, run in SOUND},
+        "run_l2_lower": lmodp.epsilon_interval(m, RUN).lower,
     }
-    return row
+
+
+def table(rows: list[dict], header: list[str]) -> str:
+    """One generated block: the table and the checks of its accounting-only cells."""
+    lines, checks = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)], []
+    for i, r in enumerate(rows):
+        m = r["mechanism"]
+        checks.append(cell_check("mean_abs", i, header[4], m))
+        checks += [cell_check("epsilon", i, header[5 + j], m, run=run, accountant="auto") for j, (_, run) in enumerate(SOUND)]
+        cells = [f"ε = {r['budget']:g}", fmt(r["paper_step"]), fmt(r["paper_overall"]), fmt(r["mgf_end"]), fmt(r["mean_abs"]),
+                 *(fmt(r[key]) for key, _ in SOUND), fmt(r["run_l2_lower"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return generated_block("\n".join(lines), command=COMMAND, checks=checks)
 
 
 def render(rows: dict[str, list[dict]], seconds: float) -> str:
@@ -70,8 +86,8 @@ def render(rows: dict[str, list[dict]], seconds: float) -> str:
         "σ = √(2 ln(1.25/δ))/ε_step, attached to the LMO run (see [concepts.md](concepts.md#what-the-papers-ε-means)).",
         "* **MGF domain end α\\***: the paper's closed-form RDP bound is +∞ for α ≥ α\\* = 1 + sup{t : M_ω(t) < ∞}; "
         "the paper uses orders up to 128.",
-        "* **lmodp** columns are sound upper bounds (`lmodp.epsilon`) by the tightest sound accountant, named in "
-        "each column: the PLD in the scalar geometry (a one-dimensional query, the paper's model; exact up to its "
+        "* **lmodp** columns are sound upper bounds (`lmodp.epsilon` with its default `accountant=\"auto\"`, the "
+        "tightest sound accountant, named in each column): the PLD in the scalar geometry (a one-dimensional query, the paper's model; exact up to its "
         "stated discretisation) and the RDP bound in the l2 geometry (L2-clipped gradients with i.i.d. noise per "
         "coordinate, what the training actually does; no tight PLD is known there), for one release (q = 1, T = 1) "
         "and for the whole run.",
@@ -79,20 +95,19 @@ def render(rows: dict[str, list[dict]], seconds: float) -> str:
         "true l2 ε lies between it and the RDP upper bound (`lmodp.epsilon_interval`).",
         "* **E|Y|**: the noise magnitude per coordinate, in units of the clip norm.",
     ]
-    acc = {g: a.upper() for g, a in ACCOUNTANT.items()}
+    shape = rows["rate"][0]["mechanism"]
+    acc = {g: tightest_accountant(shape, g).upper() for g in ("scalar", "l2")}
     header = ["paper's set", "paper: per-step ε", "paper: overall ε", "α*", "E\\|Y\\|",
               f"lmodp one step, scalar ({acc['scalar']})", f"lmodp one step, l2 ({acc['l2']})",
               f"lmodp run, scalar ({acc['scalar']})", f"lmodp run, l2 ({acc['l2']})", "l2 lower (PLD)"]
     for exponential, title in (("rate", "E_lambda read as a rate (the paper's accountant)"),
                                ("scale", "E_lambda read as a scale (the paper's sampler: the noise the released code actually adds)")):
-        lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for r in rows[exponential]:
-            cells = [f"ε = {r['budget']:g}", fmt(r["paper_step"]), fmt(r["paper_overall"]), fmt(r["mgf_end"]), fmt(r["mean_abs"]),
-                     fmt(r["step_scalar"]), fmt(r["step_l2"]), fmt(r["run_scalar"]), fmt(r["run_l2"]),
-                     fmt(r["run_l2_lower"])]
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"## {title}", "", table(rows[exponential], header)]
     lines += ["", "The paper's columns do not depend on the reading of E_lambda (its accountant always reads a rate).",
-              "", f"Generated in {seconds:.0f} s by `python docs/gen_paper_audit.py`."]
+              "", f"Generated in {seconds:.0f} s by `{COMMAND}` with lmodp {lmodp.__version__}. Each table carries the "
+              "record of its settings (an HTML comment) from which `tests/test_docs_fresh.py` recomputes its sound "
+              "lmodp columns and E|Y| (not the l2 lower end, whose interval takes seconds a row): a change to the "
+              "accountants fails that test until this page is regenerated."]
     return "\n".join(lines) + "\n"
 
 

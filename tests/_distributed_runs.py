@@ -24,7 +24,7 @@ from lmodp.mechanisms import Gaussian
 from lmodp.paper.params import paper_mechanism
 from lmodp.train import PrivacyBudgetExhausted, PrivacyLedger, finetune, make_private
 from lmodp.train.losses import classification_loss
-from lmodp.train.per_sample import model_inputs
+from lmodp.train.batches import model_inputs
 
 N = 40
 BATCH = 8  # q = 0.2, q·N = 8
@@ -177,7 +177,7 @@ def budget_run(*, max_epsilon: float, on_exhausted: str, diverge: bool = False) 
         Classifier(), Gaussian(1.0), max_epsilon=max_epsilon, on_exhausted=on_exhausted, steps=STEPS + 1
     )
     if diverge and rank() == 1:  # this rank's ledger replica is one step ahead of rank 0's
-        ahead = PrivacyLedger("rdp", mechanism=Gaussian(1.0), sample_rate=BATCH / N, delta=DELTA)
+        ahead = PrivacyLedger(mechanism=Gaussian(1.0), sample_rate=BATCH / N, delta=DELTA)
         ahead.charge_step()
         optimizer.ledger.load_state_dict(ahead.state_dict())
     released: list[bool | None] = []

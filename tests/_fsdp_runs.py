@@ -185,7 +185,12 @@ def refusals() -> dict[str, str | None]:
     fully_shard(mismatched)
     vmap = Classifier()
     fully_shard(vmap)
+    stale = Classifier()
     return {
+        "stale-optimizer": _error(lambda: make_private(
+            stale, torch.optim.SGD(stale.parameters(), lr=0.1), dataset(), mechanism=Gaussian(1.0), max_grad_norm=1.0,
+            batch_size=8, delta=DELTA, shard=True,
+        )),
         "leaf": _error(lambda: trio(leaf)),
         "settings": _error(lambda: trio(mismatched, max_grad_norm=1.0 + rank())),
         "vmap": _error(lambda: trio(vmap, clipping="vmap")),

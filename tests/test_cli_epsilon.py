@@ -50,15 +50,15 @@ def test_gaussian_json_matches_library(capsys):
     assert out["mechanism"] == {"family": "gaussian", "sigma": 1.0}
     assert out["defaulted"] == []
     rdp = _run_json(capsys, [*argv, "--accountant", "rdp"])
-    assert rdp["epsilon"] == lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2")
-    assert rdp["accountant"] == "rdp" and rdp["optimal_order"] > 1
+    assert rdp["epsilon"] == lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2", accountant="rdp")
+    assert rdp["accountant"] == "rdp" and rdp["optimal_order"] > 1 and not rdp["pure_dp_bound"]
     assert out["epsilon"] < rdp["epsilon"]
 
 
 def test_family_implied_by_the_parameters(capsys):
     gaussian = _run_json(capsys, ["--sigma", "1.0", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-5", "--accountant", "rdp"])
     assert gaussian["mechanism"] == {"family": "gaussian", "sigma": 1.0}
-    assert gaussian["epsilon"] == lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2")
+    assert gaussian["epsilon"] == lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=1000, delta=1e-5, geometry="l2", accountant="rdp")
     laplace = _run_json(capsys, ["--scale", "2", "--geometry", "scalar", "--steps", "10", "--sample-rate", "0.05", "--delta", "1e-10"])
     assert laplace["mechanism"] == {"family": "laplace", "scale": 2.0}
     lmo_argv = ["--uniform-weight", "1", "--uniform-low", "0.5", "--uniform-high", "1", "--geometry", "l2", *SST2]
@@ -145,7 +145,7 @@ def test_laplace_scalar(capsys):
     assert out["accountant"] == "pld"
     assert out["epsilon"] == lmodp.epsilon(lmodp.Laplace(2.0), sample_rate=0.05, steps=100, delta=1e-10, geometry="scalar", accountant="pld")
     assert _run_json(capsys, [*argv, "--accountant", "rdp"])["epsilon"] == lmodp.epsilon(
-        lmodp.Laplace(2.0), sample_rate=0.05, steps=100, delta=1e-10, geometry="scalar"
+        lmodp.Laplace(2.0), sample_rate=0.05, steps=100, delta=1e-10, geometry="scalar", accountant="rdp"
     )
 
 
@@ -206,3 +206,12 @@ def test_paper_file_requires_convention(capsys, tmp_path):
     path.write_text(json.dumps(paper_parameters(0.3, "task1")))
     assert main(["epsilon", "--params", str(path), *SST2]) == 2
     assert "--paper-exponential" in capsys.readouterr().err
+
+
+def test_the_pure_dp_bound_is_reported_without_an_order(capsys):
+    """One release of Laplace(1) is exactly 1-DP: below the RDP conversion at δ = 1e-10."""
+    argv = ["--scale", "1", "--sample-rate", "1", "--steps", "1", "--delta", "1e-10", "--geometry", "scalar", "--accountant", "rdp"]
+    out = _run_json(capsys, argv)
+    assert out["pure_dp_bound"] and out["optimal_order"] is None and 1.0 <= out["epsilon"] <= 1.0 + 1e-13
+    assert main(["epsilon", *argv]) == 0
+    assert "pure-DP composition bound" in capsys.readouterr().out

@@ -140,11 +140,12 @@ def test_issue_case_small_delta_is_finite_and_below_rdp():
 
 def test_delta_beyond_float_range_falls_back_to_rdp_with_a_reason():
     with pytest.warns(PLDFallbackWarning, match="delta=1e-300"):
-        got = lmodp_epsilon(Laplace(1.0), q=0.01, steps=100, delta=1e-300)
-    assert got == lmodp.epsilon(Laplace(1.0), sample_rate=0.01, steps=100, delta=1e-300, geometry="scalar", accountant="rdp")
+        got = lmodp_epsilon(Gaussian(1.0), q=0.01, steps=100, delta=1e-300)
+    assert got == lmodp.epsilon(Gaussian(1.0), sample_rate=0.01, steps=100, delta=1e-300, geometry="scalar", accountant="rdp")
     heavy = LMO(exponential_weight=1.0, exponential_rate=2.0)  # P(|Y| > s) ~ 1/s: no window reaches 1e-250
+    # 10,000 steps: the RDP bound (about 30) is below the pure-DP composition bound (about 124)
     with pytest.warns(PLDFallbackWarning, match="tails are too heavy"):
-        assert math.isfinite(lmodp_epsilon(heavy, q=0.01, steps=100, delta=1e-250))
+        assert math.isfinite(lmodp_epsilon(heavy, q=0.01, steps=10_000, delta=1e-250))
 
 
 class TwoScaleLaplace(LaplaceScaleMixture):
@@ -324,3 +325,14 @@ def test_monotone_in_steps_and_noise(scale, q, steps):
     base = eps(scale, steps)
     assert eps(scale, steps + 5) >= base - H
     assert eps(scale * 1.5, steps) <= base + H
+
+
+def test_a_step_with_all_its_mass_at_infinity_composes_to_the_fallback():
+    """σ = 0.01, q = 1: the whole privacy loss lies beyond the PLD's grid (coarse here, to be quick);
+    several steps at once (one FFT power) give the RDP bound with the warning, as one step does."""
+    acc = PLDAccountant(value_discretization_interval=0.1)
+    acc.step(mechanism=Gaussian(0.01), sample_rate=1.0, steps=5, geometry="scalar")
+    assert acc.composed_pld("remove").infinity_mass == 1.0
+    with pytest.warns(PLDFallbackWarning):
+        many = acc.get_epsilon(1e-5)
+    assert many == lmodp.epsilon(Gaussian(0.01), sample_rate=1.0, steps=5, delta=1e-5, geometry="scalar", accountant="rdp")

@@ -19,7 +19,8 @@ from _train_models import one_torch_thread, padded_tokens, tiny_bert, tiny_gpt2,
 from lmodp.train.book_keeping import BookKeepingClipping  # noqa: E402
 from lmodp.train.clipping import clipped_sum, per_example_norms  # noqa: E402
 from lmodp.train.losses import causal_lm_loss, classification_loss  # noqa: E402
-from lmodp.train.per_sample import PerSampleGradients, model_inputs  # noqa: E402
+from lmodp.train.batches import model_inputs  # noqa: E402
+from lmodp.train.vmap_clipping import PerSampleGradients  # noqa: E402
 
 BATCH = 6
 

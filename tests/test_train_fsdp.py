@@ -136,6 +136,7 @@ def test_wrong_use_is_refused_on_every_rank(two_processes):
         assert "max_grad_norm" in refused["settings"]
         assert "clipping='vmap'" in refused["vmap"] and "clipping='bk'" in refused["vmap"]
         assert "already sharded" in refused["shard-twice"]
+        assert "pass a function params -> optimizer" in refused["stale-optimizer"]
 
 
 @pytest.fixture(scope="module")

@@ -82,13 +82,13 @@ def test_epsilon_logged_after_each_step_equals_lmodp_epsilon_and_dp_accounting_b
         warnings.simplefilter("ignore")
         pld = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4).compose(event).get_epsilon(DELTA)
         rdp = rdp_privacy_accountant.RdpAccountant().compose(event).get_epsilon(DELTA)
-    assert pld <= logged[8] <= rdp * (1 + 1e-9)
+    assert pld * (1 - 1e-6) <= logged[8] <= rdp * (1 + 1e-9)  # the ledger's PLD agrees with dp-accounting's to 1e-6
 
 
 def test_target_epsilon_calibrates_a_gaussian_for_the_runs_q_and_steps(tmp_path):
     t = trainer(tmp_path, args=arguments(tmp_path, num_train_epochs=2), target_epsilon=3.0)
     assert t.sample_rate == 8 / N and t.planned_steps == 16
-    expected = calibrate_gaussian(3.0, delta=DELTA, sample_rate=8 / N, steps=16, geometry="l2", accountant="rdp")  # the ledger's
+    expected = calibrate_gaussian(3.0, delta=DELTA, sample_rate=8 / N, steps=16, geometry="l2")  # the ledger's: "auto", the PLD
     assert t.mechanism.sigma == pytest.approx(expected, rel=1e-12)
     t.train()
     assert t.ledger.steps == 16 and t.epsilon() <= 3.0 and not t.stopped_by_budget
@@ -178,6 +178,7 @@ def test_peft_lora_causal_lm_trains_only_the_adapters_with_per_sequence_losses(t
     (dict(label_smoothing_factor=0.1), "label_smoothing"),
     (dict(activation_checkpointing=True), "checkpointing"),
     (dict(torch_compile=True), "torch_compile"),
+    (dict(fsdp=True, fsdp_config={"fsdp_version": 2}), r"finetune\(\.\.\., shard=True\)"),
 ])
 def test_trainer_arguments_that_break_the_guarantee_are_refused(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):

@@ -177,17 +177,27 @@ def run_steps(mechanism, *, q=0.25, steps=6, **kwargs):
 
 @pytest.mark.parametrize("mechanism", [Gaussian(1.1), TASK1[2]], ids=repr)
 def test_reported_epsilon_equals_lmodp_epsilon(mechanism):
-    _, outs = run_steps(mechanism, q=0.25, steps=6)
-    expected = [lmodp.epsilon(mechanism, sample_rate=0.25, steps=t, delta=1e-5, geometry="l2") for t in (1, 6)]
-    assert outs[0].epsilon == pytest.approx(expected[0], rel=1e-12)
-    assert outs[-1].epsilon == pytest.approx(expected[1], rel=1e-12)
-    assert all(a.epsilon < b.epsilon for a, b in zip(outs, outs[1:]))
+    """The ledger's ε is lmodp.epsilon's by the same default ("auto") accountant. Each step reports
+    the accountant's own value for LMO noise in l2 (the RDP); for the Gaussian (the PLD, which
+    composes only when asked) the smaller of the RDP bound and the PLD of the whole planned run,
+    and the run's own PLD value at its last step."""
+    dp_optimizer, outs = run_steps(mechanism, q=0.25, steps=6)
+    run = dict(sample_rate=0.25, delta=1e-5, geometry="l2")
+    tight = [lmodp.epsilon(mechanism, steps=t, **run) for t in range(1, 7)]
+    rdp = [lmodp.epsilon(mechanism, steps=t, accountant="rdp", **run) for t in range(1, 7)]
+    assert dp_optimizer.ledger.epsilon() == pytest.approx(tight[-1], rel=1e-12)
+    assert [o.epsilon for o in outs] == pytest.approx([*(min(r, tight[-1]) for r in rdp[:-1]), tight[-1]], rel=1e-12)
+    assert all(o.epsilon >= t * (1 - 1e-12) for o, t in zip(outs, tight))
+    assert all(a.epsilon <= b.epsilon for a, b in zip(outs, outs[1:]))
+    assert dp_optimizer.ledger.accountant.name == ("pld" if isinstance(mechanism, Gaussian) else "rdp")
 
 
-def test_pld_accountant_is_charged_per_step():
-    _, outs = run_steps(Gaussian(1.0), q=0.25, steps=4, accountant="pld")
+def test_pld_ledger_records_one_event_and_composes_when_asked():
+    dp_optimizer, outs = run_steps(Gaussian(1.0), q=0.25, steps=4, accountant="pld")
     expected = lmodp.epsilon(Gaussian(1.0), sample_rate=0.25, steps=4, delta=1e-5, geometry="l2", accountant="pld")
-    assert outs[-1].epsilon == pytest.approx(expected, rel=1e-8)  # step-by-step vs one-shot composition
+    assert [e.steps for e in dp_optimizer.ledger.accountant.history] == [4]
+    assert dp_optimizer.ledger.epsilon() == expected  # the same composition as one call
+    assert outs[-1].epsilon >= expected
 
 
 def test_budget_stops_before_it_is_exceeded():

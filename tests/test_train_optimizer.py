@@ -18,7 +18,7 @@ from lmodp.mechanisms import Gaussian, Laplace  # noqa: E402
 from lmodp.paper.params import paper_mechanism  # noqa: E402
 from lmodp.train import finetune, make_private, torch_sampler  # noqa: E402
 from lmodp.train.losses import classification_loss  # noqa: E402
-from lmodp.train.per_sample import model_inputs  # noqa: E402
+from lmodp.train.batches import model_inputs  # noqa: E402
 from lmodp.train.sampling import gather  # noqa: E402
 
 N = 60

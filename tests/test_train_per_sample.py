@@ -12,7 +12,8 @@ pytest.importorskip("transformers")
 from _train_models import one_torch_thread, padded_tokens, tiny_bert, tiny_gpt2, tiny_llama, tiny_roberta  # noqa: E402, F401
 
 from lmodp.train.losses import causal_lm_loss, classification_loss  # noqa: E402
-from lmodp.train.per_sample import PerSampleGradients, model_inputs  # noqa: E402
+from lmodp.train.batches import model_inputs  # noqa: E402
+from lmodp.train.vmap_clipping import PerSampleGradients  # noqa: E402
 
 BATCH = 5
 MICRO = 2  # 5 examples in micro-batches of 2, 2, 1

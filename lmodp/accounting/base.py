@@ -7,18 +7,22 @@ and persists through :meth:`~PrivacyAccountant.state_dict` / :meth:`~PrivacyAcco
 Every ε and δ an accountant reports is an upper bound for the whole recorded history.
 
 A subclass sets :attr:`~PrivacyAccountant.name` (its key in
-:data:`lmodp.accounting.registry.ACCOUNTANTS` and in its state dicts) and implements ``_record``,
+:data:`lmodp.accounting.registry.ACCOUNTANTS` and in its state dicts) and implements ``_record``
+(appending with :meth:`~PrivacyAccountant._append`, which merges a repeated release into the
+previous event: k then m releases of the same law compose like k + m),
 :meth:`~PrivacyAccountant.get_epsilon`, :meth:`~PrivacyAccountant.get_delta`, ``state_dict`` and
-``load_state_dict``.
+``load_state_dict``; it may override :meth:`~PrivacyAccountant.epsilon_after` with something
+cheaper than a copy.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping
 
-from lmodp.accounting.events import MechanismEvent
+from lmodp.accounting.events import MechanismEvent, extended_history
 from lmodp.mechanisms import Mechanism
 
 
@@ -36,6 +40,11 @@ class PrivacyAccountant(ABC):
     name: ClassVar[str]
     #: Whether :meth:`get_epsilon_and_order` reports the Rényi order at which ε is attained.
     reports_order: ClassVar[bool] = False
+    #: Whether :meth:`get_epsilon` composes the history when asked (a full composition per new
+    #: history, cached until the next step) rather than keeping it composed step by step: a
+    #: caller that needs a value after every step (:class:`~lmodp.train.ledger.PrivacyLedger`)
+    #: should not ask this accountant every step.
+    lazy_composition: ClassVar[bool] = False
 
     _events: list[MechanismEvent]
 
@@ -59,6 +68,35 @@ class PrivacyAccountant(ABC):
     @abstractmethod
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
         """Account ``event`` (``mechanism`` is its live object when available) and append it."""
+
+    def _append(self, event: MechanismEvent) -> None:
+        """Append ``event`` to the history (:func:`~lmodp.accounting.events.extended_history`: a
+        run of T equal steps is one event, whatever T)."""
+        self._events = extended_history(self._events, event)
+
+    def epsilon_after(
+        self,
+        delta: float,
+        *,
+        mechanism: Mechanism,
+        sample_rate: float,
+        steps: int,
+        sensitivity: float = 1.0,
+        geometry: str = "l2",
+    ) -> float:
+        """ε(δ) of the history followed by ``steps`` more releases (the arguments of :meth:`step`),
+        without recording them: what the history would spend (subclasses: ``_epsilon_after``)."""
+        event = MechanismEvent.validated(
+            mechanism, sample_rate=sample_rate, steps=steps, sensitivity=sensitivity, geometry=geometry
+        )
+        return self._epsilon_after(delta, event, mechanism)
+
+    def _epsilon_after(self, delta: float, event: MechanismEvent, mechanism: Mechanism) -> float:
+        """ε(δ) of the history followed by ``event`` (of the live ``mechanism``); this default
+        records it in a copy."""
+        ahead = copy.deepcopy(self)
+        ahead._record(event, mechanism)
+        return ahead.get_epsilon(delta)
 
     @abstractmethod
     def get_epsilon(self, delta: float) -> float:

@@ -7,7 +7,7 @@ accountant (:class:`lmodp.accounting.base.PrivacyAccountant`) keeps the list of 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate, require_steps
@@ -42,11 +42,23 @@ class MechanismEvent:
         )
 
     def key(self) -> str:
-        """Identifies the per-step RDP curve (everything but ``steps``)."""
-        return json.dumps([dict(self.mechanism), self.sample_rate, self.sensitivity, self.geometry], sort_keys=True)
+        """Identifies the per-step RDP curve (everything but ``steps``); computed once per event."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = json.dumps([dict(self.mechanism), self.sample_rate, self.sensitivity, self.geometry], sort_keys=True)
+            object.__setattr__(self, "_key", key)
+        return key
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         d = asdict(self)
         d["mechanism"] = dict(self.mechanism)
         return d
+
+
+def extended_history(events: list[MechanismEvent], event: MechanismEvent) -> list[MechanismEvent]:
+    """``events`` followed by ``event``, merged into the last event when they differ only in their
+    step counts (k then m releases of the same law compose like k + m)."""
+    if events and events[-1].key() == event.key():
+        return [*events[:-1], replace(events[-1], steps=events[-1].steps + event.steps)]
+    return [*events, event]

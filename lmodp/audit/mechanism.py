@@ -139,11 +139,6 @@ def _best_threshold(under_x: np.ndarray, under_shifted: np.ndarray, *, delta: fl
     return float(thresholds[best]), float(eps[best])
 
 
-def _accounting(mechanism: Mechanism, geometry: str, accountant: str | None) -> str:
-    """The named accountant, or the tightest sound one: PLD, except RDP for non-Gaussian noise in l2."""
-    return resolve_accountant(AUTO if accountant is None else accountant, mechanism, geometry)
-
-
 def _require_samples(samples: object) -> int:
     if isinstance(samples, bool) or not isinstance(samples, Integral) or samples < 100:
         raise ValueError(f"samples must be an integer >= 100, got {samples!r}")
@@ -177,7 +172,7 @@ def audit_mechanism(
     sampler: NoiseSampler | None = None,
     seed: int | None = None,
     dimensions: Sequence[int] = DEFAULT_DIMENSIONS,
-    accountant: str | None = None,
+    accountant: str = AUTO,
     progress: bool = False,
 ) -> MechanismAudit:
     """An ε lower bound, at ``confidence``, for one release of ``sampler``'s noise, beside the
@@ -187,8 +182,8 @@ def audit_mechanism(
     adds; pass another object with ``sample(shape, *, generator)`` to audit it against
     ``mechanism``'s accounted law. ``samples`` outputs per input go to the evaluation split and
     ``samples // 4`` per input and candidate k to the selection split; ``dimensions`` are the
-    candidate k of the ``"l2"`` geometry. ``accountant`` (``"rdp"`` or ``"pld"``) defaults to the
-    tightest sound one available. ``seed`` fixes the torch generator of all draws.
+    candidate k of the ``"l2"`` geometry. ``accountant``: ``"auto"`` (the default, the tightest
+    sound one: PLD, except RDP for non-Gaussian noise in l2) or a registered name. ``seed`` fixes the torch generator of all draws.
     """
     delta = require_delta("delta", delta)
     confidence = require_delta("confidence", confidence)
@@ -196,7 +191,7 @@ def audit_mechanism(
     sensitivity = require_positive("sensitivity", sensitivity)
     samples = _require_samples(samples)
     dims = _require_dimensions(dimensions) if geometry == "l2" else (1,)
-    accountant = _accounting(mechanism, geometry, accountant)
+    accountant = resolve_accountant(accountant, mechanism, geometry)
     eps_accounted = accounted_epsilon(
         mechanism, sample_rate=1.0, steps=1, delta=delta, geometry=geometry, sensitivity=sensitivity, accountant=accountant
     )

@@ -27,7 +27,8 @@ from lmodp.train import make_private
 @dataclass(frozen=True)
 class TrainingAudit:
     """The outcome of :func:`audit_training`: ``epsilon_lower`` (holds with probability ≥
-    ``one_run.confidence``) beside ``epsilon_accounted``, and how the bound was obtained."""
+    ``one_run.confidence``) beside ``epsilon_accounted`` (by the ledger's ``accountant``), and how
+    the bound was obtained."""
 
     epsilon_lower: float
     epsilon_accounted: float
@@ -37,6 +38,7 @@ class TrainingAudit:
     max_grad_norm: float
     mechanism: dict[str, Any]
     one_run: OneRunAudit
+    accountant: str
 
     @property
     def exceeds_accounted(self) -> bool:
@@ -68,7 +70,7 @@ def audit_training(
     examples: int = 500,
     confidence: float = 0.95,
     guesses: Sequence[tuple[int, int]] | None = None,
-    accountant: str = "rdp",
+    accountant: str = "auto",
     seed: int | None = None,
     progress: bool = False,
 ) -> TrainingAudit:
@@ -78,7 +80,9 @@ def audit_training(
     ``threat`` is ``"white-box"`` (gradient canaries, every step observed) or ``"black-box"``
     (input canaries, final model's outputs only); see :mod:`lmodp.audit.canaries`. The run has
     ``examples`` task examples, Poisson rate ``sample_rate``, ``steps`` steps, clip norm
-    ``max_grad_norm`` and SGD learning rate ``learning_rate``; ``accountant`` is the ledger's.
+    ``max_grad_norm`` and SGD learning rate ``learning_rate``; ``accountant`` is the ledger's
+    (default ``"auto"``: the PLD for Gaussian noise, the RDP otherwise), and ``epsilon_accounted``
+    its ε(δ) for the whole run.
     ``guesses`` are the (k_in, k_out) candidates of :func:`lmodp.audit.one_run.audit_scores`.
     ``seed`` fixes the coins, the data, the initial model, the batches and the noise.
     """
@@ -117,10 +121,10 @@ def audit_training(
     coordinates = C.canary_coordinates(m)
     weights = model.embedding.weight
     trace = [weights.detach().reshape(-1)[coordinates].clone()]
-    epsilon_accounted = 0.0
     for batch in tqdm(loader, desc=f"{threat} audit run", disable=not progress):
-        epsilon_accounted = dp_optimizer.step(batch).epsilon  # type: ignore[union-attr]
+        dp_optimizer.step(batch)
         trace.append(weights.detach().reshape(-1)[coordinates].clone())
+    ledger = dp_optimizer.ledger
     if threat == "white-box":
         scale = q * (n_task + m / 2) / (lr * clip)
         released = np.diff(torch.stack(trace).double().numpy(), axis=0) * scale
@@ -128,4 +132,7 @@ def audit_training(
     else:
         scores = C.black_box_scores(model, planted)
     result = audit_scores(scores, included, delta=delta, confidence=confidence, guesses=guesses)
-    return TrainingAudit(result.epsilon_lower, float(epsilon_accounted), threat, q, steps, clip, mechanism.to_dict(), result)
+    return TrainingAudit(
+        epsilon_lower=result.epsilon_lower, epsilon_accounted=ledger.epsilon(), threat=threat, sample_rate=q, steps=steps,
+        max_grad_norm=clip, mechanism=mechanism.to_dict(), one_run=result, accountant=ledger.accountant.name,
+    )

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from lmodp.accounting.registry import require_accountant_fits
+from lmodp.cli._output import CLI_PLD_FIX
+from lmodp.cli._run import add_accountant_argument
 from lmodp.cli.plot import parse_mechanism
 
 _EPILOG = """\
@@ -45,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=10**7, help="evaluation outputs per input (default: %(default)s)")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence of the lower bound (default: %(default)s)")
     p.add_argument("--seed", type=int, help="seed of the draws (default: random)")
-    p.add_argument("--accountant", choices=("pld", "rdp"), help="accountant (default: pld; rdp for non-Gaussian l2)")
+    add_accountant_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -57,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     sampled = None if args.sampler is None else parse_mechanism(args.sampler)
     if args.samples < 100:
         raise ValueError(f"--samples must be >= 100, got {args.samples}")
+    require_accountant_fits(args.accountant, {repr(mechanism): mechanism}, [args.geometry], fix=CLI_PLD_FIX)
     try:
         from lmodp.audit import audit_mechanism
         from lmodp.train.noise import torch_sampler

@@ -159,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "epsilon": eps,
         "delta": spec.delta,
-        "optimal_order": None if math.isnan(order) else order,
+        "optimal_order": order if math.isfinite(order) else None,
+        "pure_dp_bound": math.isinf(order),
         "accountant": accountant,
         "accountant_requested": args.accountant,
         "mechanism": mechanism.to_dict(),
@@ -180,7 +181,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"mechanism:     {mechanism!r}")
     print(f"run:           sample_rate={spec.sample_rate:.6g}, steps={spec.steps}, geometry={spec.geometry}, sensitivity={spec.sensitivity:g}")
     print(f"epsilon:       {eps:.6g}  (delta={spec.delta:g})")
-    print(f"optimal order: {'n/a' if result['optimal_order'] is None else format(order, 'g')}")
+    if math.isinf(order):
+        print("optimal order: none (the pure-DP composition bound, smaller than every order's)")
+    else:
+        print(f"optimal order: {'n/a' if result['optimal_order'] is None else format(order, 'g')}")
     how = " (auto: the tightest sound accountant here)" if args.accountant == AUTO else ""
     print(f"accountant:    {accountant}{how}")
     return 0

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lmodp.accounting.registry import accountant_choices
 from lmodp.accounting.spec import RunSpec
+from lmodp.cli._run import add_accountant_argument
 
 TASKS = ("auto", "classification", "causal-lm")
 
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     privacy.add_argument("--delta", type=float, required=True, help="delta in (0, 1), e.g. below 1/N")
     privacy.add_argument("--mechanism", default="gaussian", help="gaussian, laplace, search, RESULT.json, paper:EPS or paper-scale:EPS (default: gaussian)")
     privacy.add_argument("--max-grad-norm", type=float, default=1.0, help="per-example L2 clip norm C (default: 1)")
-    privacy.add_argument("--accountant", choices=accountant_choices(), default="rdp", help="accountant (default: rdp; auto: the tightest sound one)")
+    add_accountant_argument(privacy)
     training = p.add_argument_group("training")
     training.add_argument("--batch-size", type=int, default=32, help="expected (Poisson) batch size (default: 32)")
     training.add_argument("--epochs", type=float, default=1.0, help="epochs; T = round(epochs / q) steps (default: 1)")
@@ -325,7 +325,8 @@ def run(args: argparse.Namespace) -> int:
     samples = write_samples(model, tokenizer, args, rows, eval_rows) if args.sample else []
     summary = {
         "task": task, "examples": len(rows), "sample_rate": q, "steps": len(history.step), "planned_steps": steps,
-        "delta": args.delta, "epsilon": history.final_epsilon, "stopped_by_budget": history.stopped_by_budget,
+        "delta": args.delta, "epsilon": history.final_epsilon, "accountant": history.accountant,
+        "stopped_by_budget": history.stopped_by_budget,
         "mechanism": history.mechanism, "final_loss": next((v for v in reversed(history.loss) if v is not None), None),
         history.metric_name: history.eval_metric[-1] if history.eval_metric else None, "out": str(args.out),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad), "lora_r": args.lora_r,
@@ -334,8 +335,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"{summary['steps']} of {steps} steps (q = {q:.6g}), epsilon = {history.final_epsilon:.6g} at delta = {args.delta:g}"
-          f"{' (stopped by the budget)' if history.stopped_by_budget else ''}")
+    print(f"{summary['steps']} of {steps} steps (q = {q:.6g}), epsilon = {history.final_epsilon:.6g} at delta = {args.delta:g} "
+          f"({history.accountant.upper()} accountant){' (stopped by the budget)' if history.stopped_by_budget else ''}")
     if history.eval_metric:
         print(f"eval {history.metric_name}: {history.eval_metric[-1]:.4f}")
     for sample in samples:

@@ -192,6 +192,7 @@ def order_window(mechanism: Mechanism, run: RunSpec, count: int = FAST_ORDER_COU
     bound in both geometries)."""
     _, best = epsilon_and_order(mechanism, run, accountant="rdp")
     pool = DEFAULT_ORDERS
+    best = min(best, float(pool[-1]))  # ∞: the pure-DP composition bound, the limit of the largest orders
     window = pool[(pool >= best / 2.5) & (pool <= best * 2.5)]
     if window.size == 0:
         window = pool[[int(np.argmin(np.abs(pool - best)))]]

@@ -4,15 +4,15 @@
 * :func:`finetune` — a complete private (or non-private) fine-tuning loop with checkpoints.
 * Causal LM: :func:`causal_lm_data` (prompt and padding masked from the targets),
   :func:`add_lora` (LoRA adapters), :func:`perplexity`, :func:`generate_samples`.
-* Building blocks: per-sample gradients (:mod:`~lmodp.train.per_sample`), clipping
+* Building blocks: per-sample gradients (:mod:`~lmodp.train.vmap_clipping`), clipping
   (:mod:`~lmodp.train.clipping`), torch noise samplers (:mod:`~lmodp.train.noise`), Poisson
-  sampling (:mod:`~lmodp.train.sampling`), the privacy ledger (:mod:`~lmodp.train.budget`).
+  sampling (:mod:`~lmodp.train.sampling`), the privacy ledger (:mod:`~lmodp.train.ledger`).
 * Data-parallel DP-SGD inside a ``torch.distributed`` process group: :mod:`~lmodp.train.distributed`
   (used by :func:`make_private` and :func:`finetune` when they find one).
 """
 
-from lmodp.train.budget import PrivacyBudgetExhausted, PrivacyLedger
 from lmodp.train.evaluation import perplexity
+from lmodp.train.ledger import PrivacyBudgetExhausted, PrivacyLedger
 from lmodp.train.finetune import TrainingHistory, finetune
 from lmodp.train.generation import generate_samples
 from lmodp.train.lora import add_lora

@@ -176,5 +176,5 @@ def clipped_sum(uses: list[Factor], factors: torch.Tensor) -> torch.Tensor:
     per-use gradient: (R, C) for outer-product sums)."""
     total = uses[0].weighted_sum(factors)
     for u in uses[1:]:
-        total = total + u.weighted_sum(factors)
+        total.add_(u.weighted_sum(factors))
     return total

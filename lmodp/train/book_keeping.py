@@ -44,7 +44,7 @@ from lmodp.train.bk_gradients import Factor, GramCache, accumulation_dtype, clip
 from lmodp.train.bk_layers import Rule, recomputed_gradients, rule_for
 from lmodp.train.clipping import ClippedGradientSum, clip_factors
 from lmodp.train.losses import PerExampleLoss
-from lmodp.train.per_sample import batch_size_of, model_inputs
+from lmodp.train.batches import batch_size_of, model_inputs
 
 logger = logging.getLogger(__name__)
 

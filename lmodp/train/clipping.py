@@ -126,7 +126,7 @@ class ClippedGradientSum:
 
 class ClippingEngine(Protocol):
     """What :class:`~lmodp.train.optimizer.DPOptimizer` needs from a clipping engine
-    (:class:`~lmodp.train.book_keeping.BookKeepingClipping`, :class:`~lmodp.train.per_sample.VmapClipping`)."""
+    (:class:`~lmodp.train.book_keeping.BookKeepingClipping`, :class:`~lmodp.train.vmap_clipping.VmapClipping`)."""
 
     sums: ClippedGradientSum
 

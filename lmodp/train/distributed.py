@@ -56,10 +56,9 @@ import torch.distributed as dist
 from torch import nn
 
 from lmodp.mechanisms import Mechanism
-from lmodp.train.budget import PrivacyBudgetExhausted, PrivacyLedger
+from lmodp.train.ledger import PrivacyBudgetExhausted, PrivacyLedger
 from lmodp.train.clipping import ClippedGradientSum
-from lmodp.train.layout import SingleProcess
-from lmodp.train.noise import TorchNoiseSampler
+from lmodp.train.layout import NoisyRelease, SingleProcess
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +170,7 @@ class CollectiveLedger(PrivacyLedger):
     state decide alike); then one all-reduce compares the outcomes (charged, stopped, raised) and
     the step counts. Only when they agree does a rank go on: it releases the step (with ε the
     largest of the ranks' values), or all return ``None`` (``on_exhausted="stop"``), or all raise
-    :class:`~lmodp.train.budget.PrivacyBudgetExhausted`. Replicas that disagree (a checkpoint
+    :class:`~lmodp.train.ledger.PrivacyBudgetExhausted`. Replicas that disagree (a checkpoint
     loaded on some ranks only, different budgets) raise ``RuntimeError`` on every rank, before
     anything is released.
     """
@@ -265,17 +264,11 @@ class Replicated(SingleProcess):
         sums: Mapping[str, torch.Tensor],
         *,
         parameters: Mapping[str, nn.Parameter],
-        sampler: TorchNoiseSampler,
-        max_grad_norm: float,
-        generator: torch.Generator,
-        expected_batch_size: float,
+        release: NoisyRelease,
     ) -> dict[str, torch.Tensor]:
         """(Σ_r S_r + C·Y)/(q·N): rank 0 adds the noise to its sums, parameter by parameter, while
         the all-reduce of the previous parameter is under way."""
-        return all_reduced_noisy_means(
-            sums, ranks=self.ranks, sampler=sampler, max_grad_norm=max_grad_norm, generator=generator,
-            expected_batch_size=expected_batch_size,
-        )
+        return all_reduced_noisy_means(sums, ranks=self.ranks, release=release)
 
     def save_checkpoint(self, directory: str | os.PathLike[str], *, model: nn.Module, optimizer: Any, state: dict[str, Any]) -> None:
         """Rank 0 writes the checkpoint (the replicas are equal), then a barrier, so that no rank
@@ -285,24 +278,16 @@ class Replicated(SingleProcess):
         self.ranks.barrier()
 
 
-def all_reduced_noisy_means(
-    sums: Mapping[str, torch.Tensor],
-    *,
-    ranks: Ranks,
-    sampler: TorchNoiseSampler,
-    max_grad_norm: float,
-    generator: torch.Generator,
-    expected_batch_size: float,
-) -> dict[str, torch.Tensor]:
+def all_reduced_noisy_means(sums: Mapping[str, torch.Tensor], *, ranks: Ranks, release: NoisyRelease) -> dict[str, torch.Tensor]:
     """(Σ_r S_r + C·Y)/(q·N) for replicated tensors: rank 0 adds the noise to its sums, then one
     asynchronous all-reduce (SUM) per tensor."""
     pending = []
     for summed in sums.values():
         if ranks.is_main:
-            sampler.add_scaled_(summed, max_grad_norm, generator=generator)
+            release.add_noise_(summed)
         pending.append(dist.all_reduce(summed, op=dist.ReduceOp.SUM, async_op=True))
     for work in pending:
         work.wait()
     for summed in sums.values():
-        summed.div_(expected_batch_size)
+        release.mean_(summed)
     return dict(sums)

@@ -12,9 +12,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from lmodp.train.batches import Data, dataset_length, gather, model_inputs
 from lmodp.train.losses import accuracy, causal_lm_token_losses
-from lmodp.train.per_sample import model_inputs
-from lmodp.train.sampling import Data, dataset_length, gather
 
 METRIC_NAMES = {"classification": "accuracy", "causal-lm": "perplexity"}
 

@@ -19,17 +19,24 @@ from lmodp.train.layout import SingleProcess
 from lmodp.train.evaluation import METRIC_NAMES, evaluate as evaluate_metric
 from lmodp.train.losses import loss_for_task
 from lmodp.train.options import FinetuneOptions
-from lmodp.train.per_sample import model_inputs
+from lmodp.train.batches import model_inputs
 from lmodp.train.privacy_engine import PrivacyEngine, training_run
-from lmodp.train.sampling import Data, DPDataLoader, dataset_length
+from lmodp.train.batches import Data, dataset_length
+from lmodp.train.sampling import DPDataLoader
 
 logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainingHistory:
-    """Per-step records of a run (``loss`` is None for an empty batch; ``epsilon`` is inf for a
-    non-private run) and the evaluations (``eval_metric`` is accuracy for classification, the mean
-    per-sequence loss for causal LM). ``mechanism`` is the noise's ``to_dict()`` (None if not private)."""
+    """Per-step records of a run (``loss`` is None for an empty batch) and the evaluations
+    (``eval_metric`` is accuracy for classification, the mean per-sequence loss for causal LM).
+    ``mechanism`` is the noise's ``to_dict()`` (None if not private). ``final_epsilon`` is ε(δ) of
+    the steps taken, by the ledger's ``accountant`` (:meth:`~lmodp.train.ledger.PrivacyLedger.epsilon`;
+    inf and None for a non-private run, 0 before any step). ``epsilon`` after each step is the sound
+    upper bound the ledger reports at no extra cost (:meth:`~lmodp.train.ledger.PrivacyLedger.charge_step`):
+    the accountant's own value for the RDP; for the PLD the smaller of the RDP bound of the same
+    steps and the PLD of the whole planned run (or of the budget's last step), so the last value
+    of a run that ends as planned, or at its budget, is ``final_epsilon``."""
 
     task: str
     delta: float
@@ -44,11 +51,8 @@ class TrainingHistory:
     eval_step: list[int] = field(default_factory=list)
     eval_metric: list[float] = field(default_factory=list)
     stopped_by_budget: bool = False
-
-    @property
-    def final_epsilon(self) -> float:
-        """ε(δ) after the last step (0 before any step)."""
-        return self.epsilon[-1] if self.epsilon else 0.0
+    accountant: str | None = None
+    final_epsilon: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,7 +122,7 @@ def finetune(
     or linearly decayed to 0 over T (``lr_schedule``). ε(``delta``) is recorded after every
     step; a step that would exceed ``max_epsilon`` (default: ``target_epsilon``) is not
     released: the run ends there (``on_exhausted="stop"``, ``history.stopped_by_budget``) or
-    raises :class:`~lmodp.train.budget.PrivacyBudgetExhausted` (``"raise"``). The eval metric
+    raises :class:`~lmodp.train.ledger.PrivacyBudgetExhausted` (``"raise"``). The eval metric
     (accuracy, or the token-level perplexity for ``task="causal-lm"``) is recorded every
     ``eval_every`` steps (default: every epoch) and at the end. With ``checkpoint_dir`` the state
     is saved every ``checkpoint_every`` steps (default: every epoch) and at the end;
@@ -202,6 +206,7 @@ def finetune(
         task=task, delta=delta, sample_rate=q, total_steps=total_steps,
         mechanism=None if chosen is None else chosen.to_dict(),
         metric_name=METRIC_NAMES[task],
+        accountant=stepper.ledger.accountant.name if private else None,
     )
 
     done = 0
@@ -253,6 +258,7 @@ def finetune(
         if step % checkpoint_every == 0 and step != last_step:
             checkpoint()
     bar.close()
+    history.final_epsilon = stepper.ledger.epsilon() if private else (math.inf if history.step else 0.0)
     if step > done or not history.eval_step:
         evaluate(step)
     checkpoint()

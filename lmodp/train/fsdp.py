@@ -52,7 +52,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
-from torch.distributed.tensor import DTensor, Partial
+from torch.distributed.tensor import DTensor, Partial, Shard
 
 from lmodp.train.checkpoint import capture_rng_states, checkpoint_path, restore_rng_states
 from lmodp.train.clipping import ClippedGradientSum
@@ -64,8 +64,9 @@ from lmodp.train.distributed import (
     require_no_wrapper,
     require_same_settings,
 )
-from lmodp.train.noise import TorchNoiseSampler
-from lmodp.train.sampling import Data, DPDataLoader, gather
+from lmodp.train.layout import NoisyRelease
+from lmodp.train.batches import Data, gather
+from lmodp.train.sampling import DPDataLoader
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,32 @@ class ShardedGradientSum(ClippedGradientSum):
     """:class:`~lmodp.train.clipping.ClippedGradientSum` whose sharded (DTensor) parameters keep
     only this rank's shard: each pass's clipped sum is reduce-scattered onto the parameter's
     placement as soon as it is added (zeros for a pass that did not reach the parameter, so that
-    every rank makes the same collectives). Replicated parameters accumulate whole sums."""
+    every rank makes the same collectives). Replicated parameters accumulate whole sums.
+
+    FSDP2's placement ``Shard(0)`` cuts dimension 0 into W chunks of ⌈n/W⌉ rows (the last ones
+    shorter or empty): the sum is padded to W·⌈n/W⌉ rows and reduce-scattered with one
+    ``reduce_scatter_tensor``, issued asynchronously so that it runs while the next parameter's
+    clipped sum is formed (one in flight, so that at most two whole sums are alive). Any other
+    placement goes through DTensor's redistribution."""
+
+    def reset(self) -> None:
+        super().reset()
+        self._in_flight: tuple[str, Any, torch.Tensor, int, torch.Tensor] | None = None
+
+    def _settle(self) -> None:
+        """Wait for the reduce-scatter in flight and add its shard."""
+        if self._in_flight is None:
+            return
+        name, work, out, rows, _ = self._in_flight
+        self._in_flight = None
+        work.wait()
+        self._accumulate(name, out[:rows])
+
+    def _accumulate(self, name: str, local: torch.Tensor) -> None:
+        if name in self._sums:
+            self._sums[name] += local
+        else:
+            self._sums[name] = local.clone()
 
     def add(self, name: str, summed: torch.Tensor | None) -> None:
         p = self.parameters[name]
@@ -170,15 +196,22 @@ class ShardedGradientSum(ClippedGradientSum):
             return
         dtype = torch.promote_types(p.dtype, torch.float32)
         whole = torch.zeros(p.shape, dtype=dtype, device=p.device) if summed is None else summed.reshape(p.shape).to(dtype)
-        partial = DTensor.from_local(whole, p.device_mesh, [Partial()], run_check=False)
-        local = partial.redistribute(p.device_mesh, p.placements).to_local()
-        if name in self._sums:
-            self._sums[name] += local
-        else:
-            self._sums[name] = local.contiguous()
+        if tuple(p.placements) != (Shard(0),):
+            partial = DTensor.from_local(whole, p.device_mesh, [Partial()], run_check=False)
+            self._accumulate(name, partial.redistribute(p.device_mesh, p.placements).to_local())
+            return
+        world = p.device_mesh.size()
+        chunk = -(-p.shape[0] // world)
+        padded = whole if chunk * world == p.shape[0] else torch.cat([whole, whole.new_zeros(chunk * world - p.shape[0], *p.shape[1:])])
+        out = whole.new_empty(chunk, *p.shape[1:])
+        self._settle()
+        padded = padded.contiguous()
+        work = dist.reduce_scatter_tensor(out, padded, group=p.device_mesh.get_group(), async_op=True)
+        self._in_flight = (name, work, out, p.to_local().shape[0], padded)  # the input stays alive until the wait
 
     def totals(self) -> dict[str, torch.Tensor]:
         """This rank's shard of each sharded parameter's sum, the whole sum of the others."""
+        self._settle()
         for name, p in self.parameters.items():
             if name not in self._sums and isinstance(p, DTensor):
                 local = p.to_local()
@@ -227,10 +260,7 @@ class Sharded(Replicated):
         sums: Mapping[str, torch.Tensor],
         *,
         parameters: Mapping[str, nn.Parameter],
-        sampler: TorchNoiseSampler,
-        max_grad_norm: float,
-        generator: torch.Generator,
-        expected_batch_size: float,
+        release: NoisyRelease,
     ) -> dict[str, torch.Tensor]:
         """This rank's shard of (Σ_r S_r + C·Y)/(qN) for each sharded parameter, its own noise added
         (as a DTensor of the parameter's placement); replicated parameters the replicated way."""
@@ -240,15 +270,12 @@ class Sharded(Replicated):
             p = parameters[name]
             if not isinstance(p, DTensor):
                 continue
-            sampler.add_scaled_(local, max_grad_norm, generator=generator)
-            local.div_(expected_batch_size)
+            release.add_noise_(local)
+            release.mean_(local)
             released[name] = DTensor.from_local(
                 local, p.device_mesh, p.placements, run_check=False, shape=p.shape, stride=p.stride()
             )
-        released.update(all_reduced_noisy_means(
-            replicated, ranks=self.ranks, sampler=sampler, max_grad_norm=max_grad_norm, generator=generator,
-            expected_batch_size=expected_batch_size,
-        ))
+        released.update(all_reduced_noisy_means(replicated, ranks=self.ranks, release=release))
         return {name: released[name] for name in sums}
 
     def all_finite(self, tensors: Iterable[torch.Tensor]) -> bool:

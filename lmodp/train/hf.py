@@ -18,8 +18,8 @@ Trainer script (``TrainingArguments``, datasets, collators, callbacks, evaluatio
   example (:mod:`lmodp.train.losses`, or ``loss=`` a callable ``loss(outputs, batch) ->
   Tensor[B]``), never the model's own ``outputs.loss``, which for causal LM averages over the
   tokens of the whole batch and so couples the examples.
-* **Accounting.** ε(δ) after each step (sound upper bound, ``accountant`` "rdp" or "pld", l2
-  geometry) is added to every Trainer log record under the key ``epsilon``; with a budget
+* **Accounting.** ε(δ) after each step (sound upper bound, ``accountant`` "auto" by default:
+  the PLD for Gaussian noise, the RDP otherwise; l2 geometry) is added to every Trainer log record under the key ``epsilon``; with a budget
   (``target_epsilon``, or ``max_epsilon``) training stops (``should_training_stop``) after the
   last step that fits, before any step that would exceed it is computed.
 * **Checkpoints** hold the privacy state: the ledger and the noise generator (in the optimizer's
@@ -30,7 +30,8 @@ Trainer script (``TrainingArguments``, datasets, collators, callbacks, evaluatio
 Refused with ``ValueError`` (they would break the guarantee or be silently ignored):
 a ``train_sampling_strategy`` other than "random" (the sampler is replaced), ``dataloader_drop_last``,
 ``auto_find_batch_size`` (q would change mid-run), more than one process or GPU, DeepSpeed,
-FSDP, ``fp16`` (the loss scaler scales the per-example gradients that are clipped; ``bf16`` is
+FSDP (accelerate's, FSDP1 or FSDP2: use :func:`lmodp.train.finetune` with ``shard=True`` under
+torchrun instead, see docs/distributed.md), ``fp16`` (the loss scaler scales the per-example gradients that are clipped; ``bf16`` is
 fine), activation checkpointing, ``torch_compile``, ``use_liger_kernel``, ``label_smoothing_factor``, ``compute_loss_func`` (a batch
 loss), an iterable training set (N unknown). The Trainer's own ``max_grad_norm`` (global
 clipping of the summed gradient, default 1.0) is switched off, with a log line: it would clip
@@ -64,7 +65,7 @@ from lmodp.accounting.spec import RunSpec
 from lmodp.train.calibration import resolve_mechanism
 from lmodp.train.losses import PerExampleLoss, causal_lm_loss, causal_lm_token_losses, loss_for_task
 from lmodp.train.optimizer import DPOptimizer
-from lmodp.train.per_sample import model_inputs
+from lmodp.train.batches import model_inputs
 from lmodp.train.privacy_engine import PrivacyEngine, _check_geometry, require_clip_norm, resolve_sample_rate, steps_for_epochs
 
 logger = logging.getLogger(__name__)
@@ -122,9 +123,15 @@ def _refuse_unsound_arguments(args: TrainingArguments, kwargs: Mapping[str, Any]
          "PrivateTrainer samples each logical batch by Poisson sampling (what the accountant assumes); leave it 'random'"),
         (args.dataloader_drop_last, "dataloader_drop_last=True has no meaning under Poisson sampling; leave it False"),
         (args.auto_find_batch_size, "auto_find_batch_size=True would change the sampling rate q mid-run"),
+        (bool(args.fsdp), "FSDP in TrainingArguments (accelerate's FSDP2) is not supported by PrivateTrainer: accelerate "
+         "shards the model after the privacy engine was built and skips no micro-batch collectively. Train sharded with "
+         "lmodp instead: launch with torchrun and call lmodp.train.finetune(..., shard=True), or make_private on a "
+         "fully_shard-ed model (docs/distributed.md)"),
+        (bool(args.deepspeed), "DeepSpeed is not supported by PrivateTrainer: for sharded training launch with torchrun "
+         "and use lmodp.train.finetune(..., shard=True) (FSDP2, docs/distributed.md)"),
         (args.world_size > 1 or args.n_gpu > 1, f"PrivateTrainer runs on one process and one device (world_size="
-         f"{args.world_size}, n_gpu={args.n_gpu}): each process would draw and clip its own batch"),
-        (bool(args.deepspeed) or bool(args.fsdp), "DeepSpeed and FSDP are not supported by PrivateTrainer"),
+         f"{args.world_size}, n_gpu={args.n_gpu}): each process would draw and clip its own batch. For data-parallel "
+         "or sharded private training launch with torchrun and use lmodp.train.finetune (shard=True for FSDP2)"),
         (args.fp16, "fp16=True scales the loss, hence the per-example gradients that are clipped: use bf16=True or fp32"),
         (args.activation_checkpointing or args.gradient_checkpointing,
          "activation checkpointing reruns layers in the backward pass, which book-keeping clipping cannot follow"),
@@ -172,7 +179,7 @@ class PrivateTrainer(Trainer):
     :func:`lmodp.search.calibrate_gaussian` to this run's q, T, δ; with ``search_result`` the
     mechanism of a :class:`lmodp.search.SearchResult` or its JSON, checked against the target for
     this run), ``max_grad_norm`` (the per-example L2 clip norm C), ``delta``, ``geometry``
-    ("l2"), ``accountant`` ("rdp", "pld", "auto" or a ``PrivacyAccountant``), ``max_epsilon`` (budget;
+    ("l2"), ``accountant`` ("auto", the default, "rdp", "pld" or a ``PrivacyAccountant``), ``max_epsilon`` (budget;
     defaults to ``target_epsilon``), ``loss`` ("classification", "causal-lm" or a per-example
     callable; default from the model class), ``noise_seed`` and ``sampling_seed`` (None:
     secret). T is ``args.max_steps`` or ceil(``num_train_epochs`` × round(N/B)).
@@ -190,7 +197,7 @@ class PrivateTrainer(Trainer):
         max_grad_norm: float,
         delta: float,
         geometry: str = "l2",
-        accountant: str | PrivacyAccountant = "rdp",
+        accountant: str | PrivacyAccountant = "auto",
         max_epsilon: float | None = None,
         loss: str | PerExampleLoss | None = None,
         noise_seed: int | None = None,

@@ -26,17 +26,19 @@ import hashlib
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
 
-from lmodp.train.budget import PrivacyLedger
+from lmodp.train.ledger import PrivacyLedger
 from lmodp.train.checkpoint import load_checkpoint, save_checkpoint
 from lmodp.train.clipping import ClippedGradientSum
 from lmodp.train.noise import TorchNoiseSampler
-from lmodp.train.sampling import Data, DPDataLoader, PoissonSampler
+from lmodp.train.batches import Data
+from lmodp.train.sampling import DPDataLoader, PoissonSampler
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,26 @@ def sampling_generator(seed: int | None, *, keyword: str = "seed") -> torch.Gene
     )
 
 
+@dataclass(frozen=True)
+class NoisyRelease:
+    """What one step does to the clipped sum S before it is released: S + C·Y, Y i.i.d. from the
+    mechanism (``sampler``, drawn with ``generator`` on the sum's device,
+    :meth:`~lmodp.train.noise.TorchNoiseSampler.add_scaled_`), then divided by q·N."""
+
+    sampler: TorchNoiseSampler
+    max_grad_norm: float
+    generator: torch.Generator
+    expected_batch_size: float
+
+    def add_noise_(self, summed: torch.Tensor) -> None:
+        """``summed += C·Y`` in place."""
+        self.sampler.add_scaled_(summed, self.max_grad_norm, generator=self.generator)
+
+    def mean_(self, summed: torch.Tensor) -> None:
+        """``summed /= q·N`` in place."""
+        summed.div_(self.expected_batch_size)
+
+
 class SingleProcess:
     """The whole run in this process (see the module docstring): the base of the other layouts."""
 
@@ -117,7 +139,7 @@ class SingleProcess:
         )
 
     def ledger(self, accountant: Any, **settings: Any) -> PrivacyLedger:
-        """The privacy ledger of the run (see :class:`~lmodp.train.budget.PrivacyLedger`)."""
+        """The privacy ledger of the run (see :class:`~lmodp.train.ledger.PrivacyLedger`)."""
         return PrivacyLedger(accountant, **settings)
 
     def noise_generator(self, device: torch.device, noise_seed: int | None, *, steps_done: int = 0) -> torch.Generator:
@@ -158,16 +180,12 @@ class SingleProcess:
         sums: Mapping[str, torch.Tensor],
         *,
         parameters: Mapping[str, nn.Parameter],
-        sampler: TorchNoiseSampler,
-        max_grad_norm: float,
-        generator: torch.Generator,
-        expected_batch_size: float,
+        release: NoisyRelease,
     ) -> dict[str, torch.Tensor]:
-        """(clipped sum + C·Y) / (q·N) in place of each parameter's sum, with Y drawn from the
-        mechanism on the sum's device (:meth:`~lmodp.train.noise.TorchNoiseSampler.add_scaled_`)."""
+        """(clipped sum + C·Y) / (q·N) in place of each parameter's sum (see :class:`NoisyRelease`)."""
         for summed in sums.values():
-            sampler.add_scaled_(summed, max_grad_norm, generator=generator)
-            summed.div_(expected_batch_size)
+            release.add_noise_(summed)
+            release.mean_(summed)
         return dict(sums)
 
     def all_finite(self, tensors: Iterable[torch.Tensor]) -> bool:

@@ -26,9 +26,9 @@ from typing import Any, Callable, Mapping
 import torch
 
 from lmodp._validation import require_positive
-from lmodp.train.budget import PrivacyLedger
+from lmodp.train.ledger import PrivacyLedger
 from lmodp.train.clipping import ClippingEngine
-from lmodp.train.layout import SingleProcess
+from lmodp.train.layout import NoisyRelease, SingleProcess
 from lmodp.train.noise import TorchNoiseSampler
 
 
@@ -173,10 +173,8 @@ class DPOptimizer(torch.optim.Optimizer):
         loss, examples, clipped_fraction = self.layout.batch_statistics(self.clipping.sums)
         if loss is not None and not math.isfinite(loss):
             raise FloatingPointError(f"the training loss is {loss} before step {self.ledger.steps}; lower the learning rate")
-        noisy = self.layout.noisy_means(
-            self.clipping.clipped_sums(), parameters=parameters, sampler=self.sampler, max_grad_norm=self.max_grad_norm,
-            generator=self.noise_generator, expected_batch_size=self.expected_batch_size,
-        )
+        release = NoisyRelease(self.sampler, self.max_grad_norm, self.noise_generator, self.expected_batch_size)
+        noisy = self.layout.noisy_means(self.clipping.clipped_sums(), parameters=parameters, release=release)
         if not self.layout.all_finite(noisy.values()):
             raise FloatingPointError(
                 "the noisy gradient is not finite: the mechanism's noise overflowed float32 (omega drawn as 0, "

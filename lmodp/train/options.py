@@ -44,7 +44,7 @@ class FinetuneOptions(Settings):
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
     task: str = "classification"
-    accountant: str | PrivacyAccountant = "rdp"
+    accountant: str | PrivacyAccountant = "auto"
     max_epsilon: float | None = None
     on_exhausted: str = "stop"
     clipping: str = "bk"

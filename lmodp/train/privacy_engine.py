@@ -33,8 +33,9 @@ from lmodp.train.layout import SingleProcess, sampling_generator
 from lmodp.train.losses import PerExampleLoss, loss_for_task
 from lmodp.train.noise import torch_sampler
 from lmodp.train.optimizer import DPOptimizer
-from lmodp.train.per_sample import VmapClipping
-from lmodp.train.sampling import Data, DPDataLoader, PoissonSampler, dataset_length
+from lmodp.train.vmap_clipping import VmapClipping
+from lmodp.train.batches import Data, dataset_length
+from lmodp.train.sampling import DPDataLoader, PoissonSampler
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ class PrivacyEngine:
 
     ``run`` is the accounted run (:func:`training_run`): Poisson rate q, T steps, δ, geometry.
     The ledger (``accountant``, ``max_epsilon``, ``on_exhausted``: see
-    :class:`~lmodp.train.budget.PrivacyLedger`) and the sampling generator (secret unless
+    :class:`~lmodp.train.ledger.PrivacyLedger`) and the sampling generator (secret unless
     ``sampling_seed``) are made at once; :meth:`data_loader` or :meth:`poisson_sampler` give this
     rank's Poisson batches, :meth:`private_optimizer` wraps the user's optimizer. With ``shard``
     (True or a :class:`~lmodp.train.fsdp.Sharding`) the model is first sharded with FSDP2
@@ -199,7 +200,7 @@ class PrivacyEngine:
         mechanism: Mechanism,
         max_grad_norm: float,
         run: RunSpec,
-        accountant: str | PrivacyAccountant = "rdp",
+        accountant: str | PrivacyAccountant = "auto",
         max_epsilon: float | None = None,
         on_exhausted: str = "raise",
         sampling_seed: int | None = None,
@@ -226,7 +227,7 @@ class PrivacyEngine:
         })
         self.ledger = self.layout.ledger(
             accountant, mechanism=mechanism, sample_rate=run.sample_rate, delta=run.delta, geometry=self.geometry,
-            max_epsilon=max_epsilon, on_exhausted=on_exhausted,
+            max_epsilon=max_epsilon, on_exhausted=on_exhausted, planned_steps=run.steps,
         )
         self.sampling_generator = self.layout.shared_sampling_generator(
             sampling_generator(sampling_seed, keyword=sampling_seed_keyword)
@@ -271,6 +272,14 @@ class PrivacyEngine:
     ) -> DPOptimizer:
         """``optimizer`` wrapped in a :class:`~lmodp.train.optimizer.DPOptimizer` that clips with
         ``clipping`` (see :func:`make_private`), adds the mechanism's noise and charges the ledger."""
+        held = [p for group in optimizer.param_groups for p in group["params"]]
+        own = {id(p) for p in self.model.parameters()}
+        if any(id(p) not in own for p in held):
+            raise ValueError(
+                "the optimizer holds tensors that are not parameters of the model (with shard=True, the model's "
+                "parameters are replaced by their shards: pass a function params -> optimizer, or build the "
+                "optimizer after sharding)"
+            )
         loss_fn: Callable = loss_for_task(loss) if isinstance(loss, str) else loss
         engine = clipping_engine(
             self.model, loss_fn, clipping=clipping, max_grad_norm=self.max_grad_norm, micro_batch_size=micro_batch_size,
@@ -318,7 +327,7 @@ def make_private(
     batch_size: int | None = None,
     delta: float | None = None,
     geometry: str | None = None,
-    accountant: str | PrivacyAccountant = "rdp",
+    accountant: str | PrivacyAccountant = "auto",
     clipping: str = "bk",
     micro_batch_size: int | None = None,
     loss: str | PerExampleLoss = "classification",
@@ -348,12 +357,12 @@ def make_private(
 
     ``clipping``: "bk" (book-keeping, :mod:`lmodp.train.book_keeping`: one ordinary backward pass,
     per-example norms by ghost norms or per layer, the default) or "vmap"
-    (:mod:`lmodp.train.per_sample`: materialised per-example gradients, any model torch.func can
+    (:mod:`lmodp.train.vmap_clipping`: materialised per-example gradients, any model torch.func can
     run). ``micro_batch_size`` splits a logical batch in ``step(batch)`` (default: whole batch for
     "bk", 16 for "vmap"). The accountant (a registered name: ``"rdp"``, ``"pld"``, ``"auto"``;
     or a :class:`~lmodp.accounting.base.PrivacyAccountant`) is charged once per step with the
     true q in the ``geometry`` (default "l2"); ``max_epsilon`` makes a step that would exceed
-    ε(δ) > max_epsilon raise :class:`~lmodp.train.budget.PrivacyBudgetExhausted`
+    ε(δ) > max_epsilon raise :class:`~lmodp.train.ledger.PrivacyBudgetExhausted`
     (``on_exhausted="raise"``) or be refused (``"stop"``: ``step`` returns ``None``).
 
     The batch sampling and the noise are secret: their generators are seeded from the operating
@@ -361,7 +370,7 @@ def make_private(
     is logged (amplification by subsampling assumes nobody knows the batches, and the noise must
     be unknown too: such a run is private only against someone who does not know the seeds).
     With ``clipping="vmap"``, a transformers model is switched, in place, to a vmap-safe copy of
-    its attention (:mod:`lmodp.train.hf_compat`).
+    its attention (:mod:`lmodp.train.vmap_attention`).
 
     Inside an initialised ``torch.distributed`` process group (see :func:`layout_for` and
     ``distributed``) every rank passes the same arguments and the whole ``data``; the loader yields

@@ -5,46 +5,18 @@ batch size is Binomial(N, q): variable, and sometimes 0. An empty batch is still
 noise and is accounted); skipping it would change the privacy analysis. Physical micro-batches
 are cut later by the clipping engine.
 
-Datasets are either a mapping of column tensors with a common first dimension (``{"input_ids":
-[N, L], "labels": [N]}``) or a sequence (e.g. a ``torch.utils.data.Dataset``) of per-example
-mappings, which are stacked column by column.
+Data sets and batches: :mod:`lmodp.train.batches`.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Iterator
 
 import torch
 
 from lmodp._validation import require_sample_rate, require_steps
-
-Data = Mapping[str, torch.Tensor] | Sequence[Mapping[str, Any]]
-
-
-def dataset_length(data: Data) -> int:
-    """Number of examples N."""
-    if isinstance(data, Mapping):
-        sizes = {int(v.shape[0]) for v in data.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"dataset columns must share their first dimension, got sizes {sorted(sizes)}")
-        return sizes.pop()
-    return len(data)
-
-
-def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack a non-empty list of per-example mappings into column tensors."""
-    return {key: torch.stack([torch.as_tensor(item[key]) for item in items]) for key in items[0]}
-
-
-def gather(data: Data, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The examples at ``indices`` as a batch of column tensors (0 rows when ``indices`` is empty)."""
-    if isinstance(data, Mapping):
-        return {key: column[indices] for key, column in data.items()}
-    if indices.numel() == 0:
-        return {key: column[:0] for key, column in collate([data[0]]).items()}
-    return collate([data[i] for i in indices.tolist()])
-
+from lmodp.train.batches import Data, dataset_length, gather
 
 class PoissonSampler:
     """Index tensors of ``steps`` Poisson-sampled logical batches: i ∈ batch iff U_i < q.

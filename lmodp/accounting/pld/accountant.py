@@ -5,7 +5,8 @@ mixtures) in the ``"scalar"`` geometry with sensitivity Δ and Poisson sampling 
 is represented, in both neighbouring directions (add and remove one record), by a discrete PLD
 built from the exact hockey-stick curve (:mod:`lmodp.accounting.pld.hockey_stick`) by
 pessimistic connect-the-dots (:mod:`lmodp.accounting.pld.connect_dots`), and steps are composed
-by FFT (:mod:`lmodp.accounting.pld.compose`).
+by FFT (:mod:`lmodp.accounting.pld.compose`) when an ε or δ is asked for: a run of equal steps is
+one event, composed by one FFT power whatever its length, and the results are cached.
 
 What the returned ε bounds. ``get_epsilon(δ)`` is the largest over the two directions of the
 smallest ε ≥ 0 at which the composed discrete PLD has δ(ε) ≤ δ. The discrete PLD of every step
@@ -33,21 +34,25 @@ recomposes the history with τ' and the window mass scaled to 10⁻³·δ whenev
 mass at +∞ exceeds 10⁻³·δ. Below δ = 10⁻²⁸⁰ (where float64 cannot hold the tail masses) or if
 the recomposed PLD still cannot reach δ (or its window cannot reach that far into a power-law
 noise tail), it returns the RDP accountant's bound for the same history with a
-:class:`PLDFallbackWarning` saying why, never a bare ∞.
+:class:`PLDFallbackWarning` saying why, never a bare ∞. In the scalar geometry every ε is also
+capped by the pure-DP composition bound (:mod:`lmodp.accounting.pure`) where that is smaller
+(bounded-loss noise at small δ), without a warning: it holds at every δ.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections import OrderedDict
 from typing import Any, Mapping
 
 from lmodp._validation import require_delta, require_nonnegative, require_positive, require_sample_rate
 from lmodp.accounting.base import PrivacyAccountant
-from lmodp.accounting.events import MechanismEvent
+from lmodp.accounting.events import MechanismEvent, extended_history
 from lmodp.accounting.pld.compose import DEFAULT_TAIL_MASS, compose, self_compose
 from lmodp.accounting.pld.connect_dots import pessimistic_pld
 from lmodp.accounting.pld.discrete import DiscretePLD, rounded_down_laws
+from lmodp.accounting.pure import pure_composition_epsilon
 from lmodp.accounting.pld.hockey_stick import DEFAULT_WINDOW_TAIL, DIRECTIONS, hockey_stick_curve, noise_model
 from lmodp.accounting.rdp.accountant import RDPAccountant
 from lmodp.mechanisms import Gaussian, Mechanism, mechanism_from_dict
@@ -59,6 +64,10 @@ _STATE_VERSION = 1
 _TRUNCATION_SHARE = 1e-3
 # Smallest truncation mass the recomposition uses (float64 resolves masses well above 1e-308).
 _SMALLEST_TRUNCATION = 1e-283
+# Self-composed blocks and composed histories kept (each up to a few MB for long runs).
+_CACHED_PLDS = 6
+# ε values kept, by history and δ.
+_CACHED_EPSILONS = 4096
 
 
 class PLDFallbackWarning(UserWarning):
@@ -99,10 +108,55 @@ def _check_geometry(mechanism: Mechanism, geometry: str) -> None:
         )
 
 
-class PLDAccountant(PrivacyAccountant):
-    """Accumulates the composed PLDs (add and remove direction) of a training run.
+def _signature(events: list[MechanismEvent]) -> tuple[tuple[str, int], ...]:
+    """What a composition depends on: each event's release and step count, in order."""
+    return tuple((e.key(), e.steps) for e in events)
 
-    The interface of every accountant (:class:`~lmodp.accounting.base.PrivacyAccountant`)::
+
+def _cache_put(cache: OrderedDict, key: Any, value: Any, *, size: int = _CACHED_PLDS) -> None:
+    """Store ``value``, dropping the least recently used entries beyond ``size``."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def _compose_events(
+    events: list[MechanismEvent], *, pessimistic: bool, interval: float, tail_mass: float, window_tail: float
+) -> list[DiscretePLD]:
+    """The composed PLD of ``events`` in each direction, recomputed with these settings."""
+    out = []
+    for direction in DIRECTIONS:
+        total: DiscretePLD | None = None
+        for event in events:
+            if not event.steps:
+                continue
+            law = mechanism_pld(
+                mechanism_from_dict(event.mechanism),
+                sample_rate=event.sample_rate,
+                direction=direction,
+                sensitivity=event.sensitivity,
+                value_discretization_interval=interval,
+                pessimistic=pessimistic,
+                window_tail=window_tail,
+            )
+            block = self_compose(law, event.steps, tail_mass=tail_mass)
+            total = block if total is None else compose(total, block, tail_mass=tail_mass)
+        if total is not None:
+            out.append(total)
+    return out
+
+
+class PLDAccountant(PrivacyAccountant):
+    """Records the releases of a training run and composes their PLDs (add and remove direction)
+    when an ε or δ is asked for.
+
+    Composition is lazy: :meth:`step` only records (a run of equal steps is one event), and
+    :meth:`get_epsilon` composes each event by one FFT power, whose cost hardly depends on its
+    step count, then the events by convolution. The per-step PLDs, the self-composed blocks (by
+    mechanism, q, sensitivity, geometry and steps) and the composed history are cached, so asking
+    again costs nothing until the next step, and a longer run of the same release costs one
+    power. The interface of every accountant (:class:`~lmodp.accounting.base.PrivacyAccountant`)::
 
         acc = PLDAccountant()
         acc.step(mechanism=Laplace(2.0), sample_rate=0.01, steps=1000, geometry="scalar")
@@ -110,6 +164,7 @@ class PLDAccountant(PrivacyAccountant):
     """
 
     name = "pld"
+    lazy_composition = True
 
     def __init__(
         self, value_discretization_interval: float = DEFAULT_INTERVAL, tail_mass_truncation: float = DEFAULT_TAIL_MASS
@@ -120,84 +175,141 @@ class PLDAccountant(PrivacyAccountant):
 
     def _reset(self) -> None:
         self._events: list[MechanismEvent] = []
+        self._mechanisms: dict[str, Mechanism] = {}
         self._steps: dict[tuple[str, str], DiscretePLD] = {}
-        self._composed: dict[str, DiscretePLD | None] = {d: None for d in DIRECTIONS}
-        self._recomposed: dict[float, list[DiscretePLD]] = {}
+        self._blocks: OrderedDict[tuple[str, str, int], DiscretePLD] = OrderedDict()
+        self._histories: OrderedDict[tuple[tuple[str, int], ...], dict[str, DiscretePLD]] = OrderedDict()
+        self._epsilons: OrderedDict[tuple[tuple[tuple[str, int], ...], float], tuple[float, str | None]] = OrderedDict()
+        self._recomposed: dict[tuple[tuple[tuple[str, int], ...], float], list[DiscretePLD]] = {}
 
     # --- what happened (step() and history come from PrivacyAccountant) --------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
-        mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
-        _check_geometry(mech, event.geometry)
-        if event.steps:
-            for direction in DIRECTIONS:
-                key = (event.key(), direction)
-                if key not in self._steps:
-                    self._steps[key] = mechanism_pld(
-                        mech,
-                        sample_rate=event.sample_rate,
-                        direction=direction,
-                        sensitivity=event.sensitivity,
-                        value_discretization_interval=self.value_discretization_interval,
-                    )
-                block = self_compose(self._steps[key], event.steps, tail_mass=self.tail_mass_truncation)
-                previous = self._composed[direction]
-                self._composed[direction] = (
-                    block if previous is None else compose(previous, block, tail_mass=self.tail_mass_truncation)
-                )
-        self._events.append(event)
-        self._recomposed.clear()
+        self._mechanism(event, mechanism)
+        self._append(event)
+
+    def _mechanism(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> Mechanism:
+        """The live mechanism of ``event`` (checked against its geometry once per distinct release)."""
+        key = event.key()
+        if key not in self._mechanisms:
+            mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
+            _check_geometry(mech, event.geometry)
+            self._mechanisms[key] = mech
+        return self._mechanisms[key]
 
     # --- how it is accounted ------------------------------------------------------------
+    def _step_pld(self, event: MechanismEvent, direction: str) -> DiscretePLD:
+        key = (event.key(), direction)
+        if key not in self._steps:
+            self._steps[key] = mechanism_pld(
+                self._mechanism(event),
+                sample_rate=event.sample_rate,
+                direction=direction,
+                sensitivity=event.sensitivity,
+                value_discretization_interval=self.value_discretization_interval,
+            )
+        return self._steps[key]
+
+    def _block(self, event: MechanismEvent, direction: str) -> DiscretePLD:
+        """The PLD of ``event.steps`` releases of ``event`` (one FFT power, cached)."""
+        key = (event.key(), direction, event.steps)
+        if key not in self._blocks:
+            _cache_put(self._blocks, key, self_compose(self._step_pld(event, direction), event.steps, tail_mass=self.tail_mass_truncation))
+        self._blocks.move_to_end(key)
+        return self._blocks[key]
+
+    def _composed_history(self, events: list[MechanismEvent]) -> dict[str, DiscretePLD]:
+        """The composed pessimistic PLD of ``events`` in each direction (none before any step; cached)."""
+        signature = _signature(events)
+        if signature not in self._histories:
+            composed: dict[str, DiscretePLD] = {}
+            for direction in DIRECTIONS:
+                for event in events:
+                    if event.steps:
+                        block = self._block(event, direction)
+                        previous = composed.get(direction)
+                        composed[direction] = block if previous is None else compose(previous, block, tail_mass=self.tail_mass_truncation)
+            _cache_put(self._histories, signature, composed)
+        self._histories.move_to_end(signature)
+        return self._histories[signature]
+
     def composed_pld(self, direction: str) -> DiscretePLD | None:
         """The composed pessimistic PLD of one direction (None before any step)."""
-        return self._composed[direction]
+        return self._composed_history(self._events).get(direction)
 
     def get_epsilon(self, delta: float) -> float:
-        """An upper bound on ε such that the whole history is (ε, δ)-DP (max over directions).
+        """An upper bound on ε such that the whole history is (ε, δ)-DP (max over directions),
+        capped by the pure-DP composition bound (:mod:`lmodp.accounting.pure`) where that is smaller.
 
         Any δ in (0, 1) gives a finite value (see the module docstring for small δ)."""
-        delta = require_delta("delta", delta)
-        plds = [p for p in self._composed.values() if p is not None]
+        return self._epsilon_of(self._events, require_delta("delta", delta))
+
+    def _epsilon_after(self, delta: float, event: MechanismEvent, mechanism: Mechanism) -> float:
+        """Composed from the cached blocks (no copy; the same value as after recording ``event``)."""
+        self._mechanism(event, mechanism)
+        return self._epsilon_of(extended_history(self._events, event), require_delta("delta", delta))
+
+    def _epsilon_of(self, events: list[MechanismEvent], delta: float) -> float:
+        """ε(δ) of ``events`` (cached with the reason for a fallback, which is warned at every ask)."""
+        key = (_signature(events), delta)
+        if key not in self._epsilons:
+            _cache_put(self._epsilons, key, self._compute_epsilon(events, delta), size=_CACHED_EPSILONS)
+        eps, fallback = self._epsilons[key]
+        if fallback is not None:
+            warnings.warn(fallback, PLDFallbackWarning, stacklevel=3)
+        return eps
+
+    def _compute_epsilon(self, events: list[MechanismEvent], delta: float) -> tuple[float, str | None]:
+        """(ε(δ) of ``events``, why the PLD was not used or None)."""
+        plds = list(self._composed_history(events).values())
         if not plds:
-            return 0.0
+            return 0.0, None
+        cap = pure_composition_epsilon(events)
         if max(p.infinity_mass for p in plds) > _TRUNCATION_SHARE * delta:
             tail = 10.0 ** math.floor(math.log10(_TRUNCATION_SHARE * delta))
             if tail < _SMALLEST_TRUNCATION:
-                return self._rdp_fallback(delta, f"delta={delta:g} is below what the PLD resolves in float64 (1e-280)")
+                return self._fallback(events, delta, cap, f"delta={delta:g} is below what the PLD resolves in float64 (1e-280)")
             try:
-                plds = self._recompose(tail)
+                plds = self._recompose(events, tail)
             except ValueError as err:  # e.g. a window too wide for the noise's power-law tails
-                return self._rdp_fallback(delta, f"the PLD cannot resolve delta={delta:g} ({err})")
+                return self._fallback(events, delta, cap, f"the PLD cannot resolve delta={delta:g} ({err})")
         eps = max(p.get_epsilon(delta) for p in plds)
         if math.isinf(eps):
-            return self._rdp_fallback(delta, f"the PLD puts more than delta={delta:g} of mass at infinity")
-        return eps
+            return self._fallback(events, delta, cap, f"the PLD puts more than delta={delta:g} of mass at infinity")
+        return min(eps, cap), None
 
-    def _recompose(self, tail: float) -> list[DiscretePLD]:
-        """The pessimistic composed PLDs with truncation mass ``tail`` (cached until the next step)."""
-        if tail not in self._recomposed:
-            window = tail / (8.0 * max(self.steps_taken, 1))
-            self._recomposed[tail] = self._compose_history(
-                pessimistic=True, interval=self.value_discretization_interval, tail_mass=tail, window_tail=window
+    def _recompose(self, events: list[MechanismEvent], tail: float) -> list[DiscretePLD]:
+        """The pessimistic composed PLDs of ``events`` with truncation mass ``tail`` (cached)."""
+        key = (_signature(events), tail)
+        if key not in self._recomposed:
+            window = tail / (8.0 * max(sum(e.steps for e in events), 1))
+            self._recomposed.clear()
+            self._recomposed[key] = _compose_events(
+                events, pessimistic=True, interval=self.value_discretization_interval, tail_mass=tail, window_tail=window
             )
-        return self._recomposed[tail]
+        return self._recomposed[key]
 
-    def _rdp_fallback(self, delta: float, reason: str) -> float:
-        message = f"{reason}; reporting the RDP accountant's bound for the same history instead (sound, looser)"
-        warnings.warn(message, PLDFallbackWarning, stacklevel=3)
+    def _fallback(self, events: list[MechanismEvent], delta: float, cap: float, reason: str) -> tuple[float, str | None]:
+        """The smaller of the pure-DP composition bound and the RDP bound of ``events``, and the
+        warning to give when it is the RDP bound."""
         rdp = RDPAccountant()
-        for e in self._events:
+        for e in events:
             rdp.step(
-                mechanism=mechanism_from_dict(e.mechanism), sample_rate=e.sample_rate, steps=e.steps,
-                sensitivity=e.sensitivity, geometry=e.geometry,
+                mechanism=self._mechanism(e), sample_rate=e.sample_rate, steps=e.steps, sensitivity=e.sensitivity,
+                geometry=e.geometry,
             )
-        return rdp.get_epsilon(delta)
+        eps = rdp.get_epsilon(delta)
+        if cap <= eps:
+            return cap, None
+        return eps, f"{reason}; reporting the RDP accountant's bound for the same history instead (sound, looser)"
 
     def get_delta(self, epsilon: float) -> float:
-        """An upper bound on δ such that the whole history is (ε, δ)-DP (max over directions)."""
+        """An upper bound on δ such that the whole history is (ε, δ)-DP (max over directions; 0
+        from the pure-DP composition bound on)."""
         epsilon = require_nonnegative("epsilon", epsilon)
-        plds = [p for p in self._composed.values() if p is not None]
-        return max((p.get_delta(epsilon) for p in plds), default=0.0)
+        plds = list(self._composed_history(self._events).values())
+        if not plds or epsilon >= pure_composition_epsilon(self._events):
+            return 0.0
+        return max(p.get_delta(epsilon) for p in plds)
 
     def get_epsilon_lower(self, delta: float) -> float:
         """An optimistic estimate: an ε that the recorded run certainly does not beat.
@@ -206,36 +318,14 @@ class PLDAccountant(PrivacyAccountant):
         (:func:`mechanism_pld` with ``pessimistic=False``), so ``get_epsilon_lower(δ) ≤ true ε ≤ get_epsilon(δ)``;
         the gap shows the discretisation error (at most about steps·interval/10 here)."""
         require_delta("delta", delta)
-        plds = self._compose_history(
+        plds = _compose_events(
+            self._events,
             pessimistic=False,
             interval=self.value_discretization_interval / 10.0,
             tail_mass=self.tail_mass_truncation,
             window_tail=DEFAULT_WINDOW_TAIL,
         )
         return max((p.get_epsilon(delta) for p in plds), default=0.0)
-
-    def _compose_history(self, *, pessimistic: bool, interval: float, tail_mass: float, window_tail: float) -> list[DiscretePLD]:
-        """The composed PLD of the whole history in each direction, recomputed with these settings."""
-        out = []
-        for direction in DIRECTIONS:
-            total: DiscretePLD | None = None
-            for event in self._events:
-                if not event.steps:
-                    continue
-                law = mechanism_pld(
-                    mechanism_from_dict(event.mechanism),
-                    sample_rate=event.sample_rate,
-                    direction=direction,
-                    sensitivity=event.sensitivity,
-                    value_discretization_interval=interval,
-                    pessimistic=pessimistic,
-                    window_tail=window_tail,
-                )
-                block = self_compose(law, event.steps, tail_mass=tail_mass)
-                total = block if total is None else compose(total, block, tail_mass=tail_mass)
-            if total is not None:
-                out.append(total)
-        return out
 
     # --- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

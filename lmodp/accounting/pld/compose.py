@@ -71,6 +71,8 @@ def self_compose(
     step = trim_tails(pld, tail_mass / (4.0 * count))
     probs = np.maximum(step.probs, 0.0)
     infinity = -math.expm1(count * math.log1p(-min(step.infinity_mass, 1.0))) if step.infinity_mass < 1.0 else 1.0
+    if not probs.any():  # the step's whole mass is at +∞ (almost no noise): so is the composition's
+        return DiscretePLD(pld.interval, count * step.offset, np.zeros(1), infinity, pld.pessimistic)
     n = probs.size
     full = count * (n - 1) + 1
     if full_support:

@@ -6,12 +6,14 @@ composition theorem of RDP (Mironov 2017, "Rényi Differential Privacy", Prop. 1
 bounds of adaptively composed mechanisms add order by order, so the curve is
 Σ_events steps · ε_event(α), with ε_event from
 :func:`lmodp.accounting.rdp.subsampling.poisson_subsampled_rdp`. The conversion to (ε, δ) is
-:mod:`lmodp.accounting.conversion`.
+:mod:`lmodp.accounting.conversion`. In the scalar geometry the result is capped by the pure-DP
+composition bound (:mod:`lmodp.accounting.pure`), the limit α → ∞, when that is smaller.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -20,8 +22,9 @@ from numpy.typing import ArrayLike
 from lmodp._validation import require_positive
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.conversion import rdp_to_delta, rdp_to_epsilon
-from lmodp.accounting.events import MechanismEvent
+from lmodp.accounting.events import MechanismEvent, extended_history
 from lmodp.accounting.orders import DEFAULT_ORDERS, validate_orders
+from lmodp.accounting.pure import pure_composition_epsilon
 from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.rdp.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Mechanism, mechanism_from_dict
@@ -35,6 +38,22 @@ def _encode_curve(curve: np.ndarray) -> list[float | None]:
 
 def _decode_curve(values: list[float | None]) -> np.ndarray:
     return np.array([math.inf if v is None else float(v) for v in values])
+
+
+def _epsilon_and_order(orders: np.ndarray, rdp: np.ndarray, delta: float, events: list[MechanismEvent]) -> tuple[float, float]:
+    """(ε, order) of the curve ``rdp``, or (pure-DP composition ε of ``events``, ∞) where that is
+    smaller (then the conversion's warning about the edge of the order grid is moot and not given)."""
+    cap = pure_composition_epsilon(events)
+    if math.isinf(cap):
+        return rdp_to_epsilon(orders, rdp, delta=delta)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        eps, order = rdp_to_epsilon(orders, rdp, delta=delta)
+    if cap < eps:
+        return cap, math.inf
+    for warning in caught:
+        warnings.warn(warning.message, warning.category, stacklevel=3)
+    return eps, order
 
 
 class RDPAccountant(PrivacyAccountant):
@@ -62,11 +81,36 @@ class RDPAccountant(PrivacyAccountant):
         self.orders = validate_orders(orders).copy()
         self.orders.setflags(write=False)
         self._rdp = np.zeros_like(self.orders)
+        self._prefix: np.ndarray | None = self._rdp
         self._events: list[MechanismEvent] = []
         self._curves: dict[str, np.ndarray] = {}
 
     # --- what happened (step() and history come from PrivacyAccountant) --------------------
     def _record(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> None:
+        self._curve(event, mechanism)
+        self._prefix, self._rdp = self._composed(event)
+        self._append(event)
+
+    def _composed(self, event: MechanismEvent) -> tuple[np.ndarray, np.ndarray]:
+        """(curve of the history but its last event, curve of the whole) once ``event`` is appended:
+        Σ steps·curve over the (merged) events in their order, so that a run of T equal steps gives
+        the same floats whether it came one step at a time or at once."""
+        merges = bool(self._events) and self._events[-1].key() == event.key()
+        prefix = self._prefix_curve() if merges else self._rdp
+        last = extended_history(self._events, event)[-1]
+        return prefix, (prefix + last.steps * self._curve(last) if last.steps else prefix)
+
+    def _prefix_curve(self) -> np.ndarray:
+        """Σ steps·curve over every event but the last (recomputed after a load if needed)."""
+        if self._prefix is None:
+            self._prefix = np.zeros_like(self.orders)
+            for event in self._events[:-1]:
+                if event.steps:
+                    self._prefix = self._prefix + event.steps * self._curve(event)
+        return self._prefix
+
+    def _curve(self, event: MechanismEvent, mechanism: Mechanism | None = None) -> np.ndarray:
+        """The per-step RDP curve of ``event``'s release (cached per distinct release)."""
         key = event.key()
         if key not in self._curves:
             mech = mechanism if mechanism is not None else mechanism_from_dict(event.mechanism)
@@ -74,9 +118,7 @@ class RDPAccountant(PrivacyAccountant):
                 mech, self.orders, sample_rate=event.sample_rate, sensitivity=event.sensitivity, geometry=event.geometry,
                 l2_tolerance=self.l2_tolerance,
             )
-        if event.steps:
-            self._rdp = self._rdp + event.steps * self._curves[key]
-        self._events.append(event)
+        return self._curves[key]
 
     # --- how it is accounted ------------------------------------------------------------
     @property
@@ -85,18 +127,29 @@ class RDPAccountant(PrivacyAccountant):
         return self._rdp.copy()
 
     def get_epsilon_and_order(self, delta: float) -> tuple[float, float]:
-        """(ε, optimal order) such that the whole history is (ε, δ)-DP; (0, nan) before any step."""
+        """(ε, optimal order) such that the whole history is (ε, δ)-DP; (0, nan) before any step.
+        The order is ∞ where the pure-DP composition bound (:mod:`lmodp.accounting.pure`) is the
+        smaller one."""
         if self.steps_taken == 0:
             return 0.0, math.nan
-        return rdp_to_epsilon(self.orders, self._rdp, delta=delta)
+        return _epsilon_and_order(self.orders, self._rdp, delta, self._events)
 
     def get_epsilon(self, delta: float) -> float:
         """ε such that the whole history is (ε, δ)-DP (an upper bound)."""
         return self.get_epsilon_and_order(delta)[0]
 
+    def _epsilon_after(self, delta: float, event: MechanismEvent, mechanism: Mechanism) -> float:
+        """From the cached per-step curves (no copy; the same value as after recording ``event``)."""
+        self._curve(event, mechanism)
+        events = extended_history(self._events, event)
+        if not any(e.steps for e in events):
+            return 0.0
+        return _epsilon_and_order(self.orders, self._composed(event)[1], delta, events)[0]
+
     def get_delta(self, epsilon: float) -> float:
-        """δ such that the whole history is (ε, δ)-DP (an upper bound, at most 1)."""
-        if self.steps_taken == 0:
+        """δ such that the whole history is (ε, δ)-DP (an upper bound, at most 1; 0 from the
+        pure-DP composition bound on)."""
+        if self.steps_taken == 0 or epsilon >= pure_composition_epsilon(self._events):
             return 0.0
         return rdp_to_delta(self.orders, self._rdp, epsilon=epsilon)[0]
 
@@ -126,5 +179,7 @@ class RDPAccountant(PrivacyAccountant):
         rdp = _decode_curve(state["rdp"])
         if rdp.shape != self.orders.shape:
             raise ValueError("state rdp and orders differ in length")
-        self._events = events
+        for event in events:
+            self._append(event)
         self._rdp = rdp
+        self._prefix = None
