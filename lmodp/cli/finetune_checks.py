@@ -23,7 +23,7 @@ from lmodp.accounting.spec import RunSpec
 #: Files that hold a tokenizer's vocabulary (one is enough).
 VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "tokenizer.model", "sentencepiece.bpe.model")
 #: What ``lmodp finetune`` writes into ``--out`` (removed first when ``--overwrite`` is given).
-OUTPUTS = ("model", "history.json", "training-curve.png", "search.json")
+OUTPUTS = ("model", "history.json", "training-curve.png", "search.json", "samples.jsonl")
 #: Heads that are not a language model: causal-LM training would train something else.
 _NOT_LANGUAGE_MODEL_HEADS = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice")
 #: Share of unknown tokens above which a tokenizer is refused.
