@@ -170,7 +170,7 @@ def test_samples_come_from_the_start_token_or_the_prompts_and_are_reproducible(t
     model = tiny_llama()
     free = generate_samples(model, tokenizer, num_samples=2, max_new_tokens=4, generation_seed=3)
     assert free == generate_samples(model, tokenizer, num_samples=2, max_new_tokens=4, generation_seed=3) and len(free) == 2
-    prompted = generate_samples(model, tokenizer, num_samples=3, prompts=["the flight"], max_new_tokens=3, seed=0)
+    prompted = generate_samples(model, tokenizer, num_samples=3, prompts=["the flight"], max_new_tokens=3, generation_seed=0)
     assert len(prompted) == 3 and all(isinstance(s, str) for s in prompted)
     with pytest.raises(ValueError, match="top_p"):
         generate_samples(model, tokenizer, num_samples=1, top_p=0.0)

@@ -154,6 +154,13 @@ def has_prompts(rows: list[dict[str, Any]], args: argparse.Namespace) -> bool:
     return args.prompt_column in rows[0] and args.completion_column in rows[0]
 
 
+def training_texts(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    """The texts of the rows: the text column, or each prompt followed by its completion."""
+    if args.text_column in rows[0] or not has_prompts(rows, args):
+        return [str(v) for v in column(rows, args.text_column, args.data)]
+    return [f"{r[args.prompt_column]} {r[args.completion_column]}" for r in rows]
+
+
 def encode_causal_lm(tokenizer: Any, rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> dict:
     """:func:`lmodp.train.text_data.causal_lm_data` of the rows: prompt/completion pairs (the
     completion is learned) or the text column (all of it is learned), with EOS appended when the
@@ -295,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
     check.require_device(args.device)
     rows = read_rows(args.data)
     eval_rows = read_rows(args.eval_data) if args.eval_data is not None else None
-    task, chosen = check.choose_task(args.task, rows, text_column=args.text_column, label_column=args.label_column, path=args.data)
+    task, chosen = check.choose_task(args.task, rows, text_column=args.text_column, label_column=args.label_column, path=args.data,
+                                     pair_columns=(args.prompt_column, args.completion_column))
     check_language_model_arguments(args, task)
 
     from lmodp.plots import training_curve
@@ -313,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
     check.require_noise_fits(noise, run_spec, accountant=args.accountant)
     search_result = noise.pop("search", None)
     tokenizer, model = load_pretrained(args, task, labels)
-    check.require_known_tokens(tokenizer, column(rows, args.text_column, args.data), args.model)
+    check.require_known_tokens(tokenizer, training_texts(rows, args), args.model)
     train = encode(tokenizer, rows, args, task, labels, args.data)
     evaluation = None if eval_rows is None else encode(tokenizer, eval_rows, args, task, labels, args.eval_data)
     if chosen:  # once every check has passed, so that an error stays one line
