@@ -199,21 +199,15 @@ def test_epsilon_interval_takes_a_run_and_the_scalar_geometry():
     assert l2.lower >= iv.lower and l2.upper == lmodp.epsilon(Laplace(2.0), run.replace(geometry="l2"), accountant="rdp")
 
 
-def test_positional_delta_still_works_and_warns():
+def test_delta_is_keyword_only_and_a_positional_delta_is_refused_with_what_to_write():
     from lmodp.search import calibrate_gaussian, calibrate_scale, search
 
-    run = RunSpec(sample_rate=0.05, steps=20, delta=DELTA, geometry="scalar")
-    with pytest.warns(DeprecationWarning, match="delta positional is deprecated"):
-        old = calibrate_gaussian(2.0, DELTA, sample_rate=0.05, steps=20, geometry="scalar")
-    assert old == calibrate_gaussian(2.0, run)
-    with pytest.warns(DeprecationWarning):
-        old_scale = calibrate_scale(Laplace(1.0), 2.0, DELTA, sample_rate=0.05, steps=20, geometry="scalar")
-    assert old_scale == calibrate_scale(Laplace(1.0), 2.0, run)
-    with pytest.warns(DeprecationWarning):
-        old_search = search(2.0, DELTA, sample_rate=0.05, steps=20, geometry="scalar", family="gaussian")
-    assert old_search.mechanism == search(2.0, run, family="gaussian").mechanism
-    with pytest.raises(ValueError, match="both positionally and as a keyword"):
-        calibrate_gaussian(2.0, DELTA, delta=DELTA, sample_rate=0.05, steps=20)
+    for call in (lambda: calibrate_gaussian(2.0, DELTA, sample_rate=0.05, steps=20),
+                 lambda: calibrate_scale(Laplace(1.0), 2.0, DELTA, sample_rate=0.05, steps=20),
+                 lambda: search(2.0, DELTA, sample_rate=0.05, steps=20, family="gaussian"),
+                 lambda: lmodp.epsilon(Laplace(1.0), DELTA, sample_rate=0.05, steps=20)):
+        with pytest.raises(ValueError, match=r"run must be an lmodp RunSpec, got float \(delta is keyword-only"):
+            call()
 
 
 def test_l2_tolerance_has_one_name_and_the_old_one_warns():

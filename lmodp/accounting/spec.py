@@ -9,9 +9,7 @@ keywords; a keyword given together with ``run`` replaces that setting (:func:`ru
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
-from numbers import Real
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,7 +85,8 @@ def run_spec(
             raise ValueError(f"give run=RunSpec(...) or the settings {', '.join(missing)}")
         return RunSpec(**given)
     if not isinstance(run, RunSpec):
-        raise ValueError(f"run must be an lmodp RunSpec, got {type(run).__name__}")
+        hint = " (delta is keyword-only: delta=...)" if isinstance(run, (int, float)) and not isinstance(run, bool) else ""
+        raise ValueError(f"run must be an lmodp RunSpec, got {type(run).__name__}{hint}")
     return run.replace(**given) if given else run
 
 
@@ -102,18 +101,3 @@ def run_and_geometries(
     else:
         geometries = require_geometries(geometry)
     return run_spec(run, geometry=geometries[0], **settings), geometries
-
-
-def positional_delta(run: RunSpec | float | None, delta: float | None, function: str) -> tuple[RunSpec | None, float | None]:
-    """(run, delta) of a call that may use ``function``'s old signature, with δ as its positional
-    argument where ``run`` now is: that δ is taken, with a ``DeprecationWarning``."""
-    if isinstance(run, bool) or not isinstance(run, Real):
-        return run, delta
-    if delta is not None:
-        raise ValueError(f"{function}: delta given both positionally and as a keyword")
-    warnings.warn(
-        f"{function}(..., delta, ...) with delta positional is deprecated: pass delta=... or run=RunSpec(...)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return None, float(run)

@@ -20,7 +20,8 @@ import torch
 
 from lmodp._progress import progress_bar
 from lmodp._renamed import renamed_keyword
-from lmodp._validation import require_delta, require_positive, require_sample_rate
+from lmodp._validation import require_delta, require_positive
+from lmodp.accounting.spec import RunSpec
 from lmodp.audit import canaries as C
 from lmodp.audit.one_run import OneRunAudit, audit_scores
 from lmodp.mechanisms import Mechanism
@@ -119,9 +120,8 @@ def audit_training(
         raise ValueError(f"threat must be one of {C.THREATS}, got {threat!r}")
     m = _require_count("canaries", canaries, 2)
     n_task = _require_count("examples", examples, 1)
-    q = require_sample_rate("sample_rate", sample_rate)
-    steps = _require_count("steps", steps, 1)
-    delta = require_delta("delta", delta)
+    run = RunSpec(sample_rate=sample_rate, steps=_require_count("steps", steps, 1), delta=delta)
+    q, steps, delta = run.sample_rate, run.steps, run.delta
     clip = require_positive("max_grad_norm", max_grad_norm)
     lr = require_positive("learning_rate", learning_rate)
     require_delta("confidence", confidence)
@@ -139,9 +139,7 @@ def audit_training(
             C.include(task, planted, included),
             mechanism=mechanism,
             max_grad_norm=clip,
-            sample_rate=q,
-            delta=delta,
-            steps=steps,
+            run=run,
             loss=C.CanaryLoss(clip),
             accountant=accountant,
             micro_batch_size=256,

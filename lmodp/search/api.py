@@ -97,7 +97,7 @@ def search(
     started = time.perf_counter()
     opts = SearchOptions.merged(options, **settings)
     spec = calibration_run(
-        target_epsilon, run, accountant=opts.accountant, function="search",
+        target_epsilon, run, accountant=opts.accountant,
         delta=delta, sample_rate=sample_rate, steps=steps, geometry=geometry, sensitivity=sensitivity,
     )
     shape = opts.family if isinstance(opts.family, Mechanism) else None

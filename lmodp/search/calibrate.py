@@ -28,7 +28,7 @@ from typing import Any, Callable
 from lmodp._validation import require_positive, require_steps
 from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.accounting.registry import AUTO, require_accountant_name, resolve_accountant
-from lmodp.accounting.spec import RunSpec, positional_delta, run_spec
+from lmodp.accounting.spec import RunSpec, run_spec
 from lmodp.mechanisms import Gaussian, Mechanism
 from lmodp.search.oracle import CALIBRATION_GRID_POINTS, EpsilonOracle, accountant_epsilon, orders_epsilon
 
@@ -161,21 +161,12 @@ def calibrate_confirmed(
     return calibrate_with_oracle(full, mechanism, target_epsilon, initial=factor, tolerance=tolerance)
 
 
-def calibration_run(
-    target_epsilon: float,
-    run: RunSpec | float | None,
-    *,
-    accountant: str,
-    function: str,
-    **settings: Any,
-) -> RunSpec:
-    """The checked run of a calibration to ``target_epsilon`` by ``function``: ``run`` and the
-    run ``settings`` (see :func:`~lmodp.accounting.spec.run_spec`; a δ passed positionally, the
-    old signature, is taken with a DeprecationWarning), with at least one step."""
-    run, delta = positional_delta(run, settings.pop("delta", None), function)
+def calibration_run(target_epsilon: float, run: RunSpec | None, *, accountant: str, **settings: Any) -> RunSpec:
+    """The checked run of a calibration to ``target_epsilon``: ``run`` and the run ``settings``
+    (:func:`~lmodp.accounting.spec.run_spec`), with at least one step."""
     require_positive("target_epsilon", target_epsilon)
     require_accountant_name(accountant)
-    spec = run_spec(run, delta=delta, **settings)
+    spec = run_spec(run, **settings)
     if require_steps("steps", spec.steps) < 1:
         raise ValueError("steps must be >= 1 to calibrate a noise scale (no step spends no budget)")
     return spec
@@ -231,7 +222,7 @@ def calibrate_scale(
     and for Gaussian noise, RDP otherwise).
     """
     spec = calibration_run(
-        target_epsilon, run, accountant=accountant, function="calibrate_scale",
+        target_epsilon, run, accountant=accountant,
         delta=delta, sample_rate=sample_rate, steps=steps, geometry=geometry, sensitivity=sensitivity,
     )
     return _calibrate(mechanism, target_epsilon, spec, accountant=accountant, tolerance=tolerance)[0]
@@ -258,7 +249,7 @@ def calibrate_gaussian(
     both geometries. The run as in :func:`calibrate_scale`.
     """
     spec = calibration_run(
-        target_epsilon, run, accountant=accountant, function="calibrate_gaussian",
+        target_epsilon, run, accountant=accountant,
         delta=delta, sample_rate=sample_rate, steps=steps, geometry=geometry, sensitivity=sensitivity,
     )
     return _calibrate(Gaussian(1.0), target_epsilon, spec, accountant=accountant, tolerance=tolerance)[0].sigma
@@ -303,7 +294,7 @@ def calibrate_shape(
     default the shape's repr). The run as in :func:`calibrate_scale`; ``accountant="auto"``: the
     tightest sound accountant for the shape and geometry."""
     spec = calibration_run(
-        target_epsilon, run, accountant=accountant, function="calibrate_shape",
+        target_epsilon, run, accountant=accountant,
         delta=delta, sample_rate=sample_rate, steps=steps, geometry=geometry, sensitivity=sensitivity,
     )
     used = resolve_accountant(accountant, shape, spec.geometry)
