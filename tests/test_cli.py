@@ -122,10 +122,10 @@ def test_version(capsys):
 RUNNABLE = {
     ("demo",): ["--quick", "-o"],
     ("search",): ["--target-epsilon", "1", "--delta", "1e-5", "--sample-rate", "0.1", "--steps", "10", "--out"],
-    ("plot", "density"): ["-o"],
-    ("plot", "rdp"): ["-o"],
-    ("plot", "epsilon"): ["-o"],
-    ("plot", "compare"): ["-o"],
+    ("plot", "density"): ["-m", "gaussian:1", "-o"],
+    ("plot", "rdp"): ["-m", "gaussian:1", "-o"],
+    ("plot", "epsilon"): ["-m", "gaussian:1", "--paper-run", "sst2", "-o"],
+    ("plot", "compare"): ["-m", "gaussian:1", "--paper-run", "sst2", "-o"],
     ("plot", "training"): ["HISTORY", "-o"],
     ("finetune",): ["--data", "HISTORY", "--model", "HISTORY", "--delta", "1e-5", "--out"],
 }

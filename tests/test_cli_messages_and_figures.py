@@ -19,7 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from lmodp import Gaussian, Laplace, RunSpec  # noqa: E402
 from lmodp.cli import main  # noqa: E402
-from lmodp.cli.plot import spec_label  # noqa: E402
+from lmodp.cli._mechanism import parse_mechanism  # noqa: E402
 from lmodp.paper.demo import DemoRow  # noqa: E402
 from lmodp.paper.params import paper_mechanism  # noqa: E402
 from lmodp.plots import epsilon_curve, noise_density, plot_equal_budget, training_curve  # noqa: E402
@@ -45,7 +45,7 @@ def test_a_missing_mechanism_file_is_file_not_found(capsys, tmp_path):
 
 
 def test_a_negative_delta_is_read_as_a_value_and_named_out_of_range(capsys):
-    _one_line_error(capsys, ["epsilon", "--sigma", "1", "--sample-rate", "0.01", "--steps", "10", "--delta", "-1e-5"],
+    _one_line_error(capsys, ["epsilon", "-m", "gaussian:1", "--sample-rate", "0.01", "--steps", "10", "--delta", "-1e-5"],
                     "delta must lie in the open interval (0, 1), got -1e-05")
 
 
@@ -109,10 +109,10 @@ def test_compare_figure_names_the_run_and_shows_coinciding_series():
 
 
 def test_rescaled_mechanisms_are_labelled_by_their_shape_and_paper_sets_by_name():
-    assert spec_label("gaussian:3", Gaussian(3.0), rescaled=True) == "Gaussian"
-    assert spec_label("laplace:2", Laplace(2.0), rescaled=True) == "Laplace"
-    assert spec_label("paper:0.7", paper_mechanism(0.7, exponential="rate"), rescaled=True) == "LMO shape of the paper's ε = 0.7 set"
-    assert spec_label("paper:0.7", paper_mechanism(0.7, exponential="rate")).startswith("the paper's ε = 0.7 set")
+    assert parse_mechanism("gaussian:3").label(rescaled=True) == "Gaussian"
+    assert parse_mechanism("laplace:2").label(rescaled=True) == "Laplace"
+    assert parse_mechanism("paper:0.7").label(rescaled=True) == "LMO shape of the paper's ε = 0.7 set"
+    assert parse_mechanism("paper:0.7").label().startswith("the paper's ε = 0.7 set")
 
 
 @settings(max_examples=60, deadline=None)

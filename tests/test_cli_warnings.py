@@ -7,7 +7,7 @@ from lmodp.cli import main
 
 
 def test_order_grid_edge_warning_is_one_line(capsys):
-    argv = ["epsilon", "--scale", "0.1", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-5"]
+    argv = ["epsilon", "-m", "laplace:0.1", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-5"]
     assert main(argv) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
@@ -16,14 +16,14 @@ def test_order_grid_edge_warning_is_one_line(capsys):
 
 
 def test_pld_at_tiny_delta_prints_a_finite_epsilon(capsys):
-    argv = ["epsilon", "--sigma", "1", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-16", "--accountant", "pld"]
+    argv = ["epsilon", "-m", "gaussian:1", "--sample-rate", "0.01", "--steps", "1000", "--delta", "1e-16", "--accountant", "pld"]
     assert main(argv) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("epsilon:"))
     assert float(line.split()[1]) < 6.0
 
 
 def test_pld_fallback_is_stated_in_one_line(capsys):
-    argv = ["epsilon", "--sigma", "1", "--geometry", "scalar", "--sample-rate", "0.01", "--steps", "10", "--delta", "1e-300",
+    argv = ["epsilon", "-m", "gaussian:1", "--geometry", "scalar", "--sample-rate", "0.01", "--steps", "10", "--delta", "1e-300",
             "--accountant", "pld"]  # the Gaussian: Laplace has a pure-DP bound, reported without a fallback
     assert main(argv) == 0
     err = capsys.readouterr().err.strip().splitlines()

@@ -30,25 +30,30 @@ spec.loader.exec_module(experiment)
 
 
 def test_corpus_is_balanced_and_split_by_a_fixed_seed():
-    train_texts, train_labels, test_texts, test_labels = experiment.load_corpus()
-    assert len(test_texts) == experiment.TEST_SIZE == len(test_labels)
-    labels = train_labels + test_labels
+    (train_texts, train_labels), (val_texts, val_labels), (test_texts, test_labels) = experiment.load_corpus()
+    assert len(test_texts) == experiment.TEST_SIZE == len(test_labels) and len(val_texts) == experiment.VAL_SIZE == len(val_labels)
+    labels = train_labels + val_labels + test_labels
     assert 13_000 < len(labels) <= 2 * 6954 and abs(sum(labels) / len(labels) - 0.5) < 0.02  # balanced, retweets once
-    assert set(labels) == {0, 1} and all(isinstance(t, str) and t for t in train_texts + test_texts)
-    assert set(train_texts).isdisjoint(test_texts) and len(set(train_texts)) == len(train_texts)
+    assert set(labels) == {0, 1} and all(isinstance(t, str) and t for t in train_texts + val_texts + test_texts)
+    assert set(train_texts).isdisjoint(test_texts) and set(train_texts).isdisjoint(val_texts) and set(val_texts).isdisjoint(test_texts)
+    assert len(set(train_texts)) == len(train_texts)
     assert experiment.load_corpus(limit=50)[0] == experiment.load_corpus(limit=50)[0]
 
 
-def test_model_loads_offline_and_the_head_runs_on_cached_features():
-    train_texts, train_labels, _, _ = experiment.load_corpus(limit=20)
+def test_the_top_layer_on_cached_states_gives_the_whole_models_logits():
+    (texts, labels), _, _ = experiment.load_corpus(limit=20)
     tokenizer, model = experiment.load_model()
     assert type(model).__name__ == "BertForSequenceClassification" and model.config.hidden_size == 384
     assert sum(p.numel() for p in model.bert.parameters()) == 22_713_216
-    data = experiment.tokenize(tokenizer, train_texts[:4], train_labels[:4], max_length=16)
-    features = experiment.cls_features(model, data)
+    data = experiment.tokenize(tokenizer, texts[:6], labels[:6], max_length=24)
+    states = experiment.lower_states(model, data, batch=4)
+    assert states.dtype == torch.float16 and states.shape == (6, 24, 384)
+    head = experiment.top_layer_head(model, seed=0).eval()
+    assert sum(p.numel() for p in head.parameters()) == 1_923_074
+    whole = experiment.full_model(model, seed=0).eval()
     with torch.no_grad():
-        expected = model.bert(input_ids=data["input_ids"], attention_mask=data["attention_mask"]).last_hidden_state[:, 0]
-    torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-5)
-    head = experiment.head_model(model, seed=0)
-    assert sum(p.numel() for p in head.parameters()) == 148_610
-    assert head(features).shape == (4, 2)
+        expected = whole(input_ids=data["input_ids"], attention_mask=data["attention_mask"]).logits
+        torch.testing.assert_close(head(states=states, attention_mask=data["attention_mask"]), expected, rtol=0, atol=1e-4)
+        head.classifier = whole.classifier = torch.nn.Identity()  # compare the pooled outputs (384 values in [-1, 1])
+        expected = whole(input_ids=data["input_ids"], attention_mask=data["attention_mask"]).logits
+        torch.testing.assert_close(head(states=states, attention_mask=data["attention_mask"]), expected, rtol=0, atol=1e-3)  # float16 cache

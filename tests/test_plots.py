@@ -240,34 +240,37 @@ def test_training_curve_from_finetune_history(tmp_path):
 def test_plot_cli(tmp_path, capsys, argv):
     out = tmp_path / f"{argv[0]}.png"
     assert main(["plot", *argv, "--out", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"kind": argv[0], "path": str(out), "defaulted": []}
+    assert json.loads(capsys.readouterr().out) == {"kind": argv[0], "path": str(out), "paper_run": None, "from_paper_run": []}
     _non_trivial(out)
 
 
-def test_plot_cli_says_which_settings_it_defaulted(tmp_path, capsys):
+def test_plot_cli_needs_the_run_or_says_which_settings_the_paper_run_gave(tmp_path, capsys):
     out = tmp_path / "eps.png"
-    assert main(["plot", "epsilon", "-m", "gaussian:2", "--steps", "20", "--out", str(out), "--json"]) == 0
+    assert main(["plot", "epsilon", "-m", "gaussian:2", "--steps", "20", "--out", str(out)]) == 2
+    assert "give --sample-rate, --delta, or --paper-run NAME" in capsys.readouterr().err
+    assert main(["plot", "epsilon", "-m", "gaussian:2", "--steps", "20", "--paper-run", "sst2", "--out", str(out), "--json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["defaulted"] == ["sample_rate", "delta"]
-    assert "NOTE: --sample-rate, --delta not given: used the paper's SST-2 run" in captured.err
+    assert json.loads(captured.out)["from_paper_run"] == ["sample_rate", "delta"]
+    assert "NOTE: --sample-rate, --delta taken from the paper's SST-2 run (--paper-run)" in captured.err
 
 
 def test_plot_compare_pld_in_l2_fails_up_front_naming_the_cli_fix(tmp_path, capsys):
     import time
 
     started = time.perf_counter()
-    assert main(["plot", "compare", "--accountant", "pld", "--out", str(tmp_path / "c.png")]) == 2
+    argv = ["-m", "gaussian:1", "-m", "laplace:1", "-m", "paper:0.7", "--paper-run", "sst2"]
+    assert main(["plot", "compare", *argv, "--accountant", "pld", "--out", str(tmp_path / "c.png")]) == 2
     assert time.perf_counter() - started < 2.0  # before any calibration
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--accountant auto" in err and "--geometry scalar" in err and "lmodp.plots" not in err
     assert not (tmp_path / "c.png").exists()
 
 
-def test_plot_compare_help_names_its_default_mechanisms(capsys):
-    with pytest.raises(SystemExit):
-        main(["plot", "compare", "--help"])
-    text = " ".join(capsys.readouterr().out.split())
-    assert "(default: )" not in text and "(default: Gaussian, Laplace and the LMO shape" in text
+@pytest.mark.parametrize("kind", ["density", "rdp", "epsilon", "compare"])
+def test_plot_draws_the_mechanisms_named_no_paper_set_by_default(capsys, tmp_path, kind):
+    with pytest.raises(SystemExit) as done:
+        main(["plot", kind, "--paper-run", "sst2", "-o", str(tmp_path / "x.png")] if kind in ("epsilon", "compare") else ["plot", kind])
+    assert done.value.code == 2 and "required: -m/--mechanism" in capsys.readouterr().err
 
 
 def test_plot_cli_training_and_mechanism_file(tmp_path, capsys):

@@ -154,8 +154,8 @@ def test_calibration_brackets_through_small_scales(target):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["epsilon", "--sigma", "0.03", "--sample-rate", "0.5", "--steps", "1", "--delta", "1e-5"],
-        ["epsilon", "--scale", "0.001", "--sample-rate", "0.5", "--steps", "10", "--geometry", "scalar", "--delta", "1e-5"],
+        ["epsilon", "-m", "gaussian:0.03", "--sample-rate", "0.5", "--steps", "1", "--delta", "1e-5"],
+        ["epsilon", "-m", "laplace:0.001", "--sample-rate", "0.5", "--steps", "10", "--geometry", "scalar", "--delta", "1e-5"],
     ],
 )
 def test_cli_small_noise_prints_a_large_epsilon(capsys, argv):
@@ -198,7 +198,7 @@ def test_a_bound_that_cannot_be_computed_is_infinite_with_a_warning():
     assert eps == math.inf
 
 
-@pytest.mark.parametrize("flags", [["--scale", "1e-300", "--accountant", "rdp"], ["--sigma", "1e-300"], ["--sigma", "1e-300", "--accountant", "rdp"]])
+@pytest.mark.parametrize("flags", [["-m", "laplace:1e-300", "--accountant", "rdp"], ["-m", "gaussian:1e-300"], ["-m", "gaussian:1e-300", "--accountant", "rdp"]])
 def test_cli_states_infinite_epsilon(capsys, flags):
     argv = ["epsilon", *flags, "--sample-rate", "0.5", "--steps", "1", "--delta", "1e-5"]
     assert main(argv) == 0

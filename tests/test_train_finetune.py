@@ -90,7 +90,7 @@ def test_private_causal_lm_finetune_with_a_search_result_json(tmp_path):
         tiny_gpt2(), data, data, target_epsilon=50.0, search_result=path, task="causal-lm",
         micro_batch_size=8, delta=1e-5, batch_size=16, epochs=1, progress=False,
     )
-    assert history.mechanism == Gaussian(1.5).to_dict() and history.metric_name == "loss"
+    assert history.mechanism == Gaussian(1.5).to_dict() and history.metric_name == "perplexity"
     expected = lmodp.epsilon(Gaussian(1.5), sample_rate=0.25, steps=4, delta=1e-5, geometry="l2")
     assert history.final_epsilon == pytest.approx(expected, rel=1e-12)
     assert all(math.isfinite(v) for v in history.loss if v is not None) and math.isfinite(history.eval_metric[-1])

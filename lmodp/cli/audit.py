@@ -11,14 +11,12 @@ import argparse
 import json
 
 from lmodp.accounting.registry import require_accountant_fits
+from lmodp.cli._mechanism import parse_mechanism, spec_help
 from lmodp.cli._output import CLI_PLD_FIX
 from lmodp.cli._run import add_accountant_argument
-from lmodp.cli.plot import parse_mechanism
 
-_EPILOG = """\
-SPEC: gaussian:SIGMA | laplace:SCALE | paper:EPS[:GROUP] (the authors' released set, E_lambda read
-as a rate, as their accountant reads it) | paper-scale:EPS[:GROUP] (the same set with E_lambda read
-as a scale, as their sampler reads it) | FILE.json (a Mechanism.to_dict() object or a search result).
+_EPILOG = f"""\
+{spec_help()}
 Exit code: 0 if the lower bound is at most the accounted epsilon, 1 if it exceeds it, 2 on bad input.
 Examples:
   lmodp audit -m gaussian:1 --delta 1e-5
@@ -56,8 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the audit and print the result; returns the exit code."""
-    mechanism = parse_mechanism(args.mechanism)
-    sampled = None if args.sampler is None else parse_mechanism(args.sampler)
+    mechanism = parse_mechanism(args.mechanism, option="-m").mechanism
+    sampled = None if args.sampler is None else parse_mechanism(args.sampler, option="--sampler").mechanism
     if args.samples < 100:
         raise ValueError(f"--samples must be >= 100, got {args.samples}")
     require_accountant_fits(args.accountant, {repr(mechanism): mechanism}, [args.geometry], fix=CLI_PLD_FIX)

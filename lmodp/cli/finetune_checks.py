@@ -23,7 +23,7 @@ from lmodp.accounting.spec import RunSpec
 #: Files that hold a tokenizer's vocabulary (one is enough).
 VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "tokenizer.model", "sentencepiece.bpe.model")
 #: What ``lmodp finetune`` writes into ``--out`` (removed first when ``--overwrite`` is given).
-OUTPUTS = ("model", "history.json", "training-curve.png", "search.json")
+OUTPUTS = ("model", "history.json", "training-curve.png", "search.json", "samples.jsonl")
 #: Heads that are not a language model: causal-LM training would train something else.
 _NOT_LANGUAGE_MODEL_HEADS = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice")
 #: Share of unknown tokens above which a tokenizer is refused.
@@ -98,21 +98,30 @@ def require_known_tokens(tokenizer: Any, texts: Sequence[str], model: Path) -> N
         )
 
 
-def choose_task(task: str, rows: list[dict[str, Any]], *, text_column: str, label_column: str, path: Path) -> tuple[str, str]:
+def choose_task(
+    task: str, rows: list[dict[str, Any]], *, text_column: str, label_column: str, path: Path,
+    pair_columns: tuple[str, str] = ("prompt", "completion"),
+) -> tuple[str, str]:
     """(the task, why): ``task`` itself, or for ``auto`` classification when the file has the label
-    column and causal-lm otherwise; the columns the task needs must be in the file."""
+    column and causal-lm otherwise; the columns the task needs must be in the file (classification:
+    the text and label columns; causal-lm: the text column or the prompt/completion ``pair_columns``)."""
     columns = list(rows[0])
-    if text_column not in columns:
-        raise ValueError(f"{str(path)!r} has no column {text_column!r} (its columns: {', '.join(columns)}): pass --text-column")
+    listed = ", ".join(columns)
+    pairs = all(c in columns for c in pair_columns)
     if task == "auto":
         if label_column in columns:
             task, why = "classification", f"the file has a {label_column!r} column"
         else:
-            task, why = "causal-lm", f"the file has no {label_column!r} column (its columns: {', '.join(columns)})"
-        return task, f"--task auto chose {task}: {why}"
+            task, why = "causal-lm", f"the file has no {label_column!r} column (its columns: {listed})"
+        chosen = f"--task auto chose {task}: {why}"
+    else:
+        chosen = ""
+    if text_column not in columns and (task == "classification" or not pairs):
+        also = "" if task == "classification" else f", or give {pair_columns[0]!r} and {pair_columns[1]!r} columns"
+        raise ValueError(f"{str(path)!r} has no column {text_column!r} (its columns: {listed}): pass --text-column{also}")
     if task == "classification" and label_column not in columns:
-        raise ValueError(f"{str(path)!r} has no column {label_column!r} (its columns: {', '.join(columns)}): pass --label-column")
-    return task, ""
+        raise ValueError(f"{str(path)!r} has no column {label_column!r} (its columns: {listed}): pass --label-column")
+    return task, chosen
 
 
 def require_task_fits_model(task: str, model: Path, labels: list[str] | None, *, chosen: str = "") -> None:

@@ -7,15 +7,15 @@ import json
 from pathlib import Path
 
 from lmodp.cli._output import CLI_PLD_FIX, writable_file
-from lmodp.cli._run import add_accountant_argument, run_from_args
+from lmodp.cli._run import add_accountant_argument, add_run_arguments, note_paper_run, run_from_args
 from lmodp.paper import grid as _paper_grid  # noqa: F401  (registers --method paper-grid)
 from lmodp.search import FAMILIES, OBJECTIVES, SearchOptions, search, search_methods
 
 _EPILOG = """\
-Examples (SST-2 as in the LMO-DP paper: sample rate 2048/67350, 192 steps, delta 1e-10):
-  lmodp search --target-epsilon 0.7 --delta 1e-10 --sample-rate 0.0304083 --steps 192 --geometry scalar
-  lmodp search --target-epsilon 3 --delta 1e-10 --sample-rate 0.0304083 --steps 192 --objective usefulness \\
-      --gamma 0.9 --out result.json
+Examples (--paper-run sst2: the LMO-DP paper's SST-2 run, sample rate 2048/67350, 192 steps, delta 1e-10):
+  lmodp search --target-epsilon 1 --delta 1e-5 --sample-rate 0.01 --steps 1000
+  lmodp search --target-epsilon 0.7 --paper-run sst2 --geometry scalar
+  lmodp search --target-epsilon 3 --paper-run sst2 --objective usefulness --gamma 0.9 --out result.json
   lmodp search ... --method paper-grid --grid-limit 500     (the authors' grid, judged soundly)
 The result JSON (--out) stores the mechanism with its parameter convention (exponential_rate) and is
 read back by lmodp.search.SearchResult.from_json.
@@ -33,9 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     budget = p.add_argument_group("privacy budget")
     budget.add_argument("--target-epsilon", type=float, required=True, help="target epsilon (> 0)")
-    budget.add_argument("--delta", type=float, required=True, help="target delta in (0, 1)")
-    budget.add_argument("--sample-rate", type=float, required=True, help="Poisson sampling rate q in (0, 1]")
-    budget.add_argument("--steps", type=int, required=True, help="number of steps T (>= 1)")
+    add_run_arguments(budget)
     budget.add_argument("--geometry", choices=("scalar", "l2"), default="l2", help="sensitivity geometry (default: l2)")
     budget.add_argument("--sensitivity", type=float, default=1.0, help="sensitivity / clip norm (default: 1)")
     add_accountant_argument(budget)
@@ -75,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     options.require_accountant_fits(args.geometry, fix=CLI_PLD_FIX)
-    result = search(args.target_epsilon, run_from_args(args)[0], options=options)
+    run, taken = run_from_args(args)
+    note_paper_run("search", args, taken)
+    result = search(args.target_epsilon, run, options=options)
     if args.out is not None:
         result.to_json(args.out)
     if args.json:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     better = "higher" if result.sense == "max" else "lower"
     used = result.settings["accountants"]
     print(f"best {args.family} mechanism: {result.summary()}")
-    print(f"  epsilon {result.epsilon:.6g} (target {args.target_epsilon:g}, delta {args.delta:g}, {used['mechanism'].upper()} accountant)")
+    print(f"  epsilon {result.epsilon:.6g} (target {args.target_epsilon:g}, delta {run.delta:g}, {used['mechanism'].upper()} accountant)")
     print(f"  {result.objective} = {result.objective_value:.6g} ({better} is better)")
     print(
         f"Gaussian baseline: sigma = {result.baseline.sigma:.6g}, {result.objective} = {result.baseline_objective_value:.6g} "

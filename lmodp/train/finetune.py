@@ -16,11 +16,12 @@ from lmodp.accounting.spec import RunSpec
 from lmodp.train.calibration import resolve_mechanism
 from lmodp.train.distributed import process_group
 from lmodp.train.layout import SingleProcess
-from lmodp.train.losses import accuracy, loss_for_task
+from lmodp.train.evaluation import METRIC_NAMES, evaluate as evaluate_metric
+from lmodp.train.losses import loss_for_task
 from lmodp.train.options import FinetuneOptions
 from lmodp.train.batches import model_inputs
 from lmodp.train.privacy_engine import PrivacyEngine, training_run
-from lmodp.train.batches import Data, dataset_length, gather
+from lmodp.train.batches import Data, dataset_length
 from lmodp.train.sampling import DPDataLoader
 
 logger = logging.getLogger(__name__)
@@ -55,22 +56,6 @@ class TrainingHistory:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _evaluate(model: nn.Module, data: Data, *, task: str, batch_size: int, device: torch.device) -> float:
-    """Mean accuracy (classification) or mean per-sequence loss (causal LM) over ``data``."""
-    metric = accuracy if task == "classification" else loss_for_task(task)
-    n = dataset_length(data)
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            batch = gather(data, torch.arange(start, min(start + batch_size, n)))
-            batch = {k: v.to(device) for k, v in batch.items()}
-            total += float(metric(model(**model_inputs(batch)), batch).sum())
-    model.train(was_training)
-    return total / n
 
 
 def _non_private_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], task: str, device: torch.device) -> float | None:
@@ -138,10 +123,10 @@ def finetune(
     step; a step that would exceed ``max_epsilon`` (default: ``target_epsilon``) is not
     released: the run ends there (``on_exhausted="stop"``, ``history.stopped_by_budget``) or
     raises :class:`~lmodp.train.ledger.PrivacyBudgetExhausted` (``"raise"``). The eval metric
-    (accuracy or mean loss) is recorded every ``eval_every`` steps (default: every epoch) and at
-    the end. With ``checkpoint_dir`` the state is saved every ``checkpoint_every`` steps
-    (default: every epoch) and at the end; ``resume=True`` continues from the saved state (or
-    starts afresh when there is none).
+    (accuracy, or the token-level perplexity for ``task="causal-lm"``) is recorded every
+    ``eval_every`` steps (default: every epoch) and at the end. With ``checkpoint_dir`` the state
+    is saved every ``checkpoint_every`` steps (default: every epoch) and at the end;
+    ``resume=True`` continues from the saved state (or starts afresh when there is none).
 
     ``seed`` fixes the model's random draws (dropout), never the batch sampling nor the privacy
     noise: both are seeded from the operating system's entropy unless ``sampling_seed`` or
@@ -220,7 +205,7 @@ def finetune(
     history = TrainingHistory(
         task=task, delta=delta, sample_rate=q, total_steps=total_steps,
         mechanism=None if chosen is None else chosen.to_dict(),
-        metric_name="accuracy" if task == "classification" else "loss",
+        metric_name=METRIC_NAMES[task],
         accountant=stepper.ledger.accountant.name if private else None,
     )
 
@@ -243,7 +228,7 @@ def finetune(
     def evaluate(step: int) -> None:
         if eval_dataset is not None:
             history.eval_step.append(step)
-            history.eval_metric.append(_evaluate(model, eval_dataset, task=task, batch_size=o.eval_batch_size, device=device))
+            history.eval_metric.append(evaluate_metric(model, eval_dataset, task=task, batch_size=o.eval_batch_size, device=device))
             logger.info("step %d: eval %s = %.4f", step, history.metric_name, history.eval_metric[-1])
 
     loader = loader.with_steps(last_step - done)

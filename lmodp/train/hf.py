@@ -63,7 +63,7 @@ from lmodp.mechanisms import Mechanism
 from lmodp.accounting.base import PrivacyAccountant
 from lmodp.accounting.spec import RunSpec
 from lmodp.train.calibration import resolve_mechanism
-from lmodp.train.losses import PerExampleLoss, loss_for_task
+from lmodp.train.losses import PerExampleLoss, causal_lm_loss, causal_lm_token_losses, loss_for_task
 from lmodp.train.optimizer import DPOptimizer
 from lmodp.train.batches import model_inputs
 from lmodp.train.privacy_engine import PrivacyEngine, _check_geometry, require_clip_norm, resolve_sample_rate, steps_for_epochs
@@ -304,10 +304,31 @@ class PrivateTrainer(Trainer):
 
     # --- loss and step -----------------------------------------------------------------------
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
-        """The mean over the micro-batch of the per-example losses (``loss_reduction="mean"``)."""
+        """The mean over the micro-batch of the per-example losses (``loss_reduction="mean"``);
+        during a causal-LM evaluation, the token sums of the perplexity are added up too."""
         outputs = model(**model_inputs(inputs))
         loss = self.per_example_loss(outputs, inputs).mean()
+        if getattr(self, "_perplexity_sums", None) is not None:
+            nll, tokens = causal_lm_token_losses(outputs, inputs)
+            self._perplexity_sums += torch.stack([nll.sum(), tokens.sum()]).detach().to("cpu", torch.float64)
         return (loss, outputs) if return_outputs else loss
+
+    def evaluation_loop(self, dataloader: DataLoader, description: str, prediction_loss_only: bool | None = None,
+                        ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval") -> Any:
+        """The Trainer's evaluation; with the causal-LM loss its metrics also hold
+        ``{metric_key_prefix}_perplexity``: exp(Σ NLL / Σ target tokens) over the evaluation set
+        (as :func:`lmodp.train.evaluation.perplexity`; ``eval_loss`` is the mean per-example loss)."""
+        if self.per_example_loss is not causal_lm_loss:
+            return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        self._perplexity_sums = torch.zeros(2, dtype=torch.float64)
+        try:
+            output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+            total, count = self._perplexity_sums.tolist()
+        finally:
+            self._perplexity_sums = None
+        if count > 0:
+            output.metrics[f"{metric_key_prefix}_perplexity"] = math.exp(total / count)
+        return output
 
     def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
         """Forward and backward of one micro-batch; clipped and summed by book-keeping as it runs.

@@ -39,23 +39,32 @@ def classification_loss(outputs: Any, batch: Mapping[str, torch.Tensor]) -> torc
     return F.cross_entropy(logits, batch["labels"], reduction="none")
 
 
-def causal_lm_loss(outputs: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Mask-aware mean next-token cross-entropy per sequence.
+def causal_lm_token_losses(outputs: Any, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sequence: the summed next-token cross-entropy over its valid targets, and their number.
 
     Position t predicts token t+1. Targets are ``batch["labels"]`` when present (``-100`` = ignore,
-    the transformers convention), else ``batch["input_ids"]``; targets at padded positions
-    (``attention_mask == 0``) are ignored. The loss of sequence b is
-    sum_t m_bt·CE_bt / max(1, sum_t m_bt), so a sequence with no valid target has loss 0.
+    the transformers convention: prompt and padding tokens), else ``batch["input_ids"]``; targets
+    at padded positions (``attention_mask == 0``) are ignored. Returns (sum_t m_bt·CE_bt, sum_t m_bt),
+    each of shape [B].
     """
     logits = _at_least_float32(model_logits(outputs))[:, :-1]
-    targets = batch.get("labels", batch["input_ids"])[:, 1:]
+    targets = (batch["labels"] if "labels" in batch else batch["input_ids"])[:, 1:]
     valid = targets != -100
     if "attention_mask" in batch:
         valid = valid & batch["attention_mask"][:, 1:].bool()
     safe_targets = torch.where(valid, targets, torch.zeros_like(targets))
     token_loss = F.cross_entropy(logits.transpose(1, 2), safe_targets, reduction="none")
     token_loss = torch.where(valid, token_loss, torch.zeros_like(token_loss))
-    return token_loss.sum(dim=1) / valid.sum(dim=1).clamp(min=1).to(token_loss.dtype)
+    return token_loss.sum(dim=1), valid.sum(dim=1).to(token_loss.dtype)
+
+
+def causal_lm_loss(outputs: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Mask-aware mean next-token cross-entropy per sequence: the loss of sequence b is
+    sum_t m_bt·CE_bt / max(1, sum_t m_bt) over its own valid targets
+    (:func:`causal_lm_token_losses`), so a sequence with no valid target has loss 0 and no
+    sequence's loss depends on another's length."""
+    total, count = causal_lm_token_losses(outputs, batch)
+    return total / count.clamp(min=1)
 
 
 def accuracy(outputs: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
