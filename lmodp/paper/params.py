@@ -99,6 +99,6 @@ def paper_mechanism(epsilon: float, group: str = "task1", *, exponential: Litera
 
 def comparison_shapes() -> dict[str, Mechanism]:
     """Gaussian, Laplace, and the LMO shape of the paper's released task1 set for ε = 0.7
-    (E_lambda read as a rate, as the paper's accountant does): the shapes ``lmodp plot compare``
-    calibrates by default (:func:`lmodp.search.equal_budget_table`)."""
+    (E_lambda read as a rate, as the paper's accountant does): the paper's comparison at equal
+    budget (``shapes=`` of :func:`lmodp.search.equal_budget_table`, :func:`lmodp.plots.compare_mechanisms`)."""
     return {**default_shapes(), "LMO (shape of the paper's ε=0.7 set)": paper_mechanism(0.7, "task1", exponential="rate")}
