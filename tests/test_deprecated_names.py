@@ -55,3 +55,15 @@ def test_seeds_are_named_for_what_they_seed_and_the_old_keyword_warns():
     with pytest.warns(DeprecationWarning, match="audit_seed"):
         before = audit_mechanism(Laplace(1.0), delta=1e-5, samples=2_000, seed=1)
     assert before.epsilon_lower == audit_mechanism(Laplace(1.0), delta=1e-5, samples=2_000, audit_seed=1).epsilon_lower
+
+
+def test_the_paper_file_readers_moved_to_the_paper_package_and_the_old_names_warn():
+    from lmodp import LMO
+    from lmodp.paper import lmo_from_paper_json, lmo_to_paper_json, paper_parameters
+
+    data = paper_parameters(0.3)
+    with pytest.warns(DeprecationWarning, match="lmodp.paper.lmo_from_paper_json"):
+        old = LMO.from_paper_json(data, exponential="rate")
+    assert old == lmo_from_paper_json(data, exponential="rate")
+    with pytest.warns(DeprecationWarning, match="lmodp.paper.lmo_to_paper_json"):
+        assert old.to_paper_json() == lmo_to_paper_json(old)

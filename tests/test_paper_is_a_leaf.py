@@ -17,6 +17,9 @@ from pathlib import Path
 import lmodp
 
 CORE = ("accounting", "search", "train", "mechanisms")
+#: The one exception, for one release: the deprecated aliases LMO.from_paper_json/to_paper_json
+#: load the paper package when (and only when) they are called.
+DEPRECATED_ALIASES = {"mechanisms/lmo.py": ["lmodp.paper.params", "lmodp.paper.params"]}
 ROOT = Path(lmodp.__file__).parent
 
 
@@ -46,7 +49,7 @@ def test_no_core_module_imports_the_paper():
     files = _core_files()
     assert len(files) > 60
     offenders = {str(p.relative_to(ROOT)): refs for p in files if (refs := _paper_references(p))}
-    assert offenders == {}
+    assert offenders == DEPRECATED_ALIASES
 
 
 _PROBE = """

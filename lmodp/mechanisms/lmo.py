@@ -28,6 +28,8 @@ a scale (their code reads it both ways).
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any, Mapping
 
 from lmodp._validation import require_finite, require_nonnegative, require_positive
@@ -119,6 +121,22 @@ class LMO(LaplaceScaleMixture):
             raise ValueError(f"convention must be {CONVENTION!r}, got {data.get('convention')!r}")
         kwargs = {k: v for k, v in data.items() if k not in ("family", "convention")}
         return cls(**kwargs)
+
+    @classmethod
+    def from_paper_json(cls, data: Mapping[str, Any] | str | os.PathLike[str], *, exponential: str) -> "LMO":
+        """Deprecated (removed in the next release): :func:`lmodp.paper.lmo_from_paper_json`. The
+        paper's keys live in the paper package; this alias loads it only when called."""
+        warnings.warn("LMO.from_paper_json is deprecated: use lmodp.paper.lmo_from_paper_json", DeprecationWarning, stacklevel=2)
+        from lmodp.paper.params import lmo_from_paper_json
+
+        return lmo_from_paper_json(data, exponential=exponential)  # type: ignore[arg-type]
+
+    def to_paper_json(self) -> dict[str, float]:
+        """Deprecated (removed in the next release): :func:`lmodp.paper.lmo_to_paper_json`."""
+        warnings.warn("LMO.to_paper_json is deprecated: use lmodp.paper.lmo_to_paper_json", DeprecationWarning, stacklevel=2)
+        from lmodp.paper.params import lmo_to_paper_json
+
+        return lmo_to_paper_json(self)
 
 
 def _describe(mechanism: LMO, num) -> str:
