@@ -31,7 +31,7 @@ import numpy as np
 from scipy import integrate
 
 import lmodp
-from lmodp.accounting.rdp import _l2_sup
+from lmodp.accounting.rdp import l2_sup_bound
 from lmodp.accounting.conversion import OrderGridEdgeWarning
 from lmodp.accounting.orders import DEFAULT_ORDERS
 from lmodp.paper import paper_mechanism
@@ -72,20 +72,20 @@ def _quad_seconds_per_divergence(mech, rng: np.random.Generator) -> float:
 def _count_l2_divergences(mech) -> int:
     """(t, α) pairs evaluated by the L2 sup search, counted by wrapping its evaluator."""
     count = 0
-    original = _l2_sup._divergence_ratio
+    original = l2_sup_bound._divergence_ratio
 
     def counting(mechanism, t, alphas):
         nonlocal count
         count += alphas.size
         return original(mechanism, t, alphas)
 
-    _l2_sup._divergence_ratio = counting
+    l2_sup_bound._divergence_ratio = counting
     try:
         # the orders at which the l2 path evaluates the bound: the integers and those below 2
         evaluated = (DEFAULT_ORDERS == np.floor(DEFAULT_ORDERS)) | (DEFAULT_ORDERS < 2.0)
         lmodp.accounting.rdp.divergence.l2_renyi_bound(mech, DEFAULT_ORDERS[evaluated], l2_sensitivity=1.0)
     finally:
-        _l2_sup._divergence_ratio = original
+        l2_sup_bound._divergence_ratio = original
     return count
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmodp.accounting.rdp._l2_sup import (
+from lmodp.accounting.rdp.l2_sup_bound import (
     NoiseConstants,
     first_cell_bound,
     first_cell_ends,

@@ -20,7 +20,7 @@ import lmodp
 from lmodp import Gaussian, GeneralizedGaussian, Laplace
 from lmodp.accounting.pld import _kernels as PK
 from lmodp.accounting.rdp._gg_quadrature import gg_log_moments
-from lmodp.accounting.rdp._l2_sup import first_cell_ends
+from lmodp.accounting.rdp.l2_sup_bound import first_cell_ends
 from lmodp.accounting.rdp.divergence import l2_renyi_bound, renyi_divergences, subsampled_scalar_rdp
 from lmodp.accounting.rdp.noise_laws import noise_law
 from lmodp.accounting.pld.hockey_stick import NoiseModel, hockey_stick_curve

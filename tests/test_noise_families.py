@@ -20,7 +20,7 @@ from scipy import stats
 import lmodp
 from lmodp import LMO, Gaussian, GeneralizedGaussian, Laplace, LaplaceMixture, SymmetricDensity, register_mechanism
 from lmodp.accounting import PLDAccountant, RDPAccountant
-from lmodp.accounting.rdp._l2_sup import first_cell_ends
+from lmodp.accounting.rdp.l2_sup_bound import first_cell_ends
 from lmodp.accounting.rdp.divergence import l2_renyi_bound, renyi_divergences, subsampled_scalar_rdp
 from lmodp.accounting.rdp.noise_laws import noise_law
 from lmodp.mechanisms import Mechanism, LaplaceScaleMixture, mechanism_from_dict, registered_families

@@ -25,7 +25,7 @@ from lmodp.accounting.conversion import rdp_to_delta, rdp_to_epsilon
 from lmodp.accounting.events import MechanismEvent, NoFiniteBoundWarning, extended_history
 from lmodp.accounting.orders import DEFAULT_ORDERS, validate_orders
 from lmodp.accounting.pure import pure_composition_epsilon
-from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
+from lmodp.accounting.rdp.l2_sup_bound import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.rdp.subsampling import poisson_subsampled_rdp
 from lmodp.mechanisms import Mechanism, mechanism_from_dict
 

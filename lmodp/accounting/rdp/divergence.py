@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
-from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
+from lmodp.accounting.rdp.l2_sup_bound import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.rdp.noise_laws import noise_law
 from lmodp.accounting.orders import validate_orders as require_orders
 from lmodp.mechanisms import Mechanism, require_accountable
@@ -163,7 +163,7 @@ def l2_renyi_bound(
     coordinates contribute 0), whatever d. Returned: C² times an upper bound on that sup.
 
     Gaussian(σ): h_α(t)/t² = α/(2σ²) for all t, so the bound is exactly αC²/(2σ²).
-    Other families: :func:`lmodp.accounting.rdp._l2_sup.sup_ratio_bound` (a proven bound on a
+    Other families: :func:`lmodp.accounting.rdp.l2_sup_bound.sup_ratio_bound` (a proven bound on a
     first cell (0, t_0] for the family, then cell bounds on an adaptive geometric t-grid using that
     h_α(t) is non-decreasing in t for symmetric unimodal noise, convex interpolation in α); it
     exceeds the best value found by at most a factor 1 + ``l2_tolerance`` (plus the anchor

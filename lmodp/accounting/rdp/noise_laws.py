@@ -47,9 +47,9 @@ import numpy as np
 
 from lmodp.accounting.rdp import _divergence_kernels as DK
 from lmodp.accounting.rdp._density_quadrature import density_log_moments
-from lmodp.accounting.rdp._first_cell import GeneralizedGaussianFirstCell, LipschitzFirstCell, gg_fisher
+from lmodp.accounting.rdp.first_cell_bounds import GeneralizedGaussianFirstCell, LipschitzFirstCell, gg_fisher
 from lmodp.accounting.rdp._gg_quadrature import gg_log_moments
-from lmodp.accounting.rdp._l2_sup import NoiseConstants, sup_ratio_bound
+from lmodp.accounting.rdp.l2_sup_bound import NoiseConstants, sup_ratio_bound
 from lmodp.accounting.rdp._mixture_quadrature import LOG_TAIL_TARGET, mixture_log_moments
 from lmodp.mechanisms import Mechanism, require_accountable
 from lmodp.mechanisms import mixture_kernels as MK
@@ -132,7 +132,7 @@ class QuadratureLaw(NoiseLaw):
         return log_z, DK.psi_of_loss(eps, math.log(sample_rate), log1m_q) * (1.0 + _ROUNDING)
 
     def l2_renyi_bound(self, alphas: np.ndarray, *, l2_sensitivity: float, l2_tolerance: float) -> np.ndarray:
-        """C² times :func:`~lmodp.accounting.rdp._l2_sup.sup_ratio_bound` (first cell, then cells)."""
+        """C² times :func:`~lmodp.accounting.rdp.l2_sup_bound.sup_ratio_bound` (first cell, then cells)."""
         return l2_sensitivity**2 * sup_ratio_bound(self, alphas, l2_sensitivity=l2_sensitivity, l2_tolerance=l2_tolerance)
 
 

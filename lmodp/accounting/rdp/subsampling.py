@@ -34,7 +34,7 @@ from scipy import special
 
 from lmodp._validation import require_geometry, require_positive, require_sample_rate
 from lmodp.accounting.rdp import divergence
-from lmodp.accounting.rdp._l2_sup import DEFAULT_L2_TOLERANCE
+from lmodp.accounting.rdp.l2_sup_bound import DEFAULT_L2_TOLERANCE
 from lmodp.accounting.orders import integer_mask, validate_orders
 from lmodp.accounting.rdp.noise_laws import noise_law
 from lmodp.mechanisms import Mechanism, require_accountable

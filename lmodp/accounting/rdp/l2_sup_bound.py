@@ -6,7 +6,7 @@ Fisher information. The bound combines, per order α:
 1. **First cell (0, t_0]**: a proven bound that increases in t and tends to αI/2 (the
    family's ``first_cell()``, :class:`FirstCell`); t_0(α) is the largest t at which it is within a
    factor 1 + ``l2_tolerance`` of αI/2 (:func:`first_cell_ends`). Log-concave families (generalized
-   Gaussian, user densities) use :mod:`lmodp.accounting.rdp._first_cell` (docs/l2-geometry.md,
+   Gaussian, user densities) use :mod:`lmodp.accounting.rdp.first_cell_bounds` (docs/l2-geometry.md,
    section 5.4). For a Laplace scale mixture (S = sup|f'/f| = E[ω²]/E[ω]; section 5.2), with
    M(t) = e^{(α−1)h_α(t)}: M(0) = 1, M'(0) = 0 and M'' is bounded on [0, t] in two ways,
    to first order (:func:`first_order_bound`) and to second order in t
