@@ -593,10 +593,12 @@ def plain_log_ticks(axis: Any, values: list[float]) -> None:
     axis.set_minor_locator(NullLocator())
 
 
-def plot(rows: list[dict[str, Any]], pretrained: dict[str, Any], path: Path, title: str) -> None:
+def plot(rows: list[dict[str, Any]], pretrained: dict[str, Any], path: Path, title: str, longer: list[dict[str, Any]]) -> None:
+    """Test perplexity against sound ε (left); exposure against insertions (right), with the
+    longer-trained runs as thick dashed lines."""
     from lmodp.plots._style import colour, finish, marker, new_figure
 
-    fig, (left, right) = new_figure(2, width=5.4, height=4.4)
+    fig, (left, right) = new_figure(2, width=5.4, height=5.2)
     families = sorted({r["config"]["family"] for r in rows if r["config"]["mechanism"] is not None})
     for i, family in enumerate(families):
         pts = sorted((r["config"]["target"], *mean_std([x["test_perplexity"] for x in r["runs"]])) for r in rows if r["config"]["family"] == family)
@@ -611,7 +613,7 @@ def plot(rows: list[dict[str, Any]], pretrained: dict[str, Any], path: Path, tit
     plain_log_ticks(left.xaxis, sorted({r["config"]["target"] for r in rows if r["config"]["target"] is not None}))
     left.set_xlabel("sound ε of the whole run (δ fixed)")
     left.set_ylabel("test perplexity (lower is better)")
-    left.legend(fontsize="x-small")
+    left.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.16))
     left.set_title(f"utility (pretrained, not fine-tuned: {pretrained['test_perplexity']:.1f})", fontsize="medium")
     insertions = list(CANARY_INSERTIONS)
     shown = [r for r in rows if r["config"]["family"] in (NON_PRIVATE, "Gaussian", "Laplace")]
@@ -621,6 +623,11 @@ def plot(rows: list[dict[str, Any]], pretrained: dict[str, Any], path: Path, tit
         right.plot(insertions, means, marker=marker(i), color="black" if r["config"]["mechanism"] is None else colour(i),
                    lw=2 if r["config"]["mechanism"] is None else 1, label=name)
     right.plot(insertions, [e["exposure"] for e in pretrained["exposures"]], color="0.4", ls="--", marker="x", label="pretrained")
+    for r in longer:
+        private = r["mechanism"] is not None
+        name = f"{r['family']}, ε = {r['target']:g}" if private else NON_PRIVATE
+        right.plot(insertions, [e["exposure"] for e in r["exposures"]], color=colour(0) if private else "black", ls="--", lw=2.5,
+                   marker="o", mfc="white", label=f"{name}, {r['steps']} steps (longer)")
     top = math.log2(10 ** SECRET_LENGTH)
     right.axhline(top, color="0.5", lw=0.8, ls=":", label=f"log₂|R| = {top:.1f} (secret ranked first)")
     right.set_xscale("log")
@@ -628,7 +635,7 @@ def plot(rows: list[dict[str, Any]], pretrained: dict[str, Any], path: Path, tit
     right.set_xlabel("times the canary was inserted into the training set")
     right.set_ylabel("exposure (bits), mean over seeds")
     right.set_ylim(0, top + 0.8)
-    right.legend(fontsize="xx-small", ncol=2, loc="upper left")
+    right.legend(fontsize="xx-small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     right.set_title("memorisation of secret canaries", fontsize="medium")
     fig.suptitle(title, fontsize="medium")
     finish(fig, path)
@@ -793,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     figure = args.figure or args.out.parent / "figures" / f"{args.out.stem}.png"
     title = (f"SmolLM2-135M, {'LoRA in the top layers' if setup.lora_r else 'full fine-tuning'}, on tweets: q = {run.sample_rate:.3g}, "
              f"T = {run.steps}, δ = {run.delta:g}, C = {setup.max_grad_norm:g}")
-    plot(rows, pretrained, figure, title)
+    plot(rows, pretrained, figure, title, longer)
     samples = samples_section(prep, setup, rows, work, args.samples)
     from _experiments import write_page
 

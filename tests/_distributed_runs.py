@@ -117,7 +117,7 @@ def rank() -> int:
 
 
 def private_trio(model: nn.Module, mechanism: Any, *, data: dict | None = None, lr: float = 0.1, **kwargs: Any):
-    settings = {"max_grad_norm": CLIP, "steps": STEPS, "seed": SEED, **kwargs}
+    settings = {"max_grad_norm": CLIP, "steps": STEPS, "sampling_seed": SEED, **kwargs}
     return make_private(
         model, torch.optim.SGD(model.parameters(), lr=lr), dataset() if data is None else data, mechanism=mechanism,
         batch_size=BATCH, delta=DELTA, **settings,

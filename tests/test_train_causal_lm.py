@@ -124,7 +124,7 @@ def test_dp_step_of_a_lora_llama_equals_the_per_example_autograd_reference(token
         before = {k: p.detach().clone() for k, p in m.named_parameters() if p.requires_grad}
         optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1.0)
         _, dp, _ = make_private(m, optimizer, data, mechanism=Gaussian(sigma), max_grad_norm=clip, sample_rate=q, steps=1,
-                                delta=DELTA, loss="causal-lm", noise_seed=7, seed=0, accountant="rdp")
+                                delta=DELTA, loss="causal-lm", noise_seed=7, sampling_seed=0, accountant="rdp")
         out = dp.step(batch)
         return out, {k: p.detach() - before[k] for k, p in m.named_parameters() if k in before}
 
