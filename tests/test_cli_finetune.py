@@ -11,12 +11,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("matplotlib")
 
+from _cli_runs import run  # noqa: E402
 from _train_models import one_torch_thread  # noqa: E402, F401
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: E402
 
 import lmodp  # noqa: E402
-from lmodp.cli import main  # noqa: E402
 from lmodp.mechanisms import Gaussian, mechanism_from_dict  # noqa: E402
 from lmodp.paper.params import paper_mechanism  # noqa: E402
 from lmodp.search import search  # noqa: E402
@@ -65,14 +65,6 @@ def workspace(tmp_path_factory):
                                eos_token_id=0, pad_token_id=0)).save_pretrained(root / "gpt2")
     return root
 
-
-def run(capsys, argv) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_classification_with_a_target_epsilon_writes_model_history_and_curve(workspace, capsys, tmp_path):

@@ -12,10 +12,10 @@ pytest.importorskip("peft")
 pytest.importorskip("matplotlib")
 
 from _text_models import COMPLETIONS, PROMPTS, sentences, word_tokenizer  # noqa: E402
+from _cli_runs import run  # noqa: E402
 from _train_models import one_torch_thread, tiny_llama  # noqa: E402, F401
 
 import lmodp  # noqa: E402
-from lmodp.cli import main  # noqa: E402
 from lmodp.mechanisms import mechanism_from_dict  # noqa: E402
 from lmodp.train import causal_lm_data, perplexity  # noqa: E402
 
@@ -38,14 +38,6 @@ def workspace(tmp_path_factory):
         f.writelines(json.dumps({"text": t}) + "\n" for t in sentences(30))
     return root
 
-
-def run(capsys, argv):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_prompt_completion_jsonl_with_lora_reports_perplexity_epsilon_and_samples(workspace, capsys, tmp_path):
