@@ -89,7 +89,7 @@ class Setup:
 CPU_SETUP = Setup(
     name="LoRA (r = 8, q_proj and v_proj) in the top 2 of 30 decoder layers, on the cached input of layer 28",
     train_size=1000, eval_size=200, max_length=32, batch_size=64, steps=16,
-    learning_rates=(3e-3, 1e-2, 3e-2), top_layers=2, lora_r=8,
+    learning_rates=(3e-3, 1e-2, 3e-2, 1e-1), top_layers=2, lora_r=8,
 )
 FULL_SETUP = Setup(
     name="full fine-tuning of all 134.5 M parameters on the tokens",

@@ -81,7 +81,7 @@ class Setup:
 
 
 CPU_SETUP = Setup(name="top encoder layer (6 of 6), pooler and classifier trained on the cached output of layer 5",
-                  batch_size=512, epochs=3, learning_rates=(5e-4, 1.5e-3, 4.5e-3), max_length=48, micro_batch_size=128)
+                  batch_size=512, epochs=3, learning_rates=(5e-4, 1.5e-3, 4.5e-3, 1.35e-2), max_length=48, micro_batch_size=128)
 FULL_SETUP = Setup(name="all parameters fine-tuned", batch_size=1024, epochs=6, learning_rates=(2e-4, 5e-4, 1e-3),
                    max_length=64, micro_batch_size=128)
 
