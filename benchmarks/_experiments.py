@@ -56,6 +56,19 @@ def chosen_rates(keys: list[str], results: dict[tuple, dict], rates: tuple[float
     return chosen
 
 
+def runs_done(keys: list[str], results: dict[tuple, dict], rates: tuple[float, ...], seeds: int, chosen: dict[str, float]) -> str:
+    """"X of Y planned training runs done" for the grid-then-seeds plan of
+    :func:`run_grid_then_seeds`, and how many other result files (seeds at a rate that an extended
+    grid no longer chooses) the page does not use."""
+    planned = {(key, lr, 0) for key in keys for lr in rates}
+    planned |= {(key, chosen[key], seed) for key in chosen for seed in range(1, seeds)}
+    expected = len(keys) * (len(rates) + seeds - 1)
+    done = len(planned & set(results))
+    unused = len(set(results) - planned)
+    extra = f" (and {unused} earlier run{'s' if unused != 1 else ''} at rates no longer chosen, not used here)" if unused else ""
+    return f"{done} of {expected} planned training runs done{extra}"
+
+
 def edge_note(chosen: dict[str, float], rates: tuple[float, ...]) -> str:
     """A caveat when configurations chose the grid's smallest or largest rate (their best rate may
     lie beyond the grid); empty otherwise."""
