@@ -8,7 +8,7 @@ clamp or a wrong number.
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 GEOMETRIES = ("scalar", "l2")
 
@@ -60,6 +60,13 @@ def require_sample_rate(name: str, value: object) -> float:
     if not 0.0 < x <= 1.0:
         raise ValueError(f"{name} must lie in (0, 1], got {x}")
     return x
+
+
+def require_count(name: str, value: object, minimum: int) -> int:
+    """A count: raise unless it is an integer (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def require_steps(name: str, value: object) -> int:

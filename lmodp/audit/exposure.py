@@ -28,6 +28,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from lmodp._validation import require_count
+
 #: next_token_log_probs(ids [B, T]) -> log-probabilities [B, V] of the token that follows each row.
 NextTokenLogProbs = Callable[[torch.Tensor], torch.Tensor]
 
@@ -81,10 +83,8 @@ def candidate_log_perplexities(
         raise ValueError("prefix must hold at least one token (the model predicts the first secret token from it)")
     if len(set(alphabet)) != len(alphabet) or len(alphabet) < 2:
         raise ValueError(f"alphabet must hold at least 2 distinct token ids, got {alphabet}")
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be an integer >= 1, got {length!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    require_count("length", length, 1)
+    require_count("batch_size", batch_size, 1)
     k = len(alphabet)
     symbols = torch.tensor(alphabet, dtype=torch.long)
     head = torch.tensor(prefix, dtype=torch.long)

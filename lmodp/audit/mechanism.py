@@ -39,7 +39,7 @@ import torch
 
 from lmodp._progress import ProgressBar, progress_bar
 from lmodp._renamed import renamed_keyword
-from lmodp._validation import require_delta, require_geometry, require_positive
+from lmodp._validation import require_count, require_delta, require_geometry, require_positive
 from lmodp.accounting.api import epsilon as accounted_epsilon
 from lmodp.accounting.registry import AUTO, resolve_accountant
 from lmodp.audit.hypothesis_test import epsilon_lower_bound
@@ -141,8 +141,7 @@ def _best_threshold(under_x: np.ndarray, under_shifted: np.ndarray, *, delta: fl
 
 
 def _require_samples(samples: object) -> int:
-    if isinstance(samples, bool) or not isinstance(samples, Integral) or samples < 100:
-        raise ValueError(f"samples must be an integer >= 100, got {samples!r}")
+    require_count("samples", samples, 100)
     return int(samples)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from numbers import Integral
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 
 from lmodp._progress import progress_bar
 from lmodp._renamed import renamed_keyword
-from lmodp._validation import require_delta, require_positive
+from lmodp._validation import require_count, require_delta, require_positive
 from lmodp.accounting.spec import RunSpec
 from lmodp.audit import canaries as C
 from lmodp.audit.one_run import OneRunAudit, audit_scores
@@ -77,12 +76,6 @@ def _audit_seeds_unannounced() -> Iterator[None]:
             logger.removeFilter(quiet)
 
 
-def _require_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 
 def audit_training(
     mechanism: Mechanism,
@@ -118,9 +111,9 @@ def audit_training(
     audit_seed = renamed_keyword("audit_training", old="seed", new="audit_seed", old_value=seed, new_value=audit_seed)
     if threat not in C.THREATS:
         raise ValueError(f"threat must be one of {C.THREATS}, got {threat!r}")
-    m = _require_count("canaries", canaries, 2)
-    n_task = _require_count("examples", examples, 1)
-    run = RunSpec(sample_rate=sample_rate, steps=_require_count("steps", steps, 1), delta=delta)
+    m = require_count("canaries", canaries, 2)
+    n_task = require_count("examples", examples, 1)
+    run = RunSpec(sample_rate=sample_rate, steps=require_count("steps", steps, 1), delta=delta)
     q, steps, delta = run.sample_rate, run.steps, run.delta
     clip = require_positive("max_grad_norm", max_grad_norm)
     lr = require_positive("learning_rate", learning_rate)

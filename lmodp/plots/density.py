@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from lmodp._validation import require_positive
+from lmodp._validation import require_count, require_positive
 from lmodp.mechanisms import LaplaceScaleMixture, Mechanism, family_of
 from lmodp.mechanisms.describe import labelled
 from lmodp.plots._style import NOISE_UNIT, OKABE_ITO, colour, finish, new_figure
@@ -36,8 +36,7 @@ def noise_density(
     ``quantile`` of |Y| over the mechanisms (estimated from the samples).
     """
     items = labelled(mechanisms)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 100:
-        raise ValueError(f"samples must be an integer >= 100, got {samples!r}")
+    require_count("samples", samples, 100)
     if not 0.5 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0.5, 1), got {quantile!r}")
     rng = np.random.default_rng(seed)

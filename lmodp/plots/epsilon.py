@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
+from lmodp._validation import require_count
 from lmodp.accounting.api import epsilon
 from lmodp.accounting.conversion import OrderGridEdgeWarning
 from lmodp.accounting.interval import epsilon_interval
@@ -27,8 +28,7 @@ X_AXES = ("steps", "epochs")
 def step_grid(steps: int, points: int) -> np.ndarray:
     """About ``points`` distinct step counts from 1 to ``steps``, log-spaced, ending at ``steps``
     (just ``steps`` when ``points`` is 1)."""
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-        raise ValueError(f"points must be an integer >= 1, got {points!r}")
+    require_count("points", points, 1)
     if points == 1:
         return np.array([steps])
     return np.unique(np.round(np.geomspace(1, steps, points)).astype(int))

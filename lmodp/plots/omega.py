@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal, stats
 
-from lmodp._validation import require_positive
+from lmodp._validation import require_count, require_positive
 from lmodp.mechanisms import FiniteMixing, LaplaceScaleMixture, LMOMixing, MixingLaw
 from lmodp.mechanisms.mixture import require_mixture
 
@@ -73,8 +73,7 @@ def omega_density(mechanism: LaplaceScaleMixture, *, bins: int = 8192, tail_mass
     ``tail_mass`` is the mass of each component left beyond the grid's upper end.
     """
     require_mixture(mechanism, "omega_density")
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 16:
-        raise ValueError(f"bins must be an integer >= 16, got {bins!r}")
+    require_count("bins", bins, 16)
     tail_mass = require_positive("tail_mass", tail_mass)
     if tail_mass >= 0.5:
         raise ValueError(f"tail_mass must lie in (0, 0.5), got {tail_mass}")

@@ -12,6 +12,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from lmodp._validation import require_count
 from lmodp.train.batches import Data, dataset_length, gather, model_inputs
 from lmodp.train.losses import accuracy, causal_lm_token_losses
 
@@ -20,8 +21,7 @@ METRIC_NAMES = {"classification": "accuracy", "causal-lm": "perplexity"}
 
 def _outputs(model: nn.Module, data: Data, *, batch_size: int, device: torch.device | None) -> Iterator[tuple[object, dict]]:
     """(model outputs, batch) for consecutive batches of ``data``, in eval mode and without gradients."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    require_count("batch_size", batch_size, 1)
     device = device if device is not None else next(model.parameters()).device
     n = dataset_length(data)
     was_training = model.training

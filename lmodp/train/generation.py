@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
-from lmodp._validation import require_positive
+from lmodp._validation import require_count, require_positive
 from lmodp.train.text_data import pad_token_id, prompt_ids
 
 
@@ -30,10 +30,8 @@ def generate_samples(
     (``prompts[i % len(prompts)]``), encoded as in training (:func:`~lmodp.train.text_data.prompt_ids`).
     ``generation_seed`` fixes the draws of the text sampling (a local generator state; the global one
     is restored)."""
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+    require_count("num_samples", num_samples, 1)
+    require_count("max_new_tokens", max_new_tokens, 1)
     require_positive("temperature", temperature)
     if not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
-from lmodp._validation import require_positive
+from lmodp._validation import require_count, require_positive
 
 PEFT_TASK_TYPES = {"causal-lm": "CAUSAL_LM", "classification": "SEQ_CLS"}
 
@@ -37,8 +37,7 @@ def add_lora(
     import peft
     from transformers.pytorch_utils import Conv1D
 
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise ValueError(f"r (the LoRA rank) must be an integer >= 1, got {r!r}")
+    require_count("r (the LoRA rank)", r, 1)
     alpha = 2.0 * r if alpha is None else require_positive("alpha", alpha)
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
-from numbers import Integral
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from lmodp._renamed import renamed_keyword
-from lmodp._validation import require_geometry, require_positive, require_sample_rate
+from lmodp._validation import require_count, require_geometry, require_positive, require_sample_rate
 from lmodp.mechanisms import Mechanism
 from lmodp.train.book_keeping import BookKeepingClipping
 from lmodp.accounting.base import PrivacyAccountant
@@ -49,8 +48,7 @@ def resolve_sample_rate(num_examples: int, *, sample_rate: float | None, batch_s
         raise ValueError("give exactly one of sample_rate (Poisson rate q) or batch_size (expected size q·N)")
     if sample_rate is not None:
         return require_sample_rate("sample_rate", sample_rate)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    require_count("batch_size", batch_size, 1)
     if batch_size > num_examples:
         raise ValueError(
             f"batch_size={batch_size} exceeds the dataset size {num_examples}: choose batch_size <= {num_examples} "

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import torch
 
+from lmodp._validation import require_count
+
 IGNORE_INDEX = -100
 
 
@@ -65,8 +67,7 @@ def causal_lm_data(
     the model learns where a text ends). Each example is cut to ``max_length`` tokens from the
     right; ValueError when an example keeps no target token (e.g. its prompt fills ``max_length``).
     """
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-        raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+    require_count("max_length", max_length, 2)
     if (texts is None) == (completions is None):
         raise ValueError("give either texts, or prompts with completions")
     if texts is not None:
