@@ -132,8 +132,6 @@ def encode(tokenizer: Any, rows: list[dict[str, Any]], args: argparse.Namespace,
         raise ValueError(f"--max-length must be >= 2, got {args.max_length}")
     if task == "causal-lm":
         return encode_causal_lm(tokenizer, rows, args, path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     enc = tokenizer(column(rows, args.text_column, path), truncation=True, max_length=args.max_length, padding="longest", return_tensors="pt")
     data = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
     if task == "classification":
@@ -151,11 +149,12 @@ def has_prompts(rows: list[dict[str, Any]], args: argparse.Namespace) -> bool:
     return args.prompt_column in rows[0] and args.completion_column in rows[0]
 
 
-def training_texts(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
-    """The texts of the rows: the text column, or each prompt followed by its completion."""
-    if args.text_column in rows[0] or not has_prompts(rows, args):
-        return [str(v) for v in column(rows, args.text_column, args.data)]
-    return [f"{r[args.prompt_column]} {r[args.completion_column]}" for r in rows]
+def training_texts(rows: list[dict[str, Any]], args: argparse.Namespace, task: str) -> list[str]:
+    """The texts :func:`encode` trains on: for causal LM on prompt/completion pairs each prompt
+    followed by its completion, otherwise the text column."""
+    if task == "causal-lm" and has_prompts(rows, args):
+        return [f"{r[args.prompt_column]} {r[args.completion_column]}" for r in rows]
+    return [str(v) for v in column(rows, args.text_column, args.data)]
 
 
 def encode_causal_lm(tokenizer: Any, rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> dict:
@@ -183,12 +182,13 @@ def model_location(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
         raise ValueError(f"--model: {err}") from None
 
 
-def load_pretrained(args: argparse.Namespace, task: str, labels: list[str] | None) -> tuple[Any, Any]:
-    """(tokenizer, model) from --model (a directory or a GGUF file), with LoRA adapters when --lora-r is given."""
+def load_pretrained(args: argparse.Namespace, location: tuple[Path, dict[str, str]], task: str, labels: list[str] | None) -> tuple[Any, Any]:
+    """(tokenizer, model) from --model at ``location`` (:func:`model_location`: a directory, or a GGUF file), with LoRA
+    adapters when --lora-r is given."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    directory, source = model_location(args)
+    directory, source = location
     tokenizer = AutoTokenizer.from_pretrained(directory, **source)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -307,8 +307,8 @@ def run(args: argparse.Namespace) -> int:
     noise = choose_mechanism(args, chosen_noise, run=run_spec, progress=not args.no_progress)
     check.require_noise_fits(noise, run_spec, accountant=args.accountant)
     search_result = noise.pop("search", None)
-    tokenizer, model = load_pretrained(args, task, labels)
-    check.require_known_tokens(tokenizer, training_texts(rows, args), args.model)
+    tokenizer, model = load_pretrained(args, (directory, source), task, labels)
+    check.require_known_tokens(tokenizer, training_texts(rows, args, task), args.model)
     train = encode(tokenizer, rows, args, task, labels, args.data)
     evaluation = None if eval_rows is None else encode(tokenizer, eval_rows, args, task, labels, args.eval_data)
     if chosen:  # once every check has passed, so that an error stays one line
