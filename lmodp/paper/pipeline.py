@@ -40,14 +40,13 @@ from lmodp._validation import require_delta, require_positive, require_sample_ra
 from lmodp.accounting.conversion import OrderGridEdgeWarning, rdp_to_epsilon
 from lmodp.accounting.rdp.subsampling import sampled_gaussian_rdp
 from lmodp.mechanisms import LMO
-from lmodp.paper.params import lmo_to_paper_json, paper_parameters
+from lmodp.paper.params import PAPER_KEYS, lmo_to_paper_json, paper_parameters
 from lmodp.paper.setting import PAPER_DELTA, paper_run
 
 #: The released code's orders (``check_privacy_and_statistics.py``); its δ is :data:`~lmodp.paper.setting.PAPER_DELTA`.
 PAPER_ORDERS = np.arange(2, 129, dtype=float)
 #: The default orders of the released ``RDPManager`` (used for the table3 ``overall_privacy``).
 PAPER_MANAGER_ORDERS = np.concatenate([1.0 + np.arange(1, 100) / 10.0, np.arange(12, 128, dtype=float)])
-_KEYS = ("a1", "a3", "a4", "G_theta", "G_k", "E_lambda", "U_a", "U_b")
 
 
 class PaperNumberWarning(UserWarning):
@@ -65,7 +64,7 @@ def _warn(what: str) -> None:
 
 def _paper_dict(params: Mapping[str, Any] | LMO) -> dict[str, Any]:
     data = dict(params) if isinstance(params, Mapping) else lmo_to_paper_json(params)
-    missing = [k for k in _KEYS if k not in data]
+    missing = [k for k in PAPER_KEYS if k not in data]
     if missing:
         raise ValueError(f"paper parameters lack keys {missing}")
     return data

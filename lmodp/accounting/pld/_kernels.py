@@ -77,24 +77,6 @@ def _rounding(value: float, kind: int) -> float:
 
 
 @njit(cache=True)
-def interval_mass(a: float, b: float, kind: int, p: np.ndarray) -> tuple[float, float]:
-    """(P(a < Y < b), rounding bound), each tail taken on the side where it is small."""
-    if b <= a:
-        return 0.0, 0.0
-    if a >= 0.0:
-        u = noise_survival(a, kind, p)
-        v = noise_survival(b, kind, p)
-        return max(u - v, 0.0), _rounding(u, kind) + _rounding(v, kind)
-    if b <= 0.0:
-        u = noise_survival(-b, kind, p)
-        v = noise_survival(-a, kind, p)
-        return max(u - v, 0.0), _rounding(u, kind) + _rounding(v, kind)
-    u = noise_survival(-a, kind, p)
-    v = noise_survival(b, kind, p)
-    return max(1.0 - u - v, 0.0), _ROUND + _rounding(u, kind) + _rounding(v, kind)
-
-
-@njit(cache=True)
 def base_loss(y: float, kind: int, p: np.ndarray, shift: float) -> float:
     """ℓ(y) = log f(y) − log f(y − shift)."""
     if kind == GAUSSIAN:
@@ -146,8 +128,8 @@ def _small_tail(x: float, kind: int, p: np.ndarray) -> float:
 
 @njit(cache=True)
 def _mass_from_tails(a: float, b: float, ta: float, tb: float, kind: int) -> tuple[float, float]:
-    """(P(a < Y < b), rounding bound) from ta = P(Y > |a|) and tb = P(Y > |b|) (as
-    :func:`interval_mass`, which computes the same tails itself)."""
+    """(P(a < Y < b), rounding bound), each tail taken on the side where it is small, from
+    ta = P(Y > |a|) and tb = P(Y > |b|)."""
     if b <= a:
         return 0.0, 0.0
     if a >= 0.0:

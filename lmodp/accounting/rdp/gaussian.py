@@ -71,8 +71,8 @@ class GaussianLaw(NoiseLaw):
         return gaussian_subsampled_log_moments(self.mechanism.sigma, sensitivity, sample_rate, alphas), math.inf
 
     def l2_renyi_bound(self, alphas: np.ndarray, *, l2_sensitivity: float, l2_tolerance: float) -> np.ndarray:
-        """αC²/(2σ²): h_α(t)/t² = α/(2σ²) for all t, so the bound is exact."""
-        return alphas * l2_sensitivity**2 / (2.0 * self.mechanism.sigma**2)
+        """αC²/(2σ²): h_α(t)/t² = α/(2σ²) for all t, so the bound is exact (the divergence at Δ = C)."""
+        return self.renyi_divergences(alphas, sensitivity=l2_sensitivity)
 
     def closed_form_subsampled_rdp(self, alphas: np.ndarray, *, sample_rate: float, sensitivity: float) -> np.ndarray:
         """:func:`~lmodp.accounting.rdp.subsampling.sampled_gaussian_rdp` with noise multiplier σ/Δ."""
