@@ -21,7 +21,6 @@ from typing import Any, Literal, Mapping
 
 from lmodp._validation import require_positive
 from lmodp.mechanisms import LMO, Mechanism
-from lmodp.search.equal_budget import default_shapes
 
 GROUPS = ("task1", "optimized_usefulness", "table3")
 #: The keys of the LMO-DP authors' parameter files.
@@ -101,4 +100,6 @@ def comparison_shapes() -> dict[str, Mechanism]:
     """Gaussian, Laplace, and the LMO shape of the paper's released task1 set for ε = 0.7
     (E_lambda read as a rate, as the paper's accountant does): the paper's comparison at equal
     budget (``shapes=`` of :func:`lmodp.search.equal_budget_table`, :func:`lmodp.plots.compare_mechanisms`)."""
+    from lmodp.search.equal_budget import default_shapes  # the search stack, only when the shapes are asked for
+
     return {**default_shapes(), "LMO (shape of the paper's ε=0.7 set)": paper_mechanism(0.7, "task1", exponential="rate")}
