@@ -9,7 +9,6 @@ accounted ε is the one the training's own privacy ledger charged (``"l2"`` geom
 
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Sequence
@@ -25,6 +24,7 @@ from lmodp.audit import canaries as C
 from lmodp.audit.one_run import OneRunAudit, audit_scores
 from lmodp.mechanisms import Mechanism
 from lmodp.train import make_private
+from lmodp.train.layout import seed_notices
 
 
 @dataclass(frozen=True)
@@ -53,28 +53,17 @@ class TrainingAudit:
         return {**asdict(self), "exceeds_accounted": self.exceeds_accounted}
 
 
-class _DropSeedNotices(logging.Filter):
-    """Drops the training engine's notice that a known seed fixes the sampling or the noise."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return " fixes " not in record.getMessage()
-
-
 @contextmanager
 def _audit_seeds_unannounced() -> Iterator[None]:
     """While the audited run is set up: the seeds the audit derives from its own ``audit_seed`` (for a
-    reproducible audit) are not the user's, so the engine's notice about known seeds, which
-    would name values the user never passed, is not shown."""
-    quiet = _DropSeedNotices()
-    engine = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith("lmodp.train")]
-    for logger in engine:
-        logger.addFilter(quiet)
+    reproducible audit) are not the user's, so the engine's notice about known seeds
+    (:data:`lmodp.train.layout.seed_notices`), which would name values the user never passed, is not shown."""
+    was = seed_notices.disabled
+    seed_notices.disabled = True
     try:
         yield
     finally:
-        for logger in engine:
-            logger.removeFilter(quiet)
-
+        seed_notices.disabled = was
 
 
 def audit_training(

@@ -41,6 +41,9 @@ from lmodp.train.batches import Data
 from lmodp.train.sampling import DPDataLoader, PoissonSampler
 
 logger = logging.getLogger(__name__)
+#: Where the notice that a known seed fixes the sampling or the noise is logged (its own logger,
+#: so that a caller who derives the seeds itself, such as the training audit, can silence it alone).
+seed_notices = logging.getLogger("lmodp.train.seeds")
 
 
 def seeded_generator(
@@ -54,7 +57,7 @@ def seeded_generator(
         return generator
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise ValueError(f"{keyword} must be an integer or None, got {seed!r}")
-    logger.warning(
+    seed_notices.warning(
         "%s=%d fixes %s: the reported epsilon holds only against someone who does not know the seed. Leave "
         "%s=None (secret) for a run you release", keyword, seed, consequence, keyword,
     )
