@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class TrainingHistory:
     """Per-step records of a run (``loss`` is None for an empty batch) and the evaluations
-    (``eval_metric`` is accuracy for classification, the mean per-sequence loss for causal LM).
+    (``eval_metric`` is accuracy for classification, the token-level perplexity for causal LM, named by ``metric_name``).
     ``mechanism`` is the noise's ``to_dict()`` (None if not private). ``final_epsilon`` is ε(δ) of
     the steps taken, by the ledger's ``accountant`` (:meth:`~lmodp.train.ledger.PrivacyLedger.epsilon`;
     inf and None for a non-private run, 0 before any step). ``epsilon`` after each step is the sound
