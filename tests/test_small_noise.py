@@ -112,6 +112,17 @@ def test_events_on_different_grids_compose_on_the_coarser_one_and_stay_above_the
     coarse_pld, fine_pld = capped.composed_pld("remove"), fine.composed_pld("remove")
     assert coarse_pld.probs.size <= 2**14 and coarse_pld.interval > fine_pld.interval
     assert fine.get_epsilon(1e-5) <= capped.get_epsilon(1e-5) <= fine.get_epsilon(1e-5) * (1 + 1e-3)
+    # independent reference: dp-accounting's optimistic PLD of the same history lies below the
+    # true epsilon, its pessimistic one above; the capped bound is sound and close
+    from dp_accounting.pld import privacy_loss_distribution as dp_pld
+
+    def dp_epsilon(pessimistic):
+        kw = dict(sensitivity=1, value_discretization_interval=1e-3, sampling_prob=0.01, pessimistic_estimate=pessimistic,
+                  use_connect_dots=pessimistic)
+        laplace = dp_pld.from_laplace_mechanism(0.15, **kw).self_compose(100)
+        return laplace.compose(dp_pld.from_gaussian_mechanism(2.0, **kw).self_compose(50)).get_epsilon_for_delta(1e-5)
+
+    assert dp_epsilon(False) <= capped.get_epsilon(1e-5) <= dp_epsilon(True) * (1 + 1e-3)
 
 
 @pytest.mark.parametrize("bad", [0, 1000, 2.5, True, "many"])
