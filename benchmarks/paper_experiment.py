@@ -235,8 +235,9 @@ def mechanisms_for(epsilons: list[float], run: Any, work: Path, *, log: Any) -> 
     path = work / "mechanisms.json"
     spec = {"sample_rate": run.sample_rate, "steps": run.steps, "delta": run.delta, "geometry": run.geometry,
             "accountant": "auto", "epsilons": list(epsilons)}
-    if path.exists() and json.loads(path.read_text())["run"] == spec:
-        return json.loads(path.read_text())["configs"]
+    saved = json.loads(path.read_text()) if path.exists() else None
+    if saved is not None and saved["run"] == spec:
+        return saved["configs"]
     configs = [{"key": "nonprivate", "family": NON_PRIVATE, "target": None, "claimed": None, "mechanism": None, "sound": None}]
     for eps in epsilons:
         started = time.perf_counter()

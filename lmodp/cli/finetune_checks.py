@@ -90,8 +90,8 @@ def require_known_tokens(tokenizer: Any, texts: Sequence[str], model: Path) -> N
         return
     special = set(getattr(tokenizer, "all_special_ids", [])) - {unknown}
     ids = [i for text in texts[:100] for i in tokenizer(text)["input_ids"] if i not in special]
-    if ids and sum(i == unknown for i in ids) / len(ids) > _UNKNOWN_SHARE:
-        share = sum(i == unknown for i in ids) / len(ids)
+    share = sum(i == unknown for i in ids) / len(ids) if ids else 0.0
+    if share > _UNKNOWN_SHARE:
         raise ValueError(
             f"the tokenizer of --model {str(model)!r} maps {share:.0%} of the tokens of the training texts to "
             f"{tokenizer.unk_token!r}: it is not the tokenizer of this model or language"
