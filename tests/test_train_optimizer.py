@@ -212,9 +212,9 @@ def test_finetune_samples_secret_batches_whatever_its_model_seed():
 
 
 def test_noise_is_secret_unless_a_noise_seed_is_given(caplog):
-    assert not torch.equal(empty_step_noise(seed=0), empty_step_noise(seed=0))
+    assert not torch.equal(empty_step_noise(sampling_seed=0), empty_step_noise(sampling_seed=0))
     with caplog.at_level(logging.WARNING, logger="lmodp.train.privacy_engine"):
-        assert torch.equal(empty_step_noise(seed=0, noise_seed=1), empty_step_noise(seed=1, noise_seed=1))
+        assert torch.equal(empty_step_noise(sampling_seed=0, noise_seed=1), empty_step_noise(sampling_seed=1, noise_seed=1))
     assert "noise_seed=1 fixes the privacy noise: the reported epsilon holds only against someone who does not know" in caplog.text
 
 
